@@ -1,0 +1,173 @@
+"""Staff console for users, accounts, memberships, invitations and the audit trail."""
+
+from django.contrib import admin, messages
+from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
+from django.utils import timezone
+
+from . import selectors, services
+from .errors import PortalError
+from .models import Account, AuditEvent, Invitation, Membership, Reseller, User
+
+
+class AuditedAdmin(admin.ModelAdmin):
+    """Saves go through `staff_object_save`, which writes the audit row."""
+
+    def save_model(self, request, obj, form, change):
+        services.staff_object_save(
+            actor=request.user,
+            obj=obj,
+            form=form,
+            changed_fields=form.changed_data,
+            created=not change,
+        )
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(User)
+class UserAdmin(BaseUserAdmin, AuditedAdmin):
+    ordering = ["email"]
+    list_display = ["email", "full_name", "is_staff", "is_active", "date_joined"]
+    list_filter = ["is_staff", "is_active", "groups"]
+    search_fields = ["email", "full_name"]
+    fieldsets = [
+        (None, {"fields": ["email", "password"]}),
+        ("Profile", {"fields": ["full_name"]}),
+        ("Staff", {"fields": ["is_active", "is_staff", "is_superuser", "groups"]}),
+        ("Dates", {"fields": ["last_login", "date_joined"]}),
+    ]
+    add_fieldsets = [(None, {"fields": ["email", "password1", "password2"]})]
+    readonly_fields = ["last_login", "date_joined"]
+    filter_horizontal = ["groups"]
+
+
+class MembershipInline(admin.TabularInline):
+    model = Membership
+    fields = ["user", "role", "has_seat", "is_active", "is_support_contact", "created_at"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    show_change_link = True
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Account)
+class AccountAdmin(AuditedAdmin):
+    list_display = [
+        "name",
+        "status",
+        "seats_paid",
+        "seats_in_use",
+        "currency",
+        "timezone",
+        "reseller",
+        "created_at",
+    ]
+    list_filter = ["status", "currency", "reseller"]
+    search_fields = ["name", "memberships__user__email"]
+    fields = ["name", "status", "timezone", "currency", "reseller", "seats_paid", "created_at"]
+    readonly_fields = ["created_at"]
+    inlines = [MembershipInline]
+
+    @admin.display(description="Seats in use")
+    def seats_in_use(self, account):
+        return selectors.seat_usage(account=account, now=timezone.now()).used
+
+
+@admin.register(Membership)
+class MembershipAdmin(admin.ModelAdmin):
+    list_display = ["user", "account", "role", "has_seat", "is_active", "is_support_contact"]
+    list_filter = ["role", "has_seat", "is_active", "is_support_contact"]
+    search_fields = ["user__email", "account__name"]
+    list_select_related = ["user", "account"]
+    readonly_fields = [
+        "account",
+        "user",
+        "role",
+        "has_seat",
+        "is_active",
+        "is_support_contact",
+        "created_at",
+        "deactivated_at",
+    ]
+    actions = ["make_support_contact", "deactivate"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def _run(self, request, queryset, run, done):
+        for membership in queryset.select_related("account", "user"):
+            try:
+                run(membership)
+            except PortalError as exc:
+                self.message_user(request, f"{membership.user}: {exc.message}", messages.ERROR)
+            else:
+                self.message_user(request, f"{membership.user}: {done}", messages.SUCCESS)
+
+    @admin.action(description="Make the account's support contact", permissions=["change"])
+    def make_support_contact(self, request, queryset):
+        self._run(
+            request,
+            queryset,
+            lambda m: services.support_contact_set(
+                actor=request.user, account=m.account, membership=m
+            ),
+            "is the support contact",
+        )
+
+    @admin.action(description="Deactivate", permissions=["change"])
+    def deactivate(self, request, queryset):
+        self._run(
+            request,
+            queryset,
+            lambda m: services.membership_deactivate(actor=request.user, membership=m),
+            "deactivated",
+        )
+
+
+@admin.register(Invitation)
+class InvitationAdmin(admin.ModelAdmin):
+    list_display = ["email", "account", "role", "with_seat", "status", "expires_at", "invited_by"]
+    list_filter = ["status", "role"]
+    search_fields = ["email", "account__name"]
+    list_select_related = ["account", "invited_by"]
+    exclude = ["token_hash"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Reseller)
+class ResellerAdmin(AuditedAdmin):
+    list_display = ["name", "support_email", "website"]
+    search_fields = ["name"]
+
+
+@admin.register(AuditEvent)
+class AuditEventAdmin(admin.ModelAdmin):
+    list_display = ["created_at", "actor_email", "action", "object_repr", "account", "ip_address"]
+    list_filter = ["action", "object_type"]
+    search_fields = ["actor_email", "object_repr", "action", "object_id"]
+    list_select_related = ["account"]
+    date_hierarchy = "created_at"
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

@@ -1,0 +1,14 @@
+from django.apps import AppConfig
+
+
+class AccountsConfig(AppConfig):
+    name = "accounts"
+    verbose_name = "Accounts and users"
+
+    def ready(self):
+        from django.db.models.signals import post_migrate
+
+        from . import signals, staff_roles
+
+        post_migrate.connect(staff_roles.sync_staff_roles, sender=self)
+        signals.connect()

@@ -1,0 +1,41 @@
+"""Mail the accounts app sends. Rendered from templates, sent by Celery tasks."""
+
+from django.conf import settings
+from django.core.mail import EmailMultiAlternatives
+from django.template.loader import render_to_string
+from django.urls import reverse
+
+
+def _send(*, to: str, subject: str, template: str, context: dict) -> None:
+    context = {**context, "PORTAL_NAME": settings.PORTAL_NAME}
+    text = render_to_string(f"emails/{template}.txt", context)
+    message = EmailMultiAlternatives(
+        subject=subject, body=text, from_email=settings.DEFAULT_FROM_EMAIL, to=[to]
+    )
+    message.send()
+
+
+def invitation_url(token: str) -> str:
+    return settings.PORTAL_BASE_URL.rstrip("/") + reverse("invitation_accept", args=[token])
+
+
+def send_invitation(*, invitation, token: str) -> None:
+    inviter = invitation.invited_by.get_full_name() if invitation.invited_by else "The owner"
+    _send(
+        to=invitation.email,
+        subject=f"{inviter} invited you to {invitation.account.name} on {settings.PORTAL_NAME}",
+        template="invitation",
+        context={"invitation": invitation, "inviter": inviter, "url": invitation_url(token)},
+    )
+
+
+def send_invitation_expired(*, invitation) -> None:
+    _send(
+        to=invitation.invited_by.email,
+        subject=f"Your invitation to {invitation.email} expired",
+        template="invitation_expired",
+        context={
+            "invitation": invitation,
+            "url": settings.PORTAL_BASE_URL.rstrip("/") + reverse("settings_users"),
+        },
+    )

@@ -1,0 +1,80 @@
+from django import forms
+
+from .models import CURRENCIES, Membership, timezone_choices
+
+
+def _timezone_field():
+    return forms.ChoiceField(
+        choices=timezone_choices,
+        initial="UTC",
+        help_text="Refund and renewal windows are counted in this zone's local dates.",
+    )
+
+
+def _currency_field():
+    return forms.ChoiceField(choices=[(c, c) for c in CURRENCIES], initial="USD")
+
+
+class AccountFieldsMixin(forms.Form):
+    company = forms.CharField(max_length=200, label="Company name")
+    timezone = _timezone_field()
+    currency = _currency_field()
+
+
+class SignupCompanyForm(AccountFieldsMixin):
+    """Extra fields on allauth's sign-up form: the person and the company they sign up."""
+
+    full_name = forms.CharField(max_length=150, label="Your name")
+    field_order = ["full_name", "company", "timezone", "currency"]
+
+    def signup(self, request, user):
+        from .services import account_create
+
+        user.full_name = self.cleaned_data["full_name"].strip()
+        user.save(update_fields=["full_name"])
+        account_create(
+            owner=user,
+            name=self.cleaned_data["company"],
+            timezone_name=self.cleaned_data["timezone"],
+            currency=self.cleaned_data["currency"],
+        )
+
+
+class AccountCreateForm(AccountFieldsMixin):
+    pass
+
+
+class ProfileForm(forms.Form):
+    full_name = forms.CharField(max_length=150, required=False, label="Your name")
+
+
+class InviteForm(forms.Form):
+    email = forms.EmailField(label="Email address")
+    role = forms.ChoiceField(choices=Membership.Role.choices, initial=Membership.Role.MEMBER)
+    with_seat = forms.BooleanField(required=False, initial=True, label="Give a licensed seat")
+
+
+class RoleForm(forms.Form):
+    role = forms.ChoiceField(choices=Membership.Role.choices)
+
+
+class SeatForm(forms.Form):
+    has_seat = forms.TypedChoiceField(
+        choices=[("1", "Give a seat"), ("0", "Take the seat")], coerce=lambda v: v == "1"
+    )
+
+
+class ReactivateForm(forms.Form):
+    with_seat = forms.BooleanField(required=False, initial=True)
+
+
+class InvitationSignupForm(forms.Form):
+    full_name = forms.CharField(max_length=150, label="Your name")
+    password1 = forms.CharField(widget=forms.PasswordInput, label="Password")
+    password2 = forms.CharField(widget=forms.PasswordInput, label="Password (again)")
+
+    def clean(self):
+        data = super().clean()
+        if data.get("password1") and data.get("password1") != data.get("password2"):
+            self.add_error("password2", "The two passwords differ.")
+        return data

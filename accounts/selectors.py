@@ -1,0 +1,120 @@
+"""Read queries for pages and endpoints, scoped to the account they serve."""
+
+from dataclasses import dataclass
+
+from django.db.models import Count, Q
+from django.http import Http404
+
+from .models import Account, Invitation, Membership
+
+
+@dataclass(frozen=True)
+class SeatUsage:
+    paid: int
+    members: int  # active members holding a licensed seat
+    pending: int  # unexpired invitations that will take a seat
+
+    @property
+    def used(self) -> int:
+        return self.members + self.pending
+
+    @property
+    def free(self) -> int:
+        return max(self.paid - self.used, 0)
+
+    def describe(self) -> str:
+        text = f"{self.used} of {self.paid} licensed seats in use"
+        if self.pending:
+            text += (
+                f" ({self.members} held by members, {self.pending} reserved by pending invitations)"
+            )
+        return text
+
+
+def seat_usage(*, account: Account, now, exclude_invitation_id: int | None = None) -> SeatUsage:
+    members = Membership.objects.filter(account=account, is_active=True, has_seat=True).count()
+    pending = Invitation.objects.filter(
+        account=account, status=Invitation.Status.PENDING, with_seat=True, expires_at__gt=now
+    )
+    if exclude_invitation_id:
+        pending = pending.exclude(pk=exclude_invitation_id)
+    return SeatUsage(paid=account.seats_paid, members=members, pending=pending.count())
+
+
+def membership_list_for_user(*, user):
+    """The user's active memberships with their accounts, for the switcher."""
+    return (
+        Membership.objects.filter(user=user, is_active=True)
+        .select_related("account")
+        .order_by("account__name", "account_id")
+    )
+
+
+def account_get_for_user(*, user, account_id) -> tuple[Account, Membership]:
+    """The account and the user's membership in it; 404 if they are not an active member."""
+    membership = (
+        Membership.objects.filter(user=user, account_id=account_id, is_active=True)
+        .select_related("account", "account__reseller")
+        .first()
+    )
+    if membership is None:
+        raise Http404("No such account.")
+    return membership.account, membership
+
+
+def member_list(*, account: Account):
+    return (
+        Membership.objects.filter(account=account)
+        .select_related("user")
+        .order_by("-is_active", "user__full_name", "user__email")
+    )
+
+
+def member_get(*, account: Account, membership_id) -> Membership:
+    membership = (
+        Membership.objects.filter(account=account, pk=membership_id).select_related("user").first()
+    )
+    if membership is None:
+        raise Http404("No such member.")
+    return membership
+
+
+def support_contact_get(*, account: Account) -> Membership | None:
+    return (
+        Membership.objects.filter(account=account, is_support_contact=True)
+        .select_related("user")
+        .first()
+    )
+
+
+def invitation_list(*, account: Account, now):
+    """Invitations still waiting for an answer (expired ones are shown as such)."""
+    return (
+        Invitation.objects.filter(account=account, status=Invitation.Status.PENDING)
+        .select_related("invited_by")
+        .order_by("-created_at")
+    )
+
+
+def invitation_get(*, account: Account, invitation_id) -> Invitation:
+    invitation = Invitation.objects.filter(account=account, pk=invitation_id).first()
+    if invitation is None:
+        raise Http404("No such invitation.")
+    return invitation
+
+
+def invitation_get_by_token(*, token: str) -> Invitation | None:
+    from .services import invitation_token_hash
+
+    return (
+        Invitation.objects.filter(token_hash=invitation_token_hash(token))
+        .select_related("account", "invited_by")
+        .first()
+    )
+
+
+def member_counts(*, account: Account) -> dict:
+    return Membership.objects.filter(account=account).aggregate(
+        active=Count("pk", filter=Q(is_active=True)),
+        inactive=Count("pk", filter=Q(is_active=False)),
+    )

@@ -1,0 +1,671 @@
+"""Every state change of accounts, memberships, seats and invitations.
+
+One function per use case: keyword arguments with the acting user, atomic, the
+account row locked where seats or roles are counted, a return without writing
+when nothing changes, and the audit row written in the same transaction. Mail
+goes out through Celery once the transaction has committed.
+"""
+
+import hashlib
+import secrets
+from datetime import timedelta
+
+from django.conf import settings
+from django.contrib.auth import password_validation
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
+from django.db import transaction
+from django.utils import timezone
+from rest_framework.authtoken.models import Token
+
+from . import selectors
+from .errors import NotAllowed, PortalError, SeatLimitError
+from .models import CURRENCIES, Account, AuditEvent, Invitation, Membership, User, validate_timezone
+from .request_context import client_ip
+
+Role = Membership.Role
+
+
+# --- audit ---------------------------------------------------------------------------
+
+
+def audit_record(*, actor, action: str, target, account=None, changes=None) -> AuditEvent:
+    """Write the audit row for a change; call inside the change's transaction."""
+    return AuditEvent.objects.create(
+        actor=actor if actor is not None and actor.pk else None,
+        actor_email=getattr(actor, "email", "") or "",
+        account=account,
+        action=action,
+        object_type=target._meta.label_lower,
+        object_id=str(target.pk),
+        object_repr=str(target)[:300],
+        changes=changes or {},
+        ip_address=client_ip.get(),
+    )
+
+
+def staff_object_save(*, actor, obj, form=None, changed_fields=(), created=False):
+    """Save an object edited in the staff console and audit what changed."""
+    changes = {}
+    for field in changed_fields:
+        old = form.initial.get(field) if form is not None else None
+        new = form.cleaned_data.get(field) if form is not None else getattr(obj, field, None)
+        changes[field] = [_plain(old), _plain(new)]
+    with transaction.atomic():
+        obj.save()
+        account = obj if isinstance(obj, Account) else getattr(obj, "account", None)
+        verb = "created" if created else "changed"
+        audit_record(
+            actor=actor,
+            action=f"{obj._meta.model_name}.{verb}_by_staff",
+            target=obj,
+            account=account if isinstance(account, Account) else None,
+            changes=changes,
+        )
+    return obj
+
+
+def _plain(value):
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    if hasattr(value, "pk"):
+        return str(value)
+    return str(value)
+
+
+# --- authorization -------------------------------------------------------------------
+
+
+def _require_owner(*, actor, account: Account) -> None:
+    """Only owners manage members, roles, seats and the support contact.
+
+    Vendor staff acting from the console with the matching permission may too.
+    """
+    if actor is None:
+        raise NotAllowed("Sign in to manage this account.")
+    if actor.is_staff and actor.has_perm("accounts.change_membership"):
+        return
+    is_owner = Membership.objects.filter(
+        account=account, user=actor, is_active=True, role=Role.OWNER
+    ).exists()
+    if not is_owner:
+        raise NotAllowed("Only an owner of the account can manage its users and seats.")
+
+
+def _lock_account(account: Account) -> Account:
+    return Account.objects.select_for_update().get(pk=account.pk)
+
+
+def _lock_membership(membership: Membership) -> Membership:
+    return Membership.objects.select_for_update().select_related("user").get(pk=membership.pk)
+
+
+def _seat_limit_error(usage: selectors.SeatUsage) -> SeatLimitError:
+    held = f"{usage.members} held by members"
+    if usage.pending:
+        held += f", {usage.pending} reserved by pending invitations"
+    return SeatLimitError(
+        f"No licensed seat is free: {usage.used} of {usage.paid} seats are in use ({held}). "
+        "Add seats under Account Settings > Billing, or take a seat from someone who no longer "
+        "needs it."
+    )
+
+
+def _require_free_seat(*, account: Account, now, exclude_invitation_id=None) -> None:
+    usage = selectors.seat_usage(
+        account=account, now=now, exclude_invitation_id=exclude_invitation_id
+    )
+    if usage.used >= usage.paid:
+        raise _seat_limit_error(usage)
+
+
+def _is_last_owner(membership: Membership) -> bool:
+    if membership.role != Role.OWNER or not membership.is_active:
+        return False
+    others = (
+        Membership.objects.filter(account_id=membership.account_id, role=Role.OWNER, is_active=True)
+        .exclude(pk=membership.pk)
+        .exists()
+    )
+    return not others
+
+
+def _validate_role(role) -> str:
+    if role not in Role.values:
+        raise PortalError(
+            f"“{role}” is not a role; choose one of {', '.join(Role.values)}.", field="role"
+        )
+    return role
+
+
+# --- accounts ------------------------------------------------------------------------
+
+
+def account_create(
+    *,
+    owner: User,
+    name: str,
+    timezone_name: str = "UTC",
+    currency: str = "USD",
+    seats_paid: int = 1,
+    reseller=None,
+) -> Account:
+    """A new customer account whose creator is its owner, seat holder and support contact."""
+    name = (name or "").strip()
+    if not name:
+        raise PortalError("Give the company a name.", field="name")
+    try:
+        validate_timezone(timezone_name)
+    except ValidationError as exc:
+        raise PortalError(exc.messages[0], field="timezone") from exc
+    if currency not in CURRENCIES:
+        raise PortalError(
+            f"“{currency}” is not a billing currency; choose one of {', '.join(CURRENCIES)}.",
+            field="currency",
+        )
+    with transaction.atomic():
+        account = Account.objects.create(
+            name=name,
+            timezone=timezone_name,
+            currency=currency,
+            seats_paid=max(seats_paid, 1),
+            reseller=reseller,
+        )
+        Membership.objects.create(
+            account=account, user=owner, role=Role.OWNER, has_seat=True, is_support_contact=True
+        )
+        audit_record(
+            actor=owner,
+            action="account.created",
+            target=account,
+            account=account,
+            changes={"name": name, "timezone": timezone_name, "currency": currency},
+        )
+    return account
+
+
+# --- memberships ---------------------------------------------------------------------
+
+
+def membership_set_role(*, actor, membership: Membership, role: str) -> Membership:
+    role = _validate_role(role)
+    with transaction.atomic():
+        _lock_account(membership.account)
+        membership = _lock_membership(membership)
+        _require_owner(actor=actor, account=membership.account)
+        if membership.role == role:
+            return membership
+        if not membership.is_active:
+            raise PortalError(
+                f"{membership.user.email} is deactivated; reactivate them first.", field="role"
+            )
+        if role != Role.OWNER and _is_last_owner(membership):
+            raise PortalError(
+                f"{membership.user.email} is the only owner; make someone else an owner first.",
+                field="role",
+            )
+        old = membership.role
+        membership.role = role
+        membership.save(update_fields=["role"])
+        audit_record(
+            actor=actor,
+            action="membership.role_changed",
+            target=membership,
+            account=membership.account,
+            changes={"role": [old, role]},
+        )
+    return membership
+
+
+def membership_set_seat(*, actor, membership: Membership, has_seat: bool, now=None) -> Membership:
+    now = now or timezone.now()
+    with transaction.atomic():
+        account = _lock_account(membership.account)
+        membership = _lock_membership(membership)
+        _require_owner(actor=actor, account=account)
+        if membership.has_seat == has_seat:
+            return membership
+        if has_seat:
+            if not membership.is_active:
+                raise PortalError(
+                    f"{membership.user.email} is deactivated; reactivate them with a seat instead.",
+                    field="seat",
+                )
+            _require_free_seat(account=account, now=now)
+        membership.has_seat = has_seat
+        membership.save(update_fields=["has_seat"])
+        audit_record(
+            actor=actor,
+            action="membership.seat_given" if has_seat else "membership.seat_taken",
+            target=membership,
+            account=account,
+            changes={"has_seat": [not has_seat, has_seat]},
+        )
+    return membership
+
+
+def membership_deactivate(*, actor, membership: Membership, now=None) -> Membership:
+    now = now or timezone.now()
+    with transaction.atomic():
+        account = _lock_account(membership.account)
+        membership = _lock_membership(membership)
+        _require_owner(actor=actor, account=account)
+        if not membership.is_active:
+            return membership
+        if membership.is_support_contact:
+            raise PortalError(
+                f"{membership.user.email} is the designated support contact; "
+                "choose another support contact first."
+            )
+        if _is_last_owner(membership):
+            raise PortalError(
+                f"{membership.user.email} is the only owner; make someone else an owner first."
+            )
+        had_seat = membership.has_seat
+        membership.is_active = False
+        membership.has_seat = False
+        membership.deactivated_at = now
+        membership.save(update_fields=["is_active", "has_seat", "deactivated_at"])
+        audit_record(
+            actor=actor,
+            action="membership.deactivated",
+            target=membership,
+            account=account,
+            changes={"is_active": [True, False], "has_seat": [had_seat, False]},
+        )
+    return membership
+
+
+def membership_reactivate(
+    *, actor, membership: Membership, with_seat: bool = True, now=None
+) -> Membership:
+    now = now or timezone.now()
+    with transaction.atomic():
+        account = _lock_account(membership.account)
+        membership = _lock_membership(membership)
+        _require_owner(actor=actor, account=account)
+        if membership.is_active:
+            return membership
+        if with_seat:
+            _require_free_seat(account=account, now=now)
+        membership.is_active = True
+        membership.has_seat = with_seat
+        membership.deactivated_at = None
+        membership.save(update_fields=["is_active", "has_seat", "deactivated_at"])
+        audit_record(
+            actor=actor,
+            action="membership.reactivated",
+            target=membership,
+            account=account,
+            changes={"is_active": [False, True], "has_seat": [False, with_seat]},
+        )
+    return membership
+
+
+def support_contact_set(*, actor, account: Account, membership: Membership) -> Membership:
+    """Make `membership` the account's single designated support contact (1CRM terms)."""
+    with transaction.atomic():
+        account = _lock_account(account)
+        _require_owner(actor=actor, account=account)
+        if membership.account_id != account.pk:
+            raise PortalError("That person is not a member of this account.", field="membership")
+        membership = _lock_membership(membership)
+        if not membership.is_active:
+            raise PortalError(
+                f"{membership.user.email} is deactivated; the support contact must be an active "
+                "member.",
+                field="membership",
+            )
+        if membership.is_support_contact:
+            return membership
+        previous = (
+            Membership.objects.select_for_update()
+            .select_related("user")
+            .filter(account=account, is_support_contact=True)
+            .first()
+        )
+        if previous is not None:
+            previous.is_support_contact = False
+            previous.save(update_fields=["is_support_contact"])
+        membership.is_support_contact = True
+        membership.save(update_fields=["is_support_contact"])
+        audit_record(
+            actor=actor,
+            action="account.support_contact_changed",
+            target=account,
+            account=account,
+            changes={
+                "support_contact": [
+                    previous.user.email if previous else None,
+                    membership.user.email,
+                ]
+            },
+        )
+    return membership
+
+
+# --- invitations ---------------------------------------------------------------------
+
+
+def invitation_token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _normalize_email(email) -> str:
+    email = (email or "").strip().lower()
+    try:
+        validate_email(email)
+    except ValidationError as exc:
+        raise PortalError(f"“{email}” is not a valid email address.", field="email") from exc
+    return email
+
+
+def _issue_token(invitation: Invitation, now) -> str:
+    token = secrets.token_urlsafe(32)
+    invitation.token_hash = invitation_token_hash(token)
+    invitation.expires_at = now + timedelta(days=settings.INVITATION_TTL_DAYS)
+    invitation.sent_at = None
+    return token
+
+
+def _send_invitation_on_commit(invitation: Invitation, token: str) -> None:
+    from .tasks import send_invitation_email
+
+    send_invitation_email.delay_on_commit(invitation.pk, token)
+
+
+def invitation_create(
+    *,
+    actor,
+    account: Account,
+    email: str,
+    role: str = Role.MEMBER,
+    with_seat: bool = True,
+    now=None,
+) -> tuple[Invitation, str]:
+    """Invite someone by email; a licensed invitation reserves a seat until it ends."""
+    now = now or timezone.now()
+    email = _normalize_email(email)
+    role = _validate_role(role)
+    with transaction.atomic():
+        account = _lock_account(account)
+        _require_owner(actor=actor, account=account)
+        existing = (
+            Membership.objects.filter(account=account, user__email__iexact=email)
+            .select_related("user")
+            .first()
+        )
+        if existing is not None:
+            if existing.is_active:
+                raise PortalError(f"{email} is already a member of {account.name}.", field="email")
+            raise PortalError(
+                f"{email} was a member and is deactivated; reactivate them from the list instead.",
+                field="email",
+            )
+        pending = Invitation.objects.filter(
+            account=account, email__iexact=email, status=Invitation.Status.PENDING
+        ).first()
+        if pending is not None:
+            if pending.expires_at > now:
+                raise PortalError(
+                    f"{email} already has an invitation waiting until "
+                    f"{pending.expires_at:%d %B %Y}; resend it from the list if it was lost.",
+                    field="email",
+                )
+            _invitation_mark_expired(pending)
+        if with_seat:
+            _require_free_seat(account=account, now=now)
+        invitation = Invitation(
+            account=account, email=email, role=role, with_seat=with_seat, invited_by=actor
+        )
+        token = _issue_token(invitation, now)
+        invitation.created_at = now
+        invitation.save()
+        audit_record(
+            actor=actor,
+            action="invitation.created",
+            target=invitation,
+            account=account,
+            changes={"email": email, "role": role, "with_seat": with_seat},
+        )
+        _send_invitation_on_commit(invitation, token)
+    return invitation, token
+
+
+def invitation_resend(*, actor, invitation: Invitation, now=None) -> tuple[Invitation, str]:
+    """A new link with a new expiry; the old link stops working."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        account = _lock_account(invitation.account)
+        invitation = Invitation.objects.select_for_update().get(pk=invitation.pk)
+        _require_owner(actor=actor, account=account)
+        if invitation.status != Invitation.Status.PENDING:
+            raise PortalError(f"This invitation is {invitation.get_status_display().lower()}.")
+        if invitation.with_seat and invitation.expires_at <= now:
+            # An expired invitation held no seat; it needs one again.
+            _require_free_seat(account=account, now=now)
+        token = _issue_token(invitation, now)
+        invitation.save(update_fields=["token_hash", "expires_at", "sent_at"])
+        audit_record(
+            actor=actor,
+            action="invitation.resent",
+            target=invitation,
+            account=account,
+            changes={"expires_at": invitation.expires_at.isoformat()},
+        )
+        _send_invitation_on_commit(invitation, token)
+    return invitation, token
+
+
+def invitation_revoke(*, actor, invitation: Invitation) -> Invitation:
+    with transaction.atomic():
+        account = _lock_account(invitation.account)
+        invitation = Invitation.objects.select_for_update().get(pk=invitation.pk)
+        _require_owner(actor=actor, account=account)
+        if invitation.status == Invitation.Status.REVOKED:
+            return invitation
+        if invitation.status != Invitation.Status.PENDING:
+            raise PortalError(
+                f"This invitation is {invitation.get_status_display().lower()} and can no longer "
+                "be withdrawn."
+            )
+        invitation.status = Invitation.Status.REVOKED
+        invitation.save(update_fields=["status"])
+        audit_record(
+            actor=actor,
+            action="invitation.revoked",
+            target=invitation,
+            account=account,
+            changes={"status": ["pending", "revoked"]},
+        )
+    return invitation
+
+
+def _invitation_refusal(invitation: Invitation, now) -> PortalError | None:
+    status = invitation.effective_status(now)
+    if status == Invitation.Status.ACCEPTED:
+        return PortalError("This invitation has already been used.", code="used")
+    if status == Invitation.Status.REVOKED:
+        return PortalError("This invitation was withdrawn by the account's owner.", code="revoked")
+    if status == Invitation.Status.EXPIRED:
+        inviter = invitation.invited_by.email if invitation.invited_by else "the account's owner"
+        return PortalError(
+            f"This invitation expired on {invitation.expires_at:%d %B %Y}. "
+            f"Ask {inviter} to send a new one.",
+            code="expired",
+        )
+    return None
+
+
+def invitation_check(*, invitation: Invitation, now=None) -> None:
+    """Raise the reason an invitation can no longer be accepted, if there is one."""
+    refusal = _invitation_refusal(invitation, now or timezone.now())
+    if refusal is not None:
+        raise refusal
+
+
+def invitation_accept(*, invitation: Invitation, user: User, now=None) -> Membership:
+    """Add the invited account to the user's login. The user's email must be the invited one."""
+    from allauth.account.models import EmailAddress
+
+    now = now or timezone.now()
+    with transaction.atomic():
+        account = _lock_account(invitation.account)
+        invitation = (
+            Invitation.objects.select_for_update()
+            .select_related("invited_by")
+            .get(pk=invitation.pk)
+        )
+        refusal = _invitation_refusal(invitation, now)
+        if refusal is not None:
+            raise refusal
+        if user.email.lower() != invitation.email.lower():
+            raise PortalError(
+                f"This invitation was sent to {invitation.email}, and you are signed in as "
+                f"{user.email}. Sign out and open the link again to accept it with the invited "
+                "address.",
+                code="wrong_email",
+            )
+        # The seat this invitation reserved is its own; if seats were reduced since,
+        # the person joins without one and an owner can give one later.
+        with_seat = invitation.with_seat
+        if with_seat:
+            usage = selectors.seat_usage(
+                account=account, now=now, exclude_invitation_id=invitation.pk
+            )
+            with_seat = usage.used < usage.paid
+        membership = Membership.objects.filter(account=account, user=user).first()
+        if membership is None:
+            membership = Membership.objects.create(
+                account=account, user=user, role=invitation.role, has_seat=with_seat, created_at=now
+            )
+        elif not membership.is_active:
+            membership.is_active = True
+            membership.role = invitation.role
+            membership.has_seat = with_seat
+            membership.deactivated_at = None
+            membership.save(update_fields=["is_active", "role", "has_seat", "deactivated_at"])
+        invitation.status = Invitation.Status.ACCEPTED
+        invitation.accepted_at = now
+        invitation.accepted_by = user
+        invitation.save(update_fields=["status", "accepted_at", "accepted_by"])
+        # Opening the link proved the address belongs to them.
+        EmailAddress.objects.filter(user=user, email__iexact=invitation.email).update(verified=True)
+        audit_record(
+            actor=user,
+            action="membership.joined",
+            target=membership,
+            account=account,
+            changes={"invitation": invitation.pk, "role": membership.role, "has_seat": with_seat},
+        )
+    return membership
+
+
+def user_signup_from_invitation(
+    *, invitation: Invitation, full_name: str, password: str, now=None
+) -> tuple[User, Membership]:
+    """Create the login of an invited person and accept the invitation with it."""
+    from allauth.account.models import EmailAddress
+
+    now = now or timezone.now()
+    invitation_check(invitation=invitation, now=now)
+    email = invitation.email.lower()
+    if User.objects.filter(email__iexact=email).exists():
+        raise PortalError(
+            f"There is already a login for {email}; sign in to accept the invitation.",
+            field="email",
+            code="exists",
+        )
+    candidate = User(email=email, full_name=(full_name or "").strip())
+    try:
+        password_validation.validate_password(password, user=candidate)
+    except ValidationError as exc:
+        raise PortalError(" ".join(exc.messages), field="password") from exc
+    with transaction.atomic():
+        user = User.objects.create_user(
+            email=email, password=password, full_name=candidate.full_name
+        )
+        EmailAddress.objects.create(user=user, email=email, primary=True, verified=True)
+        audit_record(
+            actor=user, action="user.signed_up", target=user, changes={"via": "invitation"}
+        )
+        membership = invitation_accept(invitation=invitation, user=user, now=now)
+    return user, membership
+
+
+def _invitation_mark_expired(invitation: Invitation) -> None:
+    invitation.status = Invitation.Status.EXPIRED
+    invitation.save(update_fields=["status"])
+    audit_record(
+        actor=None,
+        action="invitation.expired",
+        target=invitation,
+        account=invitation.account,
+        changes={"status": ["pending", "expired"]},
+    )
+
+
+def invitations_expire(*, now=None) -> int:
+    """Record every pending invitation past its expiry as expired, and tell the inviter."""
+    from .tasks import send_invitation_expired_email
+
+    now = now or timezone.now()
+    expired = 0
+    due = Invitation.objects.filter(status=Invitation.Status.PENDING, expires_at__lte=now)
+    for pk in due.values_list("pk", flat=True):
+        with transaction.atomic():
+            invitation = (
+                Invitation.objects.select_for_update()
+                .select_related("account")
+                .filter(pk=pk, status=Invitation.Status.PENDING, expires_at__lte=now)
+                .first()
+            )
+            if invitation is None:
+                continue  # accepted, revoked or resent meanwhile
+            _invitation_mark_expired(invitation)
+            if invitation.invited_by_id:
+                send_invitation_expired_email.delay_on_commit(invitation.pk)
+            expired += 1
+    return expired
+
+
+# --- users ---------------------------------------------------------------------------
+
+
+def user_update_profile(*, user: User, full_name: str) -> User:
+    full_name = (full_name or "").strip()
+    if len(full_name) > 150:
+        raise PortalError("Your name can be at most 150 characters.", field="full_name")
+    with transaction.atomic():
+        user = User.objects.select_for_update().get(pk=user.pk)
+        if user.full_name == full_name:
+            return user
+        old = user.full_name
+        user.full_name = full_name
+        user.save(update_fields=["full_name"])
+        audit_record(
+            actor=user,
+            action="user.profile_updated",
+            target=user,
+            changes={"full_name": [old, full_name]},
+        )
+    return user
+
+
+def api_token_rotate(*, user: User) -> Token:
+    """Replace the user's API token; the old one stops working at once."""
+    with transaction.atomic():
+        had = Token.objects.filter(user=user).delete()[0] > 0
+        token = Token.objects.create(user=user)
+        audit_record(
+            actor=user,
+            action="user.api_token_rotated" if had else "user.api_token_created",
+            target=user,
+        )
+    return token
+
+
+def api_token_revoke(*, user: User) -> None:
+    with transaction.atomic():
+        if Token.objects.filter(user=user).delete()[0]:
+            audit_record(actor=user, action="user.api_token_revoked", target=user)

@@ -1,0 +1,56 @@
+"""The vendor's staff roles, as groups with matching permissions.
+
+Later apps add their permissions here; `sync_staff_roles` runs after every
+migrate, so the groups always match this table.
+"""
+
+STAFF_ROLES = {
+    "Administrator": [
+        "accounts.view_user",
+        "accounts.change_user",
+        "accounts.view_account",
+        "accounts.change_account",
+        "accounts.add_account",
+        "accounts.view_membership",
+        "accounts.change_membership",
+        "accounts.view_invitation",
+        "accounts.view_reseller",
+        "accounts.add_reseller",
+        "accounts.change_reseller",
+        "accounts.view_auditevent",
+        "auth.view_group",
+    ],
+    "Billing reviewer": [
+        "accounts.view_user",
+        "accounts.view_account",
+        "accounts.view_membership",
+        "accounts.view_invitation",
+        "accounts.view_reseller",
+        "accounts.view_auditevent",
+    ],
+    "Support agent": [
+        "accounts.view_user",
+        "accounts.view_account",
+        "accounts.view_membership",
+        "accounts.view_reseller",
+        "accounts.view_auditevent",
+    ],
+}
+
+
+def sync_staff_roles(sender=None, using="default", **kwargs):
+    from django.contrib.auth.models import Group, Permission
+
+    for name, perms in STAFF_ROLES.items():
+        group, _ = Group.objects.using(using).get_or_create(name=name)
+        wanted = []
+        for dotted in perms:
+            app_label, codename = dotted.split(".")
+            perm = (
+                Permission.objects.using(using)
+                .filter(content_type__app_label=app_label, codename=codename)
+                .first()
+            )
+            if perm is not None:  # an app not migrated yet; the next migrate adds it
+                wanted.append(perm)
+        group.permissions.set(wanted)

@@ -1,0 +1,46 @@
+"""Thin jobs: look a row up, call a service or send its mail. Safe to run twice."""
+
+from celery import shared_task
+from django.utils import timezone
+
+from . import emails, services
+from .models import Invitation
+
+MAIL_RETRY = {
+    "autoretry_for": (Exception,),
+    "retry_backoff": True,
+    "retry_backoff_max": 600,
+    "max_retries": 12,
+}
+
+
+@shared_task(**MAIL_RETRY)
+def send_invitation_email(invitation_id: int, token: str) -> bool:
+    invitation = (
+        Invitation.objects.select_related("account", "invited_by").filter(pk=invitation_id).first()
+    )
+    if invitation is None or not invitation.is_usable(timezone.now()):
+        return False
+    if invitation.token_hash != services.invitation_token_hash(token) or invitation.sent_at:
+        return False  # a newer link replaced this one, or this one already went out
+    emails.send_invitation(invitation=invitation, token=token)
+    Invitation.objects.filter(pk=invitation.pk, token_hash=invitation.token_hash).update(
+        sent_at=timezone.now()
+    )
+    return True
+
+
+@shared_task(**MAIL_RETRY)
+def send_invitation_expired_email(invitation_id: int) -> bool:
+    invitation = (
+        Invitation.objects.select_related("account", "invited_by").filter(pk=invitation_id).first()
+    )
+    if invitation is None or invitation.status != Invitation.Status.EXPIRED:
+        return False
+    emails.send_invitation_expired(invitation=invitation)
+    return True
+
+
+@shared_task
+def invitations_expire() -> int:
+    return services.invitations_expire(now=timezone.now())

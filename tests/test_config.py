@@ -1,0 +1,98 @@
+import os
+import subprocess
+import sys
+
+import pytest
+from django.urls import reverse
+
+GOOD = {
+    "SECRET_KEY": "x" * 50,
+    "ALLOWED_HOSTS": "portal.example.com",
+    "DATABASE_URL": "postgres://u@db/portal",
+    "REDIS_URL": "redis://cache:6379/0",
+    "DEBUG": "false",
+}
+
+
+def _import_production(env_overrides):
+    env = {k: v for k, v in os.environ.items() if k not in GOOD}
+    env.update({k: v for k, v in env_overrides.items() if v is not None})
+    env["DJANGO_SETTINGS_MODULE"] = "config.settings.production"
+    return subprocess.run(
+        [sys.executable, "-c", "import django; django.setup()"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_production_starts_with_safe_settings():
+    result = _import_production(GOOD)
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ({"DEBUG": "true"}, "DEBUG must be off"),
+        ({"SECRET_KEY": None}, "SECRET_KEY must be set"),
+        ({"SECRET_KEY": "insecure-default-key-for-local-use-only"}, "SECRET_KEY must be set"),
+        ({"ALLOWED_HOSTS": ""}, "ALLOWED_HOSTS must name"),
+        ({"ALLOWED_HOSTS": "*"}, "ALLOWED_HOSTS must name"),
+    ],
+)
+def test_production_refuses_unsafe_settings(override, message):
+    result = _import_production({**GOOD, **override})
+    assert result.returncode != 0
+    assert "Refusing to start" in result.stderr and message in result.stderr
+
+
+@pytest.mark.django_db
+def test_healthz_reports_database_cache_and_broker(client, settings, tmp_path):
+    if settings.CELERY_BROKER_URL.startswith("filesystem://"):
+        settings.CELERY_BROKER_FOLDER = tmp_path
+    response = client.get(reverse("healthz"))
+    assert response.status_code == 200, response.content
+    assert response.json() == {
+        "status": "ok",
+        "checks": {"database": "ok", "cache": "ok", "broker": "ok"},
+    }
+
+
+@pytest.mark.django_db
+def test_healthz_answers_503_naming_the_broken_part(client, monkeypatch):
+    from config import health
+
+    def broken():
+        raise ConnectionError("down")
+
+    monkeypatch.setitem(health.CHECKS, "broker", broken)
+    response = client.get(reverse("healthz"))
+    assert response.status_code == 503
+    assert response.json()["checks"]["broker"] == "error: ConnectionError"
+
+
+def test_celery_is_configured_safely():
+    from config.celery import app
+
+    conf = app.conf
+    assert conf.task_time_limit and conf.task_soft_time_limit < conf.task_time_limit
+    assert conf.task_acks_late and conf.task_serializer == "json"
+    assert "expire-invitations" in conf.beat_schedule
+
+
+@pytest.mark.django_db
+def test_openapi_schema_lists_the_endpoints(client):
+    response = client.get(reverse("api_schema"), HTTP_ACCEPT="application/json")
+    assert response.status_code == 200
+    paths = response.json()["paths"]
+    for path in [
+        "/api/v1/me/",
+        "/api/v1/accounts/",
+        "/api/v1/accounts/{account_id}/members/",
+        "/api/v1/accounts/{account_id}/invitations/",
+        "/api/v1/accounts/{account_id}/support-contact/",
+    ]:
+        assert path in paths
+    assert client.get(reverse("api_docs")).status_code == 200
