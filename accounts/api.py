@@ -115,14 +115,12 @@ class MemberDetailView(AccountScopedView):
             raise PermissionDenied("Only an owner of the account can manage users and seats.")
         member = selectors.member_get(account=self.account, membership_id=membership_id)
         data = _validated(MemberUpdateIn, request)
-        if "role" in data:
-            member = services.membership_set_role(
-                actor=request.user, membership=member, role=data["role"]
-            )
-        if "has_seat" in data:
-            member = services.membership_set_seat(
-                actor=request.user, membership=member, has_seat=data["has_seat"]
-            )
+        member = services.membership_update(
+            actor=request.user,
+            membership=member,
+            role=data.get("role"),
+            has_seat=data.get("has_seat"),
+        )
         return Response(MemberOut(member).data)
 
 

@@ -49,7 +49,7 @@ class ProfileForm(forms.Form):
 
 
 class InviteForm(forms.Form):
-    email = forms.EmailField(label="Email address")
+    email = forms.EmailField(label="Email address", max_length=254)
     role = forms.ChoiceField(choices=Membership.Role.choices, initial=Membership.Role.MEMBER)
     with_seat = forms.BooleanField(required=False, initial=True, label="Give a licensed seat")
 

@@ -3,6 +3,7 @@ from functools import cached_property
 from django.contrib import messages
 from django.shortcuts import redirect
 from django.urls import reverse
+from django.utils import timezone
 
 from . import selectors
 from .request_context import client_ip, ip_from_request
@@ -58,7 +59,15 @@ class CurrentAccountMiddleware:
 
     def __call__(self, request):
         request.portal = PortalContext(request)
-        return self.get_response(request)
+        # Pages show times in the account's zone (windows are counted in its local dates).
+        account = request.portal.account if request.user.is_authenticated else None
+        if account is None:
+            return self.get_response(request)
+        timezone.activate(account.tzinfo)
+        try:
+            return self.get_response(request)
+        finally:
+            timezone.deactivate()
 
 
 class StaffMFAMiddleware:

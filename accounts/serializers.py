@@ -91,7 +91,7 @@ class ReactivateIn(serializers.Serializer):
 
 
 class InvitationIn(serializers.Serializer):
-    email = serializers.EmailField()
+    email = serializers.EmailField(max_length=254)
     role = serializers.ChoiceField(choices=Membership.Role.choices, default=Membership.Role.MEMBER)
     with_seat = serializers.BooleanField(default=True)
 

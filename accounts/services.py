@@ -100,23 +100,23 @@ def _lock_membership(membership: Membership) -> Membership:
     return Membership.objects.select_for_update().select_related("user").get(pk=membership.pk)
 
 
-def _seat_limit_error(usage: selectors.SeatUsage) -> SeatLimitError:
+def _seat_limit_error(usage: selectors.SeatUsage, hint: str = "") -> SeatLimitError:
     held = f"{usage.members} held by members"
     if usage.pending:
         held += f", {usage.pending} reserved by pending invitations"
     return SeatLimitError(
         f"No licensed seat is free: {usage.used} of {usage.paid} seats are in use ({held}). "
         "Add seats under Account Settings > Billing, or take a seat from someone who no longer "
-        "needs it."
+        f"needs it.{hint}"
     )
 
 
-def _require_free_seat(*, account: Account, now, exclude_invitation_id=None) -> None:
+def _require_free_seat(*, account: Account, now, exclude_invitation_id=None, hint="") -> None:
     usage = selectors.seat_usage(
         account=account, now=now, exclude_invitation_id=exclude_invitation_id
     )
     if usage.used >= usage.paid:
-        raise _seat_limit_error(usage)
+        raise _seat_limit_error(usage, hint)
 
 
 def _is_last_owner(membership: Membership) -> bool:
@@ -244,6 +244,18 @@ def membership_set_seat(*, actor, membership: Membership, has_seat: bool, now=No
     return membership
 
 
+def membership_update(
+    *, actor, membership: Membership, role: str | None = None, has_seat: bool | None = None
+) -> Membership:
+    """Change role and seat together: both happen, or neither does."""
+    with transaction.atomic():
+        if role is not None:
+            membership = membership_set_role(actor=actor, membership=membership, role=role)
+        if has_seat is not None:
+            membership = membership_set_seat(actor=actor, membership=membership, has_seat=has_seat)
+    return membership
+
+
 def membership_deactivate(*, actor, membership: Membership, now=None) -> Membership:
     now = now or timezone.now()
     with transaction.atomic():
@@ -353,6 +365,8 @@ def invitation_token_hash(token: str) -> str:
 
 def _normalize_email(email) -> str:
     email = (email or "").strip().lower()
+    if len(email) > 254:
+        raise PortalError("An email address can be at most 254 characters.", field="email")
     try:
         validate_email(email)
     except ValidationError as exc:
@@ -414,7 +428,9 @@ def invitation_create(
                 )
             _invitation_mark_expired(pending)
         if with_seat:
-            _require_free_seat(account=account, now=now)
+            _require_free_seat(
+                account=account, now=now, hint=" You can also invite them without a seat."
+            )
         invitation = Invitation(
             account=account, email=email, role=role, with_seat=with_seat, invited_by=actor
         )
@@ -511,8 +527,10 @@ def invitation_accept(*, invitation: Invitation, user: User, now=None) -> Member
     now = now or timezone.now()
     with transaction.atomic():
         account = _lock_account(invitation.account)
+        # Lock the invitation row only: PostgreSQL cannot lock the nullable side of
+        # the outer join to `invited_by`.
         invitation = (
-            Invitation.objects.select_for_update()
+            Invitation.objects.select_for_update(of=("self",))
             .select_related("invited_by")
             .get(pk=invitation.pk)
         )

@@ -67,7 +67,7 @@ def dashboard(request):
 @require_POST
 def account_switch(request):
     account_id = request.POST.get("account_id", "")
-    if not account_id.isdigit():
+    if not (account_id.isascii() and account_id.isdigit()):
         raise Http404("No such account.")
     account, _ = selectors.account_get_for_user(user=request.user, account_id=int(account_id))
     request.session[SESSION_ACCOUNT_KEY] = account.pk
@@ -188,7 +188,7 @@ def settings_users(request):
     messages.success(
         request,
         f"Invitation sent to {invitation.email}. The link works until "
-        f"{invitation.expires_at:%d %B %Y}.",
+        f"{timezone.localtime(invitation.expires_at):%d %B %Y %H:%M %Z}.",
     )
     return redirect("settings_users")
 
