@@ -25,6 +25,19 @@ class AuditedAdmin(admin.ModelAdmin):
         return False
 
 
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Rows only services write (invitations, the audit trail): staff read them."""
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
 @admin.register(User)
 class UserAdmin(BaseUserAdmin, AuditedAdmin):
     ordering = ["email"]
@@ -132,21 +145,12 @@ class MembershipAdmin(admin.ModelAdmin):
 
 
 @admin.register(Invitation)
-class InvitationAdmin(admin.ModelAdmin):
+class InvitationAdmin(ReadOnlyAdmin):
     list_display = ["email", "account", "role", "with_seat", "status", "expires_at", "invited_by"]
     list_filter = ["status", "role"]
     search_fields = ["email", "account__name"]
     list_select_related = ["account", "invited_by"]
     exclude = ["token_hash"]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(Reseller)
@@ -156,18 +160,9 @@ class ResellerAdmin(AuditedAdmin):
 
 
 @admin.register(AuditEvent)
-class AuditEventAdmin(admin.ModelAdmin):
+class AuditEventAdmin(ReadOnlyAdmin):
     list_display = ["created_at", "actor_email", "action", "object_repr", "account", "ip_address"]
     list_filter = ["action", "object_type"]
     search_fields = ["actor_email", "object_repr", "action", "object_id"]
     list_select_related = ["account"]
     date_hierarchy = "created_at"
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False

@@ -271,3 +271,41 @@ def test_admin_account_edit_is_audited(client):
     assert account.seats_paid == 7
     event = AuditEvent.objects.get(action="account.changed_by_staff")
     assert event.changes == {"seats_paid": [2, 7]} and event.actor == staff
+
+
+def test_password_reset_by_mail_then_sign_in(client, account):
+    email = owner_of(account).email
+    client.post(reverse("account_reset_password"), {"email": email})
+    link = re.search(r"http://testserver(/accounts/password/reset/key/\S+)", mail.outbox[-1].body)
+    response = client.get(link.group(1), follow=True)
+    form_url = response.redirect_chain[-1][0] if response.redirect_chain else link.group(1)
+    response = client.post(
+        form_url, {"password1": "brand-new-passphrase-7", "password2": "brand-new-passphrase-7"}
+    )
+    assert response.status_code == 302
+    client.logout()
+    response = client.post(
+        reverse("account_login"), {"login": email, "password": "brand-new-passphrase-7"}
+    )
+    assert response.status_code == 302
+    from accounts.models import AuditEvent
+
+    assert AuditEvent.objects.filter(action="user.password_reset").exists()
+
+
+def test_sign_out_and_password_change(client, account):
+    user = owner_of(account)
+    client.force_login(user)
+    response = client.post(
+        reverse("account_change_password"),
+        {
+            "oldpassword": PASSWORD,
+            "password1": "another-passphrase-3",
+            "password2": "another-passphrase-3",
+        },
+    )
+    assert response.status_code == 302
+    user.refresh_from_db()
+    assert user.check_password("another-passphrase-3")
+    client.post(reverse("account_logout"))
+    assert client.get("/").status_code == 302
