@@ -2,6 +2,9 @@
 SHELL := /bin/bash
 PYTHON ?= python3.11
 PORT ?= 8000
+# Links in mail sent by jobs point at the port being served.
+PORTAL_BASE_URL ?= http://127.0.0.1:$(PORT)
+export PORTAL_BASE_URL
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := .venv
 UV := $(shell command -v uv 2>/dev/null || echo "$(PYTHON) -m uv")

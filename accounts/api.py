@@ -10,13 +10,13 @@ from drf_spectacular.utils import extend_schema
 from rest_framework import status
 from rest_framework.exceptions import PermissionDenied
 from rest_framework.exceptions import ValidationError as DRFValidationError
-from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.response import Response
 from rest_framework.views import APIView
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from . import selectors, services
 from .errors import NotAllowed, PortalError
+from .pagination import Pagination
 from .serializers import (
     AccountOut,
     InvitationIn,
@@ -70,9 +70,14 @@ class MeView(APIView):
 class AccountListView(APIView):
     @extend_schema(responses=AccountOut(many=True), summary="Accounts the user belongs to")
     def get(self, request):
-        memberships = list(selectors.membership_list_for_user(user=request.user))
+        memberships = list(
+            selectors.membership_list_with_seat_usage(user=request.user, now=timezone.now())
+        )
         accounts = [m.account for m in memberships]
-        context = {"memberships": {m.account_id: m for m in memberships}}
+        context = {
+            "memberships": {m.account_id: m for m in memberships},
+            "usage": {m.account_id: m.seat_usage for m in memberships},
+        }
         return Response(AccountOut(accounts, many=True, context=context).data)
 
 
@@ -92,7 +97,7 @@ class MemberListView(AccountScopedView):
 
     @extend_schema(responses=MemberOut(many=True), summary="Members of the account")
     def get(self, request, account_id):
-        paginator = LimitOffsetPagination()
+        paginator = Pagination()
         page = paginator.paginate_queryset(selectors.member_list(account=self.account), request)
         return paginator.get_paginated_response(MemberOut(page, many=True).data)
 

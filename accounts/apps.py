@@ -3,7 +3,7 @@ from django.apps import AppConfig
 
 class AccountsConfig(AppConfig):
     name = "accounts"
-    verbose_name = "Accounts and users"
+    verbose_name = "Customers and users"
 
     def ready(self):
         from django.db.models.signals import post_migrate

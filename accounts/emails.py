@@ -4,6 +4,7 @@ from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
 from django.template.loader import render_to_string
 from django.urls import reverse
+from django.utils import timezone
 
 
 def _send(*, to: str, subject: str, template: str, context: dict) -> None:
@@ -21,12 +22,14 @@ def invitation_url(token: str) -> str:
 
 def send_invitation(*, invitation, token: str) -> None:
     inviter = invitation.invited_by.get_full_name() if invitation.invited_by else "The owner"
-    _send(
-        to=invitation.email,
-        subject=f"{inviter} invited you to {invitation.account.name} on {settings.PORTAL_NAME}",
-        template="invitation",
-        context={"invitation": invitation, "inviter": inviter, "url": invitation_url(token)},
-    )
+    # Times in the mail are the account's local times, as on its pages.
+    with timezone.override(invitation.account.tzinfo):
+        _send(
+            to=invitation.email,
+            subject=f"{inviter} invited you to {invitation.account.name} on {settings.PORTAL_NAME}",
+            template="invitation",
+            context={"invitation": invitation, "inviter": inviter, "url": invitation_url(token)},
+        )
 
 
 def send_invitation_expired(*, invitation) -> None:

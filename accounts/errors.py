@@ -17,5 +17,5 @@ class NotAllowed(PortalError):
 
 
 class SeatLimitError(PortalError):
-    def __init__(self, message: str):
-        super().__init__(message, field="seat", code="seat_limit")
+    def __init__(self, message: str, *, field: str | None = None):
+        super().__init__(message, field=field, code="seat_limit")

@@ -1,4 +1,5 @@
 from django import forms
+from django.contrib.auth import password_validation
 
 from .models import CURRENCIES, Membership, timezone_choices
 
@@ -70,7 +71,11 @@ class ReactivateForm(forms.Form):
 
 class InvitationSignupForm(forms.Form):
     full_name = forms.CharField(max_length=150, label="Your name")
-    password1 = forms.CharField(widget=forms.PasswordInput, label="Password")
+    password1 = forms.CharField(
+        widget=forms.PasswordInput,
+        label="Password",
+        help_text=password_validation.password_validators_help_text_html,
+    )
     password2 = forms.CharField(widget=forms.PasswordInput, label="Password (again)")
 
     def clean(self):

@@ -1,5 +1,6 @@
 """Users, customer accounts, memberships with roles and seats, invitations, audit."""
 
+import functools
 import zoneinfo
 
 from django.conf import settings
@@ -15,15 +16,21 @@ from django.utils import timezone as dj_timezone
 CURRENCIES = {"USD": 2, "EUR": 2, "GBP": 2, "CAD": 2, "AUD": 2, "JPY": 0, "VND": 0}
 
 
+@functools.cache
+def known_timezones() -> frozenset[str]:
+    """The IANA zones of this machine; scanning them is slow, so once per process."""
+    return frozenset(zoneinfo.available_timezones())
+
+
 def validate_timezone(value: str) -> None:
-    if value not in zoneinfo.available_timezones():
+    if value not in known_timezones():
         raise ValidationError(
             f"“{value}” is not a known IANA time zone (for example Europe/Paris)."
         )
 
 
 def timezone_choices():
-    return [(tz, tz) for tz in sorted(zoneinfo.available_timezones())]
+    return [(tz, tz) for tz in sorted(known_timezones())]
 
 
 class UserManager(BaseUserManager):

@@ -2,7 +2,8 @@
 
 from dataclasses import dataclass
 
-from django.db.models import Count, Q
+from django.db.models import Count, IntegerField, OuterRef, Q, Subquery
+from django.db.models.functions import Coalesce
 from django.http import Http404
 
 from .models import Account, Invitation, Membership
@@ -50,6 +51,35 @@ def membership_list_for_user(*, user):
     )
 
 
+def _count_per_account(queryset):
+    counted = queryset.values("account").annotate(n=Count("pk")).values("n")
+    return Coalesce(Subquery(counted, output_field=IntegerField()), 0)
+
+
+def membership_list_with_seat_usage(*, user, now):
+    """The user's memberships, each with `seat_usage` of its account, in one query."""
+    memberships = membership_list_for_user(user=user).annotate(
+        seats_members=_count_per_account(
+            Membership.objects.filter(account=OuterRef("account"), is_active=True, has_seat=True)
+        ),
+        seats_pending=_count_per_account(
+            Invitation.objects.filter(
+                account=OuterRef("account"),
+                status=Invitation.Status.PENDING,
+                with_seat=True,
+                expires_at__gt=now,
+            )
+        ),
+    )
+    for membership in memberships:
+        membership.seat_usage = SeatUsage(
+            paid=membership.account.seats_paid,
+            members=membership.seats_members,
+            pending=membership.seats_pending,
+        )
+        yield membership
+
+
 def account_get_for_user(*, user, account_id) -> tuple[Account, Membership]:
     """The account and the user's membership in it; 404 if they are not an active member."""
     membership = (
@@ -68,6 +98,10 @@ def member_list(*, account: Account):
         .select_related("user")
         .order_by("-is_active", "user__full_name", "user__email")
     )
+
+
+def seat_holder_list(*, account: Account):
+    return member_list(account=account).filter(is_active=True, has_seat=True)
 
 
 def member_get(*, account: Account, membership_id) -> Membership:

@@ -100,23 +100,27 @@ def _lock_membership(membership: Membership) -> Membership:
     return Membership.objects.select_for_update().select_related("user").get(pk=membership.pk)
 
 
-def _seat_limit_error(usage: selectors.SeatUsage, hint: str = "") -> SeatLimitError:
+def _seat_limit_error(usage: selectors.SeatUsage, hint: str, field: str) -> SeatLimitError:
     held = f"{usage.members} held by members"
     if usage.pending:
         held += f", {usage.pending} reserved by pending invitations"
     return SeatLimitError(
         f"No licensed seat is free: {usage.used} of {usage.paid} seats are in use ({held}). "
         "Add seats under Account Settings > Billing, or take a seat from someone who no longer "
-        f"needs it.{hint}"
+        f"needs it.{hint}",
+        field=field,
     )
 
 
-def _require_free_seat(*, account: Account, now, exclude_invitation_id=None, hint="") -> None:
+def _require_free_seat(
+    *, account: Account, now, field: str, exclude_invitation_id=None, hint=""
+) -> None:
+    """Refuse, naming the input `field` that asked for the seat, when none is free."""
     usage = selectors.seat_usage(
         account=account, now=now, exclude_invitation_id=exclude_invitation_id
     )
     if usage.used >= usage.paid:
-        raise _seat_limit_error(usage, hint)
+        raise _seat_limit_error(usage, hint, field)
 
 
 def _is_last_owner(membership: Membership) -> bool:
@@ -231,7 +235,7 @@ def membership_set_seat(*, actor, membership: Membership, has_seat: bool, now=No
                     f"{membership.user.email} is deactivated; reactivate them with a seat instead.",
                     field="seat",
                 )
-            _require_free_seat(account=account, now=now)
+            _require_free_seat(account=account, now=now, field="has_seat")
         membership.has_seat = has_seat
         membership.save(update_fields=["has_seat"])
         audit_record(
@@ -299,7 +303,7 @@ def membership_reactivate(
         if membership.is_active:
             return membership
         if with_seat:
-            _require_free_seat(account=account, now=now)
+            _require_free_seat(account=account, now=now, field="with_seat")
         membership.is_active = True
         membership.has_seat = with_seat
         membership.deactivated_at = None
@@ -429,7 +433,10 @@ def invitation_create(
             _invitation_mark_expired(pending)
         if with_seat:
             _require_free_seat(
-                account=account, now=now, hint=" You can also invite them without a seat."
+                account=account,
+                now=now,
+                field="with_seat",
+                hint=" You can also invite them without a seat.",
             )
         invitation = Invitation(
             account=account, email=email, role=role, with_seat=with_seat, invited_by=actor
@@ -459,7 +466,7 @@ def invitation_resend(*, actor, invitation: Invitation, now=None) -> tuple[Invit
             raise PortalError(f"This invitation is {invitation.get_status_display().lower()}.")
         if invitation.with_seat and invitation.expires_at <= now:
             # An expired invitation held no seat; it needs one again.
-            _require_free_seat(account=account, now=now)
+            _require_free_seat(account=account, now=now, field="with_seat")
         token = _issue_token(invitation, now)
         invitation.save(update_fields=["token_hash", "expires_at", "sent_at"])
         audit_record(

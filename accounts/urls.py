@@ -10,12 +10,12 @@ urlpatterns = [
     path("settings/profile/api-token/", views.api_token, name="api_token"),
     path("settings/users/", views.settings_users, name="settings_users"),
     path(
-        "settings/users/<int:membership_id>/<slug:action>/",
+        "settings/users/<id:membership_id>/<slug:action>/",
         views.member_action,
         name="member_action",
     ),
     path(
-        "settings/invitations/<int:invitation_id>/<slug:action>/",
+        "settings/invitations/<id:invitation_id>/<slug:action>/",
         views.invitation_action,
         name="invitation_action",
     ),

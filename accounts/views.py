@@ -14,6 +14,7 @@ from django.views.decorators.http import require_POST
 from rest_framework.authtoken.models import Token
 
 from . import selectors, services
+from .converters import parse_id
 from .errors import PortalError
 from .forms import (
     AccountCreateForm,
@@ -36,6 +37,8 @@ def member_view(need: str | None = None):
         def wrapped(request, *args, **kwargs):
             membership = request.portal.membership
             if membership is None:
+                if request.user.is_staff and view.__name__ == "dashboard":
+                    return redirect("admin:index")
                 return redirect("account_new")
             if need == "manage" and not membership.can_manage_members:
                 raise PermissionDenied("Only an owner of the account can manage users and seats.")
@@ -66,10 +69,10 @@ def dashboard(request):
 @login_required
 @require_POST
 def account_switch(request):
-    account_id = request.POST.get("account_id", "")
-    if not (account_id.isascii() and account_id.isdigit()):
+    account_id = parse_id(request.POST.get("account_id", ""))
+    if account_id is None:
         raise Http404("No such account.")
-    account, _ = selectors.account_get_for_user(user=request.user, account_id=int(account_id))
+    account, _ = selectors.account_get_for_user(user=request.user, account_id=account_id)
     request.session[SESSION_ACCOUNT_KEY] = account.pk
     messages.success(request, f"You are now working in {account.name}.")
     return redirect("dashboard")
@@ -149,6 +152,7 @@ def _users_page(request, *, invite_form=None, status=200, error=None):
     invitations = list(selectors.invitation_list(account=account, now=now))
     for invitation in invitations:
         invitation.expired = invitation.expires_at <= now
+    usage = selectors.seat_usage(account=account, now=now)
     if error:
         messages.error(request, error)
     return render(
@@ -159,8 +163,8 @@ def _users_page(request, *, invite_form=None, status=200, error=None):
             "account": account,
             "members": members,
             "invitations": invitations,
-            "usage": selectors.seat_usage(account=account, now=now),
-            "invite_form": invite_form or InviteForm(),
+            "usage": usage,
+            "invite_form": invite_form or InviteForm(initial={"with_seat": usage.free > 0}),
             "roles": RoleForm.base_fields["role"].choices,
         },
         status=status,
@@ -234,10 +238,11 @@ ACTION_DONE = {
 
 
 @member_view(need="manage")
-@require_POST
 def member_action(request, membership_id: int, action: str):
     if action not in MEMBER_ACTIONS:
         raise Http404("No such action.")
+    if request.method != "POST":
+        return redirect("settings_users")
     membership = selectors.member_get(account=request.portal.account, membership_id=membership_id)
     form_class, run = MEMBER_ACTIONS[action]
     data = {}
@@ -252,7 +257,9 @@ def member_action(request, membership_id: int, action: str):
     try:
         membership = run(request, membership, data)
     except PortalError as exc:
-        return _users_page(request, status=400, error=exc.message)
+        # A refusal by the rules, not bad input: back to the list with the reason.
+        messages.error(request, exc.message)
+        return redirect("settings_users")
     messages.success(
         request,
         ACTION_DONE[action].format(
@@ -265,11 +272,12 @@ def member_action(request, membership_id: int, action: str):
 
 
 @member_view(need="manage")
-@require_POST
 def invitation_action(request, invitation_id: int, action: str):
     invitation = selectors.invitation_get(
         account=request.portal.account, invitation_id=invitation_id
     )
+    if request.method != "POST":
+        return redirect("settings_users")
     try:
         if action == "resend":
             invitation, _ = services.invitation_resend(actor=request.user, invitation=invitation)
@@ -280,7 +288,7 @@ def invitation_action(request, invitation_id: int, action: str):
         else:
             raise Http404("No such action.")
     except PortalError as exc:
-        return _users_page(request, status=400, error=exc.message)
+        messages.error(request, exc.message)
     return redirect("settings_users")
 
 

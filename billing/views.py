@@ -1,5 +1,6 @@
 """The Billing tab of Account Settings. The billing issue fills it; for now, seats."""
 
+from django.conf import settings
 from django.shortcuts import render
 from django.utils import timezone
 
@@ -10,7 +11,6 @@ from accounts.views import member_view
 @member_view(need="billing")
 def billing_overview(request):
     account = request.portal.account
-    members = [m for m in selectors.member_list(account=account) if m.has_seat]
     return render(
         request,
         "billing/overview.html",
@@ -18,6 +18,7 @@ def billing_overview(request):
             "tab": "billing",
             "account": account,
             "usage": selectors.seat_usage(account=account, now=timezone.now()),
-            "seat_holders": members,
+            "seat_holders": selectors.seat_holder_list(account=account),
+            "billing_email": settings.VENDOR_BILLING_EMAIL,
         },
     )

@@ -1,11 +1,15 @@
 from django.conf import settings
 from django.contrib import admin
 from django.contrib.auth.decorators import login_required
-from django.urls import include, path
+from django.urls import include, path, register_converter
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
+from accounts.converters import IdConverter
+
 from .health import healthz
+
+register_converter(IdConverter, "id")
 
 admin.site.site_header = f"{settings.PORTAL_NAME} staff console"
 admin.site.site_title = "Staff console"

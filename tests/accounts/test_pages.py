@@ -114,9 +114,9 @@ def test_seat_refusal_is_shown_on_the_page(owner_client, account):
     MembershipFactory.create_batch(2, account=account, has_seat=True)
     spare = MembershipFactory(account=account, has_seat=False)
     response = owner_client.post(
-        reverse("member_action", args=[spare.pk, "seat"]), {"has_seat": "1"}
+        reverse("member_action", args=[spare.pk, "seat"]), {"has_seat": "1"}, follow=True
     )
-    assert response.status_code == 400
+    assert response.redirect_chain == [(reverse("settings_users"), 302)]
     body = response.content.decode()
     assert "3 of 3 seats are in use" in body and "Add seats" in body
 
@@ -309,3 +309,19 @@ def test_sign_out_and_password_change(client, account):
     assert user.check_password("another-passphrase-3")
     client.post(reverse("account_logout"))
     assert client.get("/").status_code == 302
+
+
+def test_api_account_list_gives_each_accounts_seat_usage(api_client, django_assert_num_queries):
+    user = UserFactory()
+    first = AccountFactory(owner=user, seats_paid=4)
+    MembershipFactory(account=first, has_seat=True)
+    InvitationFactory(account=first)
+    second = AccountFactory(seats_paid=2)
+    MembershipFactory(account=second, user=user, has_seat=False)
+    api_client.force_authenticate(user)
+    with django_assert_num_queries(1):
+        rows = api_client.get("/api/v1/accounts/").json()
+    used = {row["id"]: (row["seats_used"], row["seats_paid"]) for row in rows}
+    assert used == {first.pk: (3, 4), second.pk: (1, 2)}
+    detail = api_client.get(f"/api/v1/accounts/{first.pk}/").json()
+    assert detail["seats_used"] == 3

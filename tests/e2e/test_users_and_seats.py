@@ -82,8 +82,8 @@ def test_owner_invites_until_the_seats_run_out(page, live_server, transactional_
     # Second invitation with a seat: refused, says why and what to do.
     response = _invite(page, SECOND)
     assert response.status == 400
-    # .first: the template prints the form's non-field errors twice (see the report).
-    error = page.locator("form.invite-form .errorlist.nonfield").first
+    # The refusal is shown under the seat checkbox that asked for the seat.
+    error = page.locator("form.invite-form .errorlist")
     expect(error).to_be_visible()
     expect(error).to_contain_text(re.compile(r"\b3 of 3\b"))
     expect(error).to_contain_text("Add seats")

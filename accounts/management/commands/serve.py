@@ -48,7 +48,10 @@ class Command(BaseCommand):
         def stop(*_):
             raise KeyboardInterrupt
 
+        # A shell without job control starts background jobs with SIGINT ignored;
+        # take both signals explicitly so Ctrl-C and kill -INT always stop us.
         signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
         code = 0
         try:
             while all(p.poll() is None for p in processes):
