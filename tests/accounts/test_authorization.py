@@ -11,7 +11,6 @@ import re
 from types import SimpleNamespace
 
 import pytest
-from allauth.account.models import EmailAddress
 from django.conf import settings
 from django.contrib.auth import SESSION_KEY
 from django.test import Client
@@ -28,6 +27,7 @@ from tests.factories import (
     UserFactory,
     owner_of,
 )
+from tests.snapshots import db_state
 
 pytestmark = pytest.mark.django_db
 
@@ -40,23 +40,6 @@ CSRF_INPUT = re.compile(rb'name="csrfmiddlewaretoken" value="[^"]*"')
 
 def page_body(response) -> bytes:
     return CSRF_INPUT.sub(b'name="csrfmiddlewaretoken" value=""', response.content)
-
-
-def db_state() -> dict:
-    """Every row the customer pages and the API can change, as plain values."""
-    return {
-        "accounts": list(Account.objects.order_by("pk").values()),
-        "memberships": list(Membership.objects.order_by("pk").values()),
-        "invitations": list(Invitation.objects.order_by("pk").values()),
-        # `last_login` moves when a test client signs in; it is not the request's doing.
-        "users": [
-            {k: v for k, v in row.items() if k != "last_login"}
-            for row in User.objects.order_by("pk").values()
-        ],
-        "emails": list(EmailAddress.objects.order_by("pk").values()),
-        "tokens": list(Token.objects.order_by("pk").values()),
-        "audit": AuditEvent.objects.count(),
-    }
 
 
 def account_state(account: Account) -> dict:

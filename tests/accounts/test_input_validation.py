@@ -15,8 +15,9 @@ from django.test import Client
 from django.utils.html import escape
 from rest_framework.test import APIClient
 
-from accounts.models import Account, AuditEvent, Invitation, Membership, User
+from accounts.models import Account, Invitation
 from tests.factories import AccountFactory, InvitationFactory, MembershipFactory, owner_of
+from tests.snapshots import db_state
 
 pytestmark = pytest.mark.django_db
 
@@ -27,19 +28,6 @@ LONG_EMAIL = "a" * 250 + "@example.com"  # passes the email validator, longer th
 
 class Raw(str):
     """A request body sent as is, with content type application/json."""
-
-
-def db_state() -> dict:
-    return {
-        "accounts": list(Account.objects.order_by("pk").values()),
-        "memberships": list(Membership.objects.order_by("pk").values()),
-        "invitations": list(Invitation.objects.order_by("pk").values()),
-        "users": [
-            {k: v for k, v in row.items() if k != "last_login"}
-            for row in User.objects.order_by("pk").values()
-        ],
-        "audit": AuditEvent.objects.count(),
-    }
 
 
 @pytest.fixture
