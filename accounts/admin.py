@@ -150,7 +150,7 @@ class InvitationAdmin(ReadOnlyAdmin):
     list_filter = ["status", "role"]
     search_fields = ["email", "account__name"]
     list_select_related = ["account", "invited_by"]
-    exclude = ["token_hash"]
+    exclude = ["nonce"]
 
 
 @admin.register(Reseller)

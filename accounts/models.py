@@ -210,7 +210,9 @@ class Invitation(models.Model):
         max_length=20, choices=Membership.Role.choices, default=Membership.Role.MEMBER
     )
     with_seat = models.BooleanField(default=True)
-    token_hash = models.CharField(max_length=64, unique=True)
+    # The link's token is an HMAC of (id, nonce, expiry) under SECRET_KEY: the
+    # database never holds a usable token, and a new nonce voids older links.
+    nonce = models.CharField(max_length=32)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
     invited_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
@@ -219,6 +221,7 @@ class Invitation(models.Model):
     expires_at = models.DateTimeField()
     # When the mail carrying the current token went out; a resend clears it.
     sent_at = models.DateTimeField(null=True, blank=True)
+    expiry_notice_sent_at = models.DateTimeField(null=True, blank=True)
     accepted_at = models.DateTimeField(null=True, blank=True)
     accepted_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"

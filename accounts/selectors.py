@@ -138,13 +138,9 @@ def invitation_get(*, account: Account, invitation_id) -> Invitation:
 
 
 def invitation_get_by_token(*, token: str) -> Invitation | None:
-    from .services import invitation_token_hash
+    from .services import invitation_from_token
 
-    return (
-        Invitation.objects.filter(token_hash=invitation_token_hash(token))
-        .select_related("account", "invited_by")
-        .first()
-    )
+    return invitation_from_token(token)
 
 
 def member_counts(*, account: Account) -> dict:

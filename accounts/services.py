@@ -6,7 +6,6 @@ when nothing changes, and the audit row written in the same transaction. Mail
 goes out through Celery once the transaction has committed.
 """
 
-import hashlib
 import secrets
 from datetime import timedelta
 
@@ -16,9 +15,11 @@ from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import transaction
 from django.utils import timezone
+from django.utils.crypto import constant_time_compare, salted_hmac
 from rest_framework.authtoken.models import Token
 
 from . import selectors
+from .converters import parse_id
 from .errors import NotAllowed, PortalError, SeatLimitError
 from .models import CURRENCIES, Account, AuditEvent, Invitation, Membership, User, validate_timezone
 from .request_context import client_ip
@@ -363,8 +364,28 @@ def support_contact_set(*, actor, account: Account, membership: Membership) -> M
 # --- invitations ---------------------------------------------------------------------
 
 
-def invitation_token_hash(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
+_TOKEN_SALT = "accounts.invitation"  # noqa: S105 - an HMAC salt, not a secret
+
+
+def invitation_token(invitation: Invitation) -> str:
+    """The secret part of the invitation link; recomputed, never stored."""
+    value = f"{invitation.pk}:{invitation.nonce}:{invitation.expires_at.timestamp()}"
+    signature = salted_hmac(_TOKEN_SALT, value, algorithm="sha256").hexdigest()
+    return f"{invitation.pk}.{signature}"
+
+
+def invitation_from_token(token: str) -> Invitation | None:
+    invitation_id, _, signature = (token or "").partition(".")
+    if parse_id(invitation_id) is None or not signature:
+        return None
+    invitation = (
+        Invitation.objects.filter(pk=int(invitation_id))
+        .select_related("account", "invited_by")
+        .first()
+    )
+    if invitation is None or not constant_time_compare(invitation_token(invitation), token):
+        return None
+    return invitation
 
 
 def _normalize_email(email) -> str:
@@ -378,18 +399,17 @@ def _normalize_email(email) -> str:
     return email
 
 
-def _issue_token(invitation: Invitation, now) -> str:
-    token = secrets.token_urlsafe(32)
-    invitation.token_hash = invitation_token_hash(token)
+def _new_link(invitation: Invitation, now) -> None:
+    invitation.nonce = secrets.token_hex(16)
     invitation.expires_at = now + timedelta(days=settings.INVITATION_TTL_DAYS)
     invitation.sent_at = None
-    return token
 
 
-def _send_invitation_on_commit(invitation: Invitation, token: str) -> None:
+def _send_invitation_on_commit(invitation: Invitation) -> None:
     from .tasks import send_invitation_email
 
-    send_invitation_email.delay_on_commit(invitation.pk, token)
+    # Only the id and the nonce travel through the broker, never the token.
+    send_invitation_email.delay_on_commit(invitation.pk, invitation.nonce)
 
 
 def invitation_create(
@@ -441,7 +461,7 @@ def invitation_create(
         invitation = Invitation(
             account=account, email=email, role=role, with_seat=with_seat, invited_by=actor
         )
-        token = _issue_token(invitation, now)
+        _new_link(invitation, now)
         invitation.created_at = now
         invitation.save()
         audit_record(
@@ -451,8 +471,8 @@ def invitation_create(
             account=account,
             changes={"email": email, "role": role, "with_seat": with_seat},
         )
-        _send_invitation_on_commit(invitation, token)
-    return invitation, token
+        _send_invitation_on_commit(invitation)
+    return invitation, invitation_token(invitation)
 
 
 def invitation_resend(*, actor, invitation: Invitation, now=None) -> tuple[Invitation, str]:
@@ -467,8 +487,8 @@ def invitation_resend(*, actor, invitation: Invitation, now=None) -> tuple[Invit
         if invitation.with_seat and invitation.expires_at <= now:
             # An expired invitation held no seat; it needs one again.
             _require_free_seat(account=account, now=now, field="with_seat")
-        token = _issue_token(invitation, now)
-        invitation.save(update_fields=["token_hash", "expires_at", "sent_at"])
+        _new_link(invitation, now)
+        invitation.save(update_fields=["nonce", "expires_at", "sent_at"])
         audit_record(
             actor=actor,
             action="invitation.resent",
@@ -476,8 +496,8 @@ def invitation_resend(*, actor, invitation: Invitation, now=None) -> tuple[Invit
             account=account,
             changes={"expires_at": invitation.expires_at.isoformat()},
         )
-        _send_invitation_on_commit(invitation, token)
-    return invitation, token
+        _send_invitation_on_commit(invitation)
+    return invitation, invitation_token(invitation)
 
 
 def invitation_revoke(*, actor, invitation: Invitation) -> Invitation:

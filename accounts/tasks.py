@@ -15,18 +15,16 @@ MAIL_RETRY = {
 
 
 @shared_task(**MAIL_RETRY)
-def send_invitation_email(invitation_id: int, token: str) -> bool:
+def send_invitation_email(invitation_id: int, nonce: str) -> bool:
     invitation = (
         Invitation.objects.select_related("account", "invited_by").filter(pk=invitation_id).first()
     )
     if invitation is None or not invitation.is_usable(timezone.now()):
         return False
-    if invitation.token_hash != services.invitation_token_hash(token) or invitation.sent_at:
+    if invitation.nonce != nonce or invitation.sent_at:
         return False  # a newer link replaced this one, or this one already went out
-    emails.send_invitation(invitation=invitation, token=token)
-    Invitation.objects.filter(pk=invitation.pk, token_hash=invitation.token_hash).update(
-        sent_at=timezone.now()
-    )
+    emails.send_invitation(invitation=invitation, token=services.invitation_token(invitation))
+    Invitation.objects.filter(pk=invitation.pk, nonce=nonce).update(sent_at=timezone.now())
     return True
 
 
@@ -37,7 +35,10 @@ def send_invitation_expired_email(invitation_id: int) -> bool:
     )
     if invitation is None or invitation.status != Invitation.Status.EXPIRED:
         return False
+    if invitation.expiry_notice_sent_at or not invitation.invited_by:
+        return False  # already told (the job may run twice)
     emails.send_invitation_expired(invitation=invitation)
+    Invitation.objects.filter(pk=invitation.pk).update(expiry_notice_sent_at=timezone.now())
     return True
 
 

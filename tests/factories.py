@@ -92,13 +92,11 @@ class InvitationFactory(factory.django.DjangoModelFactory):
     email = factory.Sequence(lambda n: f"invitee{n}@example.com")
     role = Membership.Role.MEMBER
     with_seat = True
-    token_hash = ""
+    nonce = factory.Faker("hexify", text="^" * 32)
     expires_at = factory.LazyFunction(lambda: timezone.now() + timedelta(days=7))
 
     @classmethod
     def _create(cls, model_class, *args, **kwargs):
-        token = factory.Faker("pystr", max_chars=40).evaluate(None, None, {"locale": None})
-        kwargs["token_hash"] = services.invitation_token_hash(token)
         invitation = super()._create(model_class, *args, **kwargs)
-        invitation.token = token
+        invitation.token = services.invitation_token(invitation)
         return invitation

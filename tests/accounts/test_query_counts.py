@@ -6,7 +6,6 @@ pending and expired invitations). The count must not move, and must stay under a
 explicit bound so that a new query per request shows up as a failure too.
 """
 
-import hashlib
 from datetime import timedelta
 
 import pytest
@@ -85,7 +84,7 @@ def grow(account: Account, total: int) -> None:
             email=f"invitee-bulk{i}@example.com",
             role=roles[i % len(roles)],
             with_seat=i % 3 != 0,
-            token_hash=hashlib.sha256(f"bulk-{account.pk}-{i}".encode()).hexdigest(),
+            nonce=f"{i:032x}",
             invited_by=owner if i % 2 else None,
             created_at=now,
             expires_at=now + (timedelta(days=3) if i % 5 else -timedelta(days=1)),

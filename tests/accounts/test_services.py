@@ -239,11 +239,37 @@ class TestInvitations:
         from accounts.tasks import send_invitation_email
 
         with django_capture_on_commit_callbacks(execute=True):
-            invitation, token = services.invitation_create(
+            invitation, _ = services.invitation_create(
                 actor=owner, account=account, email="twice@example.com"
             )
-        assert send_invitation_email(invitation.pk, token) is False
+        invitation.refresh_from_db()
+        assert send_invitation_email(invitation.pk, invitation.nonce) is False
         assert len(mail.outbox) == 1
+        # A message queued before a resend carries the old nonce: it sends nothing.
+        old_nonce = invitation.nonce
+        with django_capture_on_commit_callbacks(execute=True):
+            services.invitation_resend(actor=owner, invitation=invitation)
+        assert len(mail.outbox) == 2
+        assert send_invitation_email(invitation.pk, old_nonce) is False
+        assert len(mail.outbox) == 2
+
+    def test_tokens_are_not_stored_and_the_broker_carries_none(
+        self, account, owner, django_capture_on_commit_callbacks
+    ):
+        from accounts.models import Invitation
+
+        with django_capture_on_commit_callbacks() as callbacks:
+            invitation, token = services.invitation_create(
+                actor=owner, account=account, email="secret@example.com"
+            )
+        row = Invitation.objects.filter(pk=invitation.pk).values().get()
+        assert token.split(".")[1] not in str(row)
+        assert len(callbacks) == 1
+        assert services.invitation_from_token(token) == invitation
+        tampered = token[:-1] + ("1" if token[-1] != "1" else "2")
+        assert services.invitation_from_token(tampered) is None
+        assert services.invitation_from_token("garbage") is None
+        assert services.invitation_from_token("99999999999999999999.x") is None
 
     def test_accept_adds_the_account_to_an_existing_login(self, account):
         user = UserFactory(email="joiner@example.com")
