@@ -1,8 +1,11 @@
 """Staff console for users, accounts, memberships, invitations and the audit trail."""
 
+from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
+from django.core.exceptions import PermissionDenied
 from django.utils import timezone
+from rest_framework.authtoken.models import TokenProxy
 
 from . import selectors, services
 from .errors import PortalError
@@ -54,6 +57,29 @@ class UserAdmin(BaseUserAdmin, AuditedAdmin):
     readonly_fields = ["last_login", "date_joined"]
     filter_horizontal = ["groups"]
 
+    def get_readonly_fields(self, request, obj=None):
+        fields = list(super().get_readonly_fields(request, obj))
+        if obj is not None and not request.user.is_superuser:
+            # Only superusers grant staff powers or change a login's address.
+            fields += ["email", "is_staff", "is_superuser", "groups"]
+        return fields
+
+    def user_change_password(self, request, id, form_url=""):
+        if not request.user.is_superuser:
+            raise PermissionDenied("Only superusers set passwords; users reset their own.")
+        response = super().user_change_password(request, id, form_url)
+        if request.method == "POST" and response.status_code == 302:
+            user = User.objects.get(pk=id)
+            services.audit_record(
+                actor=request.user, action="user.password_set_by_staff", target=user
+            )
+        return response
+
+
+# API keys are credentials: they are not shown in the console.
+if admin.site.is_registered(TokenProxy):
+    admin.site.unregister(TokenProxy)
+
 
 class MembershipInline(admin.TabularInline):
     model = Membership
@@ -67,8 +93,36 @@ class MembershipInline(admin.TabularInline):
         return False
 
 
+class AccountAdminForm(forms.ModelForm):
+    """Status and seats are checked by the rules the services apply."""
+
+    class Meta:
+        model = Account
+        fields = ["name", "status", "timezone", "reseller", "seats_paid"]
+
+    def clean_status(self):
+        status = self.cleaned_data["status"]
+        refusal = services.account_status_refusal(current=self.instance.status, new=status)
+        if refusal:
+            raise forms.ValidationError(refusal)
+        return status
+
+    def clean_seats_paid(self):
+        seats = self.cleaned_data["seats_paid"]
+        if seats != self.instance.seats_paid:
+            refusal = services.seats_paid_refusal(
+                account=self.instance, seats_paid=seats, now=timezone.now()
+            )
+            if refusal:
+                raise forms.ValidationError(refusal)
+        return seats
+
+
 @admin.register(Account)
 class AccountAdmin(AuditedAdmin):
+    """Accounts are created by signing up (each with its owner and support contact)."""
+
+    form = AccountAdminForm
     list_display = [
         "name",
         "status",
@@ -82,8 +136,25 @@ class AccountAdmin(AuditedAdmin):
     list_filter = ["status", "currency", "reseller"]
     search_fields = ["name", "memberships__user__email"]
     fields = ["name", "status", "timezone", "currency", "reseller", "seats_paid", "created_at"]
-    readonly_fields = ["created_at"]
+    readonly_fields = ["currency", "created_at"]
     inlines = [MembershipInline]
+
+    def has_add_permission(self, request):
+        return False
+
+    def save_model(self, request, obj, form, change):
+        changed = set(form.changed_data)
+        plain = [f for f in form.changed_data if f not in ("status", "seats_paid")]
+        if plain:
+            services.staff_object_save(actor=request.user, obj=obj, form=form, changed_fields=plain)
+        if "seats_paid" in changed:
+            services.account_set_seats_paid(
+                actor=request.user, account=obj, seats_paid=form.cleaned_data["seats_paid"]
+            )
+        if "status" in changed:
+            services.account_set_status(
+                actor=request.user, account=obj, status=form.cleaned_data["status"]
+            )
 
     @admin.display(description="Seats in use")
     def seats_in_use(self, account):

@@ -11,7 +11,10 @@ def _send(*, to: str, subject: str, template: str, context: dict) -> None:
     context = {**context, "PORTAL_NAME": settings.PORTAL_NAME}
     text = render_to_string(f"emails/{template}.txt", context)
     message = EmailMultiAlternatives(
-        subject=subject, body=text, from_email=settings.DEFAULT_FROM_EMAIL, to=[to]
+        subject=" ".join(subject.split()),  # one line, whatever a name contained
+        body=text,
+        from_email=settings.DEFAULT_FROM_EMAIL,
+        to=[to],
     )
     message.send()
 

@@ -16,10 +16,33 @@ def _currency_field():
     return forms.ChoiceField(choices=[(c, c) for c in CURRENCIES], initial="USD")
 
 
+def _clean_with(field, label, max_length, required=True):
+    """Form validation by the same rule the services apply."""
+
+    def clean(self):
+        from .errors import PortalError
+        from .services import clean_text
+
+        try:
+            return clean_text(
+                self.cleaned_data.get(field),
+                field=field,
+                label=label,
+                max_length=max_length,
+                required=required,
+            )
+        except PortalError as exc:
+            raise forms.ValidationError(exc.message) from exc
+
+    return clean
+
+
 class AccountFieldsMixin(forms.Form):
     company = forms.CharField(max_length=200, label="Company name")
     timezone = _timezone_field()
     currency = _currency_field()
+
+    clean_company = _clean_with("company", "the company's name", 200)
 
 
 class SignupCompanyForm(AccountFieldsMixin):
@@ -28,11 +51,12 @@ class SignupCompanyForm(AccountFieldsMixin):
     full_name = forms.CharField(max_length=150, label="Your name")
     field_order = ["full_name", "company", "timezone", "currency"]
 
-    def signup(self, request, user):
-        from .services import account_create
+    clean_full_name = _clean_with("full_name", "your name", 150)
 
-        user.full_name = self.cleaned_data["full_name"].strip()
-        user.save(update_fields=["full_name"])
+    def signup(self, request, user):
+        from .services import account_create, user_update_profile
+
+        user_update_profile(user=user, full_name=self.cleaned_data["full_name"])
         account_create(
             owner=user,
             name=self.cleaned_data["company"],
@@ -47,6 +71,8 @@ class AccountCreateForm(AccountFieldsMixin):
 
 class ProfileForm(forms.Form):
     full_name = forms.CharField(max_length=150, required=False, label="Your name")
+
+    clean_full_name = _clean_with("full_name", "your name", 150, required=False)
 
 
 class InviteForm(forms.Form):
@@ -71,6 +97,8 @@ class ReactivateForm(forms.Form):
 
 class InvitationSignupForm(forms.Form):
     full_name = forms.CharField(max_length=150, label="Your name")
+
+    clean_full_name = _clean_with("full_name", "your name", 150)
     password1 = forms.CharField(
         widget=forms.PasswordInput,
         label="Password",

@@ -4,6 +4,7 @@ from django.contrib import messages
 from django.shortcuts import redirect
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.http import urlencode
 
 from . import selectors
 from .request_context import client_ip, ip_from_request
@@ -92,7 +93,7 @@ class StaffMFAMiddleware:
                 "The staff console requires two-factor authentication. "
                 "Set up an authenticator app to continue.",
             )
-            return redirect(reverse("mfa_activate_totp") + "?next=" + request.path)
+            return redirect(reverse("mfa_activate_totp") + "?" + urlencode({"next": request.path}))
         return self.get_response(request)
 
 

@@ -6,7 +6,7 @@ from django.db.models import Count, IntegerField, OuterRef, Q, Subquery
 from django.db.models.functions import Coalesce
 from django.http import Http404
 
-from .models import Account, Invitation, Membership
+from .models import Account, Invitation, Membership, User
 
 
 @dataclass(frozen=True)
@@ -135,6 +135,16 @@ def invitation_get(*, account: Account, invitation_id) -> Invitation:
     if invitation is None:
         raise Http404("No such invitation.")
     return invitation
+
+
+def login_exists_for_email(*, email: str) -> bool:
+    """Whether some login already owns this address, as its login or a secondary address."""
+    from allauth.account.models import EmailAddress
+
+    return (
+        User.objects.filter(email__iexact=email).exists()
+        or EmailAddress.objects.filter(email__iexact=email).exists()
+    )
 
 
 def invitation_get_by_token(*, token: str) -> Invitation | None:

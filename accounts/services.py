@@ -7,13 +7,14 @@ goes out through Celery once the transaction has committed.
 """
 
 import secrets
+import unicodedata
 from datetime import timedelta
 
 from django.conf import settings
 from django.contrib.auth import password_validation
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.crypto import constant_time_compare, salted_hmac
 from rest_framework.authtoken.models import Token
@@ -48,12 +49,21 @@ def audit_record(*, actor, action: str, target, account=None, changes=None) -> A
 def staff_object_save(*, actor, obj, form=None, changed_fields=(), created=False):
     """Save an object edited in the staff console and audit what changed."""
     changes = {}
+    model_fields = {f.name for f in obj._meta.get_fields()}
     for field in changed_fields:
+        if field not in model_fields:
+            continue  # form-only inputs (password1, password2...) are never recorded
+        if "password" in field:
+            changes[field] = "changed"
+            continue
         old = form.initial.get(field) if form is not None else None
         new = form.cleaned_data.get(field) if form is not None else getattr(obj, field, None)
         changes[field] = [_plain(old), _plain(new)]
     with transaction.atomic():
-        obj.save()
+        if created:
+            obj.save()
+        else:
+            obj.save(update_fields=[f for f in changed_fields if f in model_fields] or None)
         account = obj if isinstance(obj, Account) else getattr(obj, "account", None)
         verb = "created" if created else "changed"
         audit_record(
@@ -101,16 +111,24 @@ def _lock_membership(membership: Membership) -> Membership:
     return Membership.objects.select_for_update().select_related("user").get(pk=membership.pk)
 
 
-def _seat_limit_error(usage: selectors.SeatUsage, hint: str, field: str) -> SeatLimitError:
+def _seat_limit_error(
+    usage: selectors.SeatUsage, hint: str, field: str, account: Account
+) -> SeatLimitError:
     held = f"{usage.members} held by members"
     if usage.pending:
         held += f", {usage.pending} reserved by pending invitations"
     return SeatLimitError(
         f"No licensed seat is free: {usage.used} of {usage.paid} seats are in use ({held}). "
-        "Add seats under Account Settings > Billing, or take a seat from someone who no longer "
+        f"{_where_to_add_seats(account)}, or take a seat from someone who no longer "
         f"needs it.{hint}",
         field=field,
     )
+
+
+def _where_to_add_seats(account: Account) -> str:
+    if account.reseller_id:
+        return f"Ask {account.reseller.name}, through whom you bought, for more seats"
+    return "Add seats under Account Settings > Billing"
 
 
 def _require_free_seat(
@@ -121,7 +139,7 @@ def _require_free_seat(
         account=account, now=now, exclude_invitation_id=exclude_invitation_id
     )
     if usage.used >= usage.paid:
-        raise _seat_limit_error(usage, hint, field)
+        raise _seat_limit_error(usage, hint, field, account)
 
 
 def _is_last_owner(membership: Membership) -> bool:
@@ -143,6 +161,22 @@ def _validate_role(role) -> str:
     return role
 
 
+def clean_text(value, *, field: str, label: str, max_length: int, required: bool = True) -> str:
+    """A one-line name: trimmed, no control characters (they break mail headers)."""
+    text = (value or "").strip()
+    if required and not text:
+        raise PortalError(f"Give {label}.", field=field)
+    if len(text) > max_length:
+        raise PortalError(
+            f"{label.capitalize()} can be at most {max_length} characters.", field=field
+        )
+    if any(unicodedata.category(ch).startswith("C") for ch in text):
+        raise PortalError(
+            f"{label.capitalize()} cannot contain line breaks or control characters.", field=field
+        )
+    return text
+
+
 # --- accounts ------------------------------------------------------------------------
 
 
@@ -156,9 +190,7 @@ def account_create(
     reseller=None,
 ) -> Account:
     """A new customer account whose creator is its owner, seat holder and support contact."""
-    name = (name or "").strip()
-    if not name:
-        raise PortalError("Give the company a name.", field="name")
+    name = clean_text(name, field="name", label="the company's name", max_length=200)
     try:
         validate_timezone(timezone_name)
     except ValidationError as exc:
@@ -185,6 +217,100 @@ def account_create(
             target=account,
             account=account,
             changes={"name": name, "timezone": timezone_name, "currency": currency},
+        )
+    return account
+
+
+# One table of the account statuses staff may move between (the licence screen is
+# billing's to set and lift once subscriptions exist; 1CRM terms).
+ACCOUNT_STATUS_TRANSITIONS = {
+    Account.Status.ACTIVE: {
+        Account.Status.LICENSE_SCREEN,
+        Account.Status.SUSPENDED_TOS,
+        Account.Status.DEACTIVATED,
+    },
+    Account.Status.LICENSE_SCREEN: {
+        Account.Status.ACTIVE,
+        Account.Status.SUSPENDED_TOS,
+        Account.Status.DEACTIVATED,
+    },
+    Account.Status.SUSPENDED_TOS: {Account.Status.ACTIVE, Account.Status.DEACTIVATED},
+    Account.Status.DEACTIVATED: {Account.Status.ACTIVE},
+}
+
+
+def account_status_refusal(*, current: str, new: str) -> str | None:
+    if new == current:
+        return None
+    if new not in Account.Status.values:
+        return f"“{new}” is not an account status."
+    if new not in ACCOUNT_STATUS_TRANSITIONS[current]:
+        return (
+            f"An account cannot go from {Account.Status(current).label} to "
+            f"{Account.Status(new).label}."
+        )
+    return None
+
+
+def seats_paid_refusal(*, account: Account, seats_paid: int, now) -> str | None:
+    if seats_paid < 1:
+        return "An account has at least one seat."
+    usage = selectors.seat_usage(account=account, now=now)
+    if seats_paid < usage.used:
+        return (
+            f"{usage.describe()}; take seats from members or withdraw invitations before "
+            f"lowering the seats paid to {seats_paid}."
+        )
+    return None
+
+
+def _require_staff(actor, perm: str) -> None:
+    if actor is None or not (actor.is_staff and actor.has_perm(perm)):
+        raise NotAllowed("Only vendor staff can do this.")
+
+
+def account_set_status(*, actor, account: Account, status: str) -> Account:
+    with transaction.atomic():
+        account = _lock_account(account)
+        _require_staff(actor, "accounts.change_account")
+        refusal = account_status_refusal(current=account.status, new=status)
+        if refusal:
+            raise PortalError(refusal, field="status")
+        if account.status == status:
+            return account
+        old = account.status
+        account.status = status
+        account.save(update_fields=["status"])
+        audit_record(
+            actor=actor,
+            action="account.status_changed",
+            target=account,
+            account=account,
+            changes={"status": [old, status]},
+        )
+    return account
+
+
+def account_set_seats_paid(*, actor, account: Account, seats_paid: int, now=None) -> Account:
+    """Staff set the seats paid until billing owns the number."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        account = _lock_account(account)
+        _require_staff(actor, "accounts.change_account")
+        if account.seats_paid == seats_paid:
+            return account
+        refusal = seats_paid_refusal(account=account, seats_paid=seats_paid, now=now)
+        if refusal:
+            raise PortalError(refusal, field="seats_paid")
+        old = account.seats_paid
+        account.seats_paid = seats_paid
+        account.save(update_fields=["seats_paid"])
+        audit_record(
+            actor=actor,
+            action="account.seats_paid_changed",
+            target=account,
+            account=account,
+            changes={"seats_paid": [old, seats_paid]},
         )
     return account
 
@@ -580,6 +706,7 @@ def invitation_accept(*, invitation: Invitation, user: User, now=None) -> Member
             )
             with_seat = usage.used < usage.paid
         membership = Membership.objects.filter(account=account, user=user).first()
+        already_member = membership is not None and membership.is_active
         if membership is None:
             membership = Membership.objects.create(
                 account=account, user=user, role=invitation.role, has_seat=with_seat, created_at=now
@@ -596,13 +723,26 @@ def invitation_accept(*, invitation: Invitation, user: User, now=None) -> Member
         invitation.save(update_fields=["status", "accepted_at", "accepted_by"])
         # Opening the link proved the address belongs to them.
         EmailAddress.objects.filter(user=user, email__iexact=invitation.email).update(verified=True)
-        audit_record(
-            actor=user,
-            action="membership.joined",
-            target=membership,
-            account=account,
-            changes={"invitation": invitation.pk, "role": membership.role, "has_seat": with_seat},
-        )
+        if already_member:
+            audit_record(
+                actor=user,
+                action="invitation.accepted_by_member",
+                target=invitation,
+                account=account,
+                changes={"status": ["pending", "accepted"]},
+            )
+        else:
+            audit_record(
+                actor=user,
+                action="membership.joined",
+                target=membership,
+                account=account,
+                changes={
+                    "invitation": invitation.pk,
+                    "role": membership.role,
+                    "has_seat": with_seat,
+                },
+            )
     return membership
 
 
@@ -615,26 +755,36 @@ def user_signup_from_invitation(
     now = now or timezone.now()
     invitation_check(invitation=invitation, now=now)
     email = invitation.email.lower()
-    if User.objects.filter(email__iexact=email).exists():
+    if selectors.login_exists_for_email(email=email):
         raise PortalError(
             f"There is already a login for {email}; sign in to accept the invitation.",
             field="email",
             code="exists",
         )
-    candidate = User(email=email, full_name=(full_name or "").strip())
+    candidate = User(
+        email=email,
+        full_name=clean_text(full_name, field="full_name", label="your name", max_length=150),
+    )
     try:
         password_validation.validate_password(password, user=candidate)
     except ValidationError as exc:
         raise PortalError(" ".join(exc.messages), field="password") from exc
-    with transaction.atomic():
-        user = User.objects.create_user(
-            email=email, password=password, full_name=candidate.full_name
-        )
-        EmailAddress.objects.create(user=user, email=email, primary=True, verified=True)
-        audit_record(
-            actor=user, action="user.signed_up", target=user, changes={"via": "invitation"}
-        )
-        membership = invitation_accept(invitation=invitation, user=user, now=now)
+    try:
+        with transaction.atomic():
+            user = User.objects.create_user(
+                email=email, password=password, full_name=candidate.full_name
+            )
+            EmailAddress.objects.create(user=user, email=email, primary=True, verified=True)
+            audit_record(
+                actor=user, action="user.signed_up", target=user, changes={"via": "invitation"}
+            )
+            membership = invitation_accept(invitation=invitation, user=user, now=now)
+    except IntegrityError as exc:  # the same address signed up a moment ago
+        raise PortalError(
+            f"There is already a login for {email}; sign in to accept the invitation.",
+            field="email",
+            code="exists",
+        ) from exc
     return user, membership
 
 
@@ -660,7 +810,7 @@ def invitations_expire(*, now=None) -> int:
     for pk in due.values_list("pk", flat=True):
         with transaction.atomic():
             invitation = (
-                Invitation.objects.select_for_update()
+                Invitation.objects.select_for_update(of=("self",))
                 .select_related("account")
                 .filter(pk=pk, status=Invitation.Status.PENDING, expires_at__lte=now)
                 .first()
@@ -678,9 +828,9 @@ def invitations_expire(*, now=None) -> int:
 
 
 def user_update_profile(*, user: User, full_name: str) -> User:
-    full_name = (full_name or "").strip()
-    if len(full_name) > 150:
-        raise PortalError("Your name can be at most 150 characters.", field="full_name")
+    full_name = clean_text(
+        full_name, field="full_name", label="your name", max_length=150, required=False
+    )
     with transaction.atomic():
         user = User.objects.select_for_update().get(pk=user.pk)
         if user.full_name == full_name:
@@ -700,6 +850,7 @@ def user_update_profile(*, user: User, full_name: str) -> User:
 def api_token_rotate(*, user: User) -> Token:
     """Replace the user's API token; the old one stops working at once."""
     with transaction.atomic():
+        User.objects.select_for_update().get(pk=user.pk)  # one rotation at a time
         had = Token.objects.filter(user=user).delete()[0] > 0
         token = Token.objects.create(user=user)
         audit_record(

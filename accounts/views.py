@@ -40,6 +40,15 @@ def member_view(need: str | None = None):
                 if request.user.is_staff and view.__name__ == "dashboard":
                     return redirect("admin:index")
                 return redirect("account_new")
+            posted_for = request.POST.get("account_id") if request.method == "POST" else None
+            if posted_for is not None and parse_id(posted_for) != membership.account_id:
+                # The form came from a tab showing another account; the session has moved on.
+                messages.error(
+                    request,
+                    f"That page was for another account; you are now working in "
+                    f"{membership.account.name}. Nothing was changed: check and try again.",
+                )
+                return redirect("settings_users" if need == "manage" else "dashboard")
             if need == "manage" and not membership.can_manage_members:
                 raise PermissionDenied("Only an owner of the account can manage users and seats.")
             if need == "billing" and not membership.can_see_billing:
@@ -312,9 +321,8 @@ def invitation_accept(request, token: str):
             status=410,
         )
     user = request.user
-    existing_login = (
-        not user.is_authenticated
-        and services.User.objects.filter(email__iexact=invitation.email).exists()
+    existing_login = not user.is_authenticated and selectors.login_exists_for_email(
+        email=invitation.email
     )
     form = None
     status = 200

@@ -11,6 +11,8 @@ GOOD = {
     "DATABASE_URL": "postgres://u@db/portal",
     "REDIS_URL": "redis://cache:6379/0",
     "DEBUG": "false",
+    "EMAIL_BACKEND": "anymail.backends.postmark.EmailBackend",
+    "PORTAL_BASE_URL": "https://portal.example.com",
 }
 
 
@@ -40,6 +42,12 @@ def test_production_starts_with_safe_settings():
         ({"SECRET_KEY": "insecure-default-key-for-local-use-only"}, "SECRET_KEY must be set"),
         ({"ALLOWED_HOSTS": ""}, "ALLOWED_HOSTS must name"),
         ({"ALLOWED_HOSTS": "*"}, "ALLOWED_HOSTS must name"),
+        ({"EMAIL_BACKEND": None}, "EMAIL_BACKEND must be a real mail provider"),
+        (
+            {"EMAIL_BACKEND": "django.core.mail.backends.console.EmailBackend"},
+            "EMAIL_BACKEND must be a real mail provider",
+        ),
+        ({"PORTAL_BASE_URL": "http://127.0.0.1:8000"}, "PORTAL_BASE_URL must be"),
     ],
 )
 def test_production_refuses_unsafe_settings(override, message):

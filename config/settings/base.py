@@ -229,8 +229,10 @@ INVITATION_TTL_DAYS = env.int("INVITATION_TTL_DAYS", default=7)
 PORTAL_NAME = env.str("PORTAL_NAME", default="Vendor Portal")
 # Where customers write about billing (shown on the Billing page until seats are sold online).
 VENDOR_BILLING_EMAIL = env.str("VENDOR_BILLING_EMAIL", default="billing@vendor.example")
-# Behind a proxy that sets X-Forwarded-For (production), audit rows take the client from it.
-TRUST_X_FORWARDED_FOR = env.bool("TRUST_X_FORWARDED_FOR", default=False)
+# How many proxies in front of the portal append to X-Forwarded-For (0: none).
+# Audit rows and allauth's per-client rate limits take the client address from it.
+TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
+ALLAUTH_TRUSTED_PROXY_COUNT = TRUSTED_PROXY_COUNT
 
 LOGGING = {
     "version": 1,

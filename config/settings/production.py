@@ -5,6 +5,13 @@ from django.core.exceptions import ImproperlyConfigured
 from .base import *
 from .base import ALLOWED_HOSTS, DEBUG, DEFAULT_SECRET_KEY, REDIS_URL, SECRET_KEY, env
 
+# Backends that print or keep mail instead of delivering it (links would leak to logs).
+NON_DELIVERING_MAIL_BACKENDS = {
+    "django.core.mail.backends.console.EmailBackend",
+    "django.core.mail.backends.filebased.EmailBackend",
+    "django.core.mail.backends.locmem.EmailBackend",
+    "django.core.mail.backends.dummy.EmailBackend",
+}
 problems = []
 if DEBUG:
     problems.append("DEBUG must be off in production")
@@ -16,6 +23,11 @@ if not env.str("DATABASE_URL", default=""):
     problems.append("DATABASE_URL must point at PostgreSQL")
 if not REDIS_URL:
     problems.append("REDIS_URL must point at Redis (cache, rate limits and the Celery broker)")
+email_backend = env.str("EMAIL_BACKEND", default="")
+if email_backend in ("", *NON_DELIVERING_MAIL_BACKENDS):
+    problems.append("EMAIL_BACKEND must be a real mail provider (an anymail backend or SMTP)")
+if not env.str("PORTAL_BASE_URL", default="").startswith("https://"):
+    problems.append("PORTAL_BASE_URL must be the portal's https:// address (used in mailed links)")
 if problems:
     raise ImproperlyConfigured("Refusing to start: " + "; ".join(problems) + ".")
 

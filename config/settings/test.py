@@ -1,6 +1,7 @@
 """Settings for the test suite: SQLite in memory unless DATABASE_URL is set."""
 
 import os
+from urllib.parse import urlsplit, urlunsplit
 
 from .base import *
 from .base import CACHES, REDIS_URL, env
@@ -13,7 +14,11 @@ ALLOWED_HOSTS = ["*"]
 ACCOUNT_EMAIL_VERIFICATION = "mandatory"
 
 if REDIS_URL:
-    # Keys of concurrent runs on one Redis must not mix.
+    # The suite clears its cache between tests (FLUSHDB): give it a database of its
+    # own, away from the broker's, and a prefix per run.
+    CACHES["default"]["LOCATION"] = urlunsplit(
+        urlsplit(REDIS_URL)._replace(path="/" + env.str("TEST_CACHE_REDIS_DB", default="15"))
+    )
     CACHES["default"]["KEY_PREFIX"] = f"test-{os.getpid()}"
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}

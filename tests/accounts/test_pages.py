@@ -269,7 +269,7 @@ def test_admin_account_edit_is_audited(client):
     assert response.status_code == 302, response.content.decode()[:3000]
     account.refresh_from_db()
     assert account.seats_paid == 7
-    event = AuditEvent.objects.get(action="account.changed_by_staff")
+    event = AuditEvent.objects.get(action="account.seats_paid_changed")
     assert event.changes == {"seats_paid": [2, 7]} and event.actor == staff
 
 

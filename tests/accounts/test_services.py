@@ -71,7 +71,10 @@ class TestSeatLimit:
         MembershipFactory(account=account, has_seat=True)
         InvitationFactory(account=account, expires_at=timezone.now() - timedelta(minutes=1))
         assert usage(account).used == 2
-        services.invitation_create(actor=owner, account=account, email="d@example.com")
+        invitation, _ = services.invitation_create(
+            actor=owner, account=account, email="d@example.com"
+        )
+        assert invitation.with_seat and usage(account).used == 3
 
     def test_reactivation_beyond_the_seats_is_refused_but_allowed_without_seat(
         self, account, owner
@@ -287,7 +290,8 @@ class TestInvitations:
     def test_accept_is_case_insensitive_on_the_email(self, account):
         user = UserFactory(email="case@example.com")
         invitation = InvitationFactory(account=account, email="CASE@example.com")
-        services.invitation_accept(invitation=invitation, user=user)
+        membership = services.invitation_accept(invitation=invitation, user=user)
+        assert membership.user == user and membership.account == account and membership.is_active
 
     def test_expired_invitation_is_refused(self, account):
         user = UserFactory(email="late@example.com")

@@ -2,7 +2,7 @@
 
 from allauth.account.models import EmailAddress
 from django.contrib.auth.models import Group
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
 from accounts import services
@@ -47,7 +47,21 @@ ACCOUNTS = [
 class Command(BaseCommand):
     help = "Create the demo staff, customer accounts and logins (safe to run again)."
 
-    def handle(self, *args, **options):
+    def add_arguments(self, parser):
+        parser.add_argument(
+            "--allow-production",
+            action="store_true",
+            help="Load the demo logins (with their published password) even with DEBUG off.",
+        )
+
+    def handle(self, *args, allow_production=False, **options):
+        from django.conf import settings
+
+        if not settings.DEBUG and not allow_production:
+            raise CommandError(
+                "Refusing to load demo logins with DEBUG off: their password is published. "
+                "Pass --allow-production if this really is a demo site."
+            )
         with transaction.atomic():
             created = self._load()
         self.stdout.write(self.style.SUCCESS(f"Demo data ready ({created} new objects)."))
