@@ -10,5 +10,6 @@ class AccountsConfig(AppConfig):
 
         from . import signals, staff_roles
 
-        post_migrate.connect(staff_roles.sync_staff_roles, sender=self)
+        # After every app: a later app's permissions exist only once it has migrated.
+        post_migrate.connect(staff_roles.sync_staff_roles, dispatch_uid="sync-staff-roles")
         signals.connect()

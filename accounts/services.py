@@ -264,7 +264,7 @@ def seats_paid_refusal(*, account: Account, seats_paid: int, now) -> str | None:
     return None
 
 
-def _require_staff(actor, perm: str) -> None:
+def require_staff(actor, perm: str) -> None:
     if actor is None or not (actor.is_staff and actor.has_perm(perm)):
         raise NotAllowed("Only vendor staff can do this.")
 
@@ -272,7 +272,7 @@ def _require_staff(actor, perm: str) -> None:
 def account_set_status(*, actor, account: Account, status: str) -> Account:
     with transaction.atomic():
         account = _lock_account(account)
-        _require_staff(actor, "accounts.change_account")
+        require_staff(actor, "accounts.change_account")
         refusal = account_status_refusal(current=account.status, new=status)
         if refusal:
             raise PortalError(refusal, field="status")
@@ -296,7 +296,7 @@ def account_set_seats_paid(*, actor, account: Account, seats_paid: int, now=None
     now = now or timezone.now()
     with transaction.atomic():
         account = _lock_account(account)
-        _require_staff(actor, "accounts.change_account")
+        require_staff(actor, "accounts.change_account")
         if account.seats_paid == seats_paid:
             return account
         refusal = seats_paid_refusal(account=account, seats_paid=seats_paid, now=now)

@@ -19,6 +19,8 @@ STAFF_ROLES = {
         "accounts.change_reseller",
         "accounts.view_auditevent",
         "auth.view_group",
+        "billing.view_ledgerentry",
+        "billing.add_ledgerentry",
     ],
     "Billing reviewer": [
         "accounts.view_user",
@@ -27,6 +29,8 @@ STAFF_ROLES = {
         "accounts.view_invitation",
         "accounts.view_reseller",
         "accounts.view_auditevent",
+        "billing.view_ledgerentry",
+        "billing.add_ledgerentry",
     ],
     "Support agent": [
         "accounts.view_user",

@@ -1,0 +1,37 @@
+from dataclasses import dataclass
+from decimal import Decimal
+
+from accounts.models import Account
+
+from .ledger import CreditLot, allocate_oldest_first
+from .models import LedgerEntry
+from .money import Money
+
+
+@dataclass(frozen=True)
+class LedgerView:
+    balance: Money
+    entries: list  # newest first, for the page
+    lots: list[CreditLot]  # credits with what was taken from each, oldest first
+
+
+def ledger_balance(*, account: Account, currency: str) -> Money:
+    last = (
+        LedgerEntry.objects.filter(account=account, currency=currency)
+        .order_by("-sequence")
+        .values_list("balance_after", flat=True)
+        .first()
+    )
+    return Money(last if last is not None else Decimal(0), currency)
+
+
+def ledger_view(*, account: Account, currency: str) -> LedgerView:
+    entries = list(
+        LedgerEntry.objects.filter(account=account, currency=currency).order_by("sequence")
+    )
+    balance = entries[-1].balance_after if entries else Decimal(0)
+    return LedgerView(
+        balance=Money(balance, currency),
+        entries=entries[::-1],
+        lots=allocate_oldest_first(entries),
+    )
