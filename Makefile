@@ -26,6 +26,7 @@ migrate: install
 
 demo: migrate
 	$(MANAGE) demo_data
+	$(MANAGE) demo_catalogue
 
 run: demo
 	$(MANAGE) serve --addr 127.0.0.1:$(PORT)

@@ -21,6 +21,12 @@ STAFF_ROLES = {
         "auth.view_group",
         "billing.view_ledgerentry",
         "billing.add_ledgerentry",
+        "billing.view_product",
+        "billing.add_product",
+        "billing.change_product",
+        "billing.view_price",
+        "billing.add_price",
+        "billing.change_price",
     ],
     "Billing reviewer": [
         "accounts.view_user",
@@ -31,6 +37,8 @@ STAFF_ROLES = {
         "accounts.view_auditevent",
         "billing.view_ledgerentry",
         "billing.add_ledgerentry",
+        "billing.view_product",
+        "billing.view_price",
     ],
     "Support agent": [
         "accounts.view_user",
@@ -38,6 +46,8 @@ STAFF_ROLES = {
         "accounts.view_membership",
         "accounts.view_reseller",
         "accounts.view_auditevent",
+        "billing.view_product",
+        "billing.view_price",
     ],
 }
 

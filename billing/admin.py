@@ -1,16 +1,70 @@
-"""Staff console for billing. The ledger is read here; an adjustment is its only write."""
+"""Staff console for billing: the catalogue, and the ledger (read, and adjusted by staff)."""
 
 from decimal import Decimal
 
 from django import forms
 from django.contrib import admin
 
+from accounts.admin import AuditedAdmin
 from accounts.errors import PortalError
 from accounts.models import CURRENCIES, Account
+from accounts.services import staff_object_save
 
 from . import services
-from .models import LedgerEntry
+from .catalogue import price_terms_refusal
+from .models import LedgerEntry, Price, Product
 from .money import Money
+
+
+class PriceInlineFormSet(forms.BaseInlineFormSet):
+    def clean(self):
+        super().clean()
+        product = self.instance
+        for form in self.forms:
+            data = getattr(form, "cleaned_data", None)
+            if not data or data.get("DELETE"):
+                continue
+            refusal = price_terms_refusal(
+                kind=product.kind,
+                edition=product.edition,
+                interval=data.get("interval"),
+                scheme=data.get("scheme"),
+                amount=data.get("amount") or 0,
+            )
+            if refusal:
+                form.add_error("interval", refusal)
+
+
+class PriceInline(admin.TabularInline):
+    model = Price
+    formset = PriceInlineFormSet
+    fields = ["currency", "amount", "scheme", "interval", "is_active"]
+    extra = 1
+    can_delete = False
+
+
+@admin.register(Product)
+class ProductAdmin(AuditedAdmin):
+    list_display = ["name", "code", "kind", "edition", "deployment", "units", "is_active"]
+    list_filter = ["kind", "edition", "deployment", "is_active"]
+    search_fields = ["name", "code"]
+    prepopulated_fields = {"code": ["name"]}
+    readonly_fields = ["created_at"]
+    inlines = [PriceInline]
+
+    def save_formset(self, request, form, formset, change):
+        # Each price added or changed is saved and audited like the product itself.
+        instances = formset.save(commit=False)
+        for price_form in formset.forms:
+            price = price_form.instance
+            if price in instances:
+                staff_object_save(
+                    actor=request.user,
+                    obj=price,
+                    form=price_form,
+                    changed_fields=price_form.changed_data,
+                    created=price._state.adding,
+                )
 
 
 class LedgerAdjustmentForm(forms.ModelForm):

@@ -1,4 +1,4 @@
-"""Billing tables. This first part: the account's credit ledger."""
+"""Billing tables: the catalogue and the account's credit ledger so far."""
 
 from django.conf import settings
 from django.db import models
@@ -8,6 +8,107 @@ from django.utils import timezone
 from accounts.models import CURRENCIES, Account
 
 AMOUNT = {"max_digits": 14, "decimal_places": 4}
+
+
+class Product(models.Model):
+    """Something the vendor sells. Its kind decides its refund rules (policy-cases/README.md)."""
+
+    class Kind(models.TextChoices):
+        SUBSCRIPTION = "subscription", "Subscription (SaaS plan)"
+        PREMIUM_FEATURE = "premium_feature", "Premium feature subscription"
+        USAGE = "usage", "Usage-based charge"
+        CREDIT_PACK = "credit_pack", "Credit pack"
+        QUOTA_ADDON = "quota_addon", "Quota add-on (storage, API)"
+        PERPETUAL_LICENSE = "perpetual_license", "Perpetual licence (self-hosted)"
+        PLUGIN = "plugin", "Standalone plugin"
+        SERVICE = "service", "Service (development, migration, training, install)"
+        SUPPORT_CONTRACT = "support_contract", "Support contract"
+        SUPPORT_INCIDENT = "support_incident", "Extra support incident"
+
+    RECURRING_KINDS = frozenset({Kind.SUBSCRIPTION, Kind.PREMIUM_FEATURE, Kind.SUPPORT_CONTRACT})
+    PER_USE_KINDS = frozenset({Kind.USAGE})
+
+    class Edition(models.TextChoices):
+        NONE = "", "—"
+        STARTUP = "startup", "Startup (free, self-hosted download)"
+        PROFESSIONAL = "professional", "Professional"
+        ENTERPRISE = "enterprise", "Enterprise"
+
+    class Deployment(models.TextChoices):
+        ANY = "any", "Cloud or on-premise"
+        CLOUD = "cloud", "Cloud"
+        ON_PREMISE = "on_premise", "On-premise"
+
+    code = models.SlugField(max_length=60, unique=True)
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    edition = models.CharField(max_length=20, choices=Edition.choices, blank=True, default="")
+    deployment = models.CharField(max_length=20, choices=Deployment.choices, default="any")
+    # Credit packs carry their unit count (100,000 sending credits...).
+    units = models.PositiveIntegerField(null=True, blank=True)
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["kind", "name"]
+        constraints = [
+            models.CheckConstraint(
+                # units IS NOT NULL explicitly: a CHECK whose result is unknown passes.
+                condition=(
+                    Q(kind="credit_pack", units__isnull=False, units__gt=0)
+                    | (~Q(kind="credit_pack") & Q(units__isnull=True))
+                ),
+                name="product_units_only_for_credit_packs",
+            ),
+            models.CheckConstraint(
+                condition=Q(edition="") | Q(kind__in=["subscription", "perpetual_license"]),
+                name="product_edition_only_for_plans_and_licences",
+            ),
+        ]
+
+    def __str__(self):
+        return self.name
+
+    @property
+    def is_recurring(self) -> bool:
+        return self.kind in self.RECURRING_KINDS
+
+
+class Price(models.Model):
+    """What a product costs in one currency: flat or per seat, monthly, yearly or once."""
+
+    class Scheme(models.TextChoices):
+        FLAT = "flat", "Flat"
+        PER_SEAT = "per_seat", "Per seat"
+
+    class Interval(models.TextChoices):
+        MONTH = "month", "Monthly"
+        YEAR = "year", "Yearly"
+        ONE_OFF = "one_off", "One-off"
+
+    product = models.ForeignKey(Product, on_delete=models.PROTECT, related_name="prices")
+    currency = models.CharField(max_length=3, choices=[(c, c) for c in CURRENCIES])
+    amount = models.DecimalField(**AMOUNT)
+    scheme = models.CharField(max_length=10, choices=Scheme.choices, default=Scheme.FLAT)
+    interval = models.CharField(max_length=10, choices=Interval.choices)
+    is_active = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["product", "currency", "interval"]
+        constraints = [
+            models.CheckConstraint(condition=Q(amount__gte=0), name="price_amount_not_negative"),
+            models.UniqueConstraint(
+                fields=["product", "currency", "interval", "scheme"],
+                condition=Q(is_active=True),
+                name="price_one_active_per_terms",
+            ),
+        ]
+
+    def __str__(self):
+        per = " per seat" if self.scheme == self.Scheme.PER_SEAT else ""
+        every = {"month": " a month", "year": " a year", "one_off": ""}[self.interval]
+        return f"{self.product.name}: {self.amount:.2f} {self.currency}{per}{every}"
 
 
 class AppendOnlyError(Exception):

@@ -1,0 +1,160 @@
+"""Load the demo catalogue: a product of every kind. Idempotent."""
+
+from decimal import Decimal
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
+
+from billing.catalogue import price_terms_refusal
+from billing.models import Price, Product
+
+# code, name, kind, edition, deployment, units, [(currency, amount, scheme, interval)]
+CATALOGUE = [
+    (
+        "startup",
+        "1CRM Startup Edition",
+        "perpetual_license",
+        "startup",
+        "on_premise",
+        None,
+        [("USD", "0", "flat", "one_off")],
+    ),
+    (
+        "professional-cloud",
+        "Professional (cloud)",
+        "subscription",
+        "professional",
+        "cloud",
+        None,
+        [
+            ("USD", "29", "per_seat", "month"),
+            ("USD", "290", "per_seat", "year"),
+            ("EUR", "27", "per_seat", "month"),
+        ],
+    ),
+    (
+        "enterprise-cloud",
+        "Enterprise (cloud)",
+        "subscription",
+        "enterprise",
+        "cloud",
+        None,
+        [
+            ("USD", "49", "per_seat", "month"),
+            ("USD", "490", "per_seat", "year"),
+            ("EUR", "45", "per_seat", "month"),
+        ],
+    ),
+    (
+        "professional-licence",
+        "Professional licence (on-premise)",
+        "perpetual_license",
+        "professional",
+        "on_premise",
+        None,
+        [("USD", "195", "per_seat", "one_off")],
+    ),
+    (
+        "support-contract",
+        "Support and updates (on-premise)",
+        "support_contract",
+        "",
+        "on_premise",
+        None,
+        [("USD", "60", "per_seat", "year")],
+    ),
+    (
+        "whatsapp-api",
+        "WhatsApp API integration",
+        "premium_feature",
+        "",
+        "cloud",
+        None,
+        [("USD", "15", "flat", "month")],
+    ),
+    ("sms-usage", "SMS messages", "usage", "", "cloud", None, [("USD", "0.04", "flat", "month")]),
+    (
+        "credits-100k",
+        "100,000 sending credits",
+        "credit_pack",
+        "",
+        "cloud",
+        100_000,
+        [("USD", "100", "flat", "one_off")],
+    ),
+    (
+        "storage-50gb",
+        "Extra storage, 50 GB",
+        "quota_addon",
+        "",
+        "cloud",
+        None,
+        [("USD", "20", "flat", "one_off")],
+    ),
+    (
+        "aurius-plugin",
+        "Aurius AI plugin",
+        "plugin",
+        "",
+        "any",
+        None,
+        [("USD", "49", "flat", "one_off")],
+    ),
+    (
+        "migration",
+        "Data migration service",
+        "service",
+        "",
+        "any",
+        None,
+        [("USD", "450", "flat", "one_off")],
+    ),
+    (
+        "extra-incident",
+        "Extra support incident",
+        "support_incident",
+        "",
+        "any",
+        None,
+        [("USD", "150", "flat", "one_off")],
+    ),
+]
+
+
+class Command(BaseCommand):
+    help = "Create the demo catalogue (safe to run again)."
+
+    def handle(self, *args, **options):
+        if not settings.DEBUG:
+            raise CommandError("Refusing to load the demo catalogue with DEBUG off.")
+        created = 0
+        with transaction.atomic():
+            for code, name, kind, edition, deployment, units, prices in CATALOGUE:
+                product, new = Product.objects.get_or_create(
+                    code=code,
+                    defaults={
+                        "name": name,
+                        "kind": kind,
+                        "edition": edition,
+                        "deployment": deployment,
+                        "units": units,
+                    },
+                )
+                created += new
+                for currency, amount, scheme, interval in prices:
+                    refusal = price_terms_refusal(
+                        kind=kind, edition=edition, interval=interval, scheme=scheme, amount=amount
+                    )
+                    if refusal:
+                        raise CommandError(f"{code}: {refusal}")
+                    _, new = Price.objects.get_or_create(
+                        product=product,
+                        currency=currency,
+                        interval=interval,
+                        scheme=scheme,
+                        is_active=True,
+                        defaults={"amount": Decimal(amount)},
+                    )
+                    created += new
+        self.stdout.write(self.style.SUCCESS(f"Demo catalogue ready ({created} new objects)."))
