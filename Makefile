@@ -26,7 +26,7 @@ migrate: install
 
 demo: migrate
 	$(MANAGE) demo_data
-	$(MANAGE) demo_catalogue
+	$(MANAGE) demo_billing
 
 run: demo
 	$(MANAGE) serve --addr 127.0.0.1:$(PORT)

@@ -27,6 +27,11 @@ STAFF_ROLES = {
         "billing.view_price",
         "billing.add_price",
         "billing.change_price",
+        "billing.view_order",
+        "billing.change_order",
+        "billing.view_payment",
+        "billing.change_payment",
+        "billing.view_subscription",
     ],
     "Billing reviewer": [
         "accounts.view_user",
@@ -39,6 +44,11 @@ STAFF_ROLES = {
         "billing.add_ledgerentry",
         "billing.view_product",
         "billing.view_price",
+        "billing.view_order",
+        "billing.change_order",
+        "billing.view_payment",
+        "billing.change_payment",
+        "billing.view_subscription",
     ],
     "Support agent": [
         "accounts.view_user",

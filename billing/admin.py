@@ -12,7 +12,7 @@ from accounts.services import staff_object_save
 
 from . import services
 from .catalogue import price_terms_refusal
-from .models import LedgerEntry, Price, Product
+from .models import LedgerEntry, Order, OrderLine, Payment, Price, Product, Subscription
 from .money import Money
 
 
@@ -140,4 +140,152 @@ class LedgerEntryAdmin(admin.ModelAdmin):
         return False
 
     def has_delete_permission(self, request, obj=None):
+        return False
+
+
+class ReadOnlyRowsMixin:
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+class OrderLineInline(ReadOnlyRowsMixin, admin.TabularInline):
+    model = OrderLine
+    fields = [
+        "description",
+        "kind",
+        "quantity",
+        "amount",
+        "period_start",
+        "period_end",
+        "first_purchase",
+        "units",
+        "units_used",
+        "delivery",
+    ]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+
+class PaymentInline(ReadOnlyRowsMixin, admin.TabularInline):
+    model = Payment
+    fields = ["gateway", "amount", "currency", "status", "reference", "created_at", "succeeded_at"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+
+class RecordPaymentForm(forms.ModelForm):
+    """Staff record the outside payment of an order awaiting it (the manual gateway)."""
+
+    payment_reference = forms.CharField(
+        max_length=120,
+        required=False,
+        help_text="The bank transfer's or cheque's reference. Saving with one marks the "
+        "order paid and gives the account what it bought at once.",
+    )
+
+    class Meta:
+        model = Order
+        fields = []
+
+
+@admin.register(Order)
+class OrderAdmin(ReadOnlyRowsMixin, admin.ModelAdmin):
+    form = RecordPaymentForm
+    list_display = [
+        "number",
+        "account",
+        "created_at",
+        "total",
+        "credit_applied",
+        "currency",
+        "status",
+    ]
+    list_filter = ["status", "currency"]
+    search_fields = ["number", "account__name"]
+    list_select_related = ["account"]
+    date_hierarchy = "created_at"
+    readonly_fields = [
+        "number",
+        "account",
+        "status",
+        "currency",
+        "total",
+        "credit_applied",
+        "created_at",
+        "paid_at",
+        "created_by",
+    ]
+    inlines = [OrderLineInline, PaymentInline]
+
+    def get_fields(self, request, obj=None):
+        fields = list(self.readonly_fields)
+        if obj is not None and obj.status == Order.Status.AWAITING_PAYMENT:
+            fields.append("payment_reference")
+        return fields
+
+    def save_model(self, request, obj, form, change):
+        reference = form.cleaned_data.get("payment_reference")
+        if not reference:
+            return
+        try:
+            services.payment_record_manual(actor=request.user, order=obj, reference=reference)
+        except PortalError as exc:
+            self.message_user(request, exc.message, level="error")
+        else:
+            self.message_user(request, f"{obj.number} is paid; the account has what it bought.")
+
+
+@admin.register(Subscription)
+class SubscriptionAdmin(ReadOnlyRowsMixin, admin.ModelAdmin):
+    list_display = [
+        "account",
+        "price",
+        "quantity",
+        "status",
+        "current_period_start",
+        "current_period_end",
+        "cancel_at_period_end",
+    ]
+    list_filter = ["status", "price__product"]
+    search_fields = ["account__name"]
+    list_select_related = ["account", "price__product"]
+    readonly_fields = [
+        "account",
+        "price",
+        "quantity",
+        "status",
+        "current_period_start",
+        "current_period_end",
+        "trial_end",
+        "cancel_at_period_end",
+        "pending_price",
+        "created_at",
+    ]
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Payment)
+class PaymentAdmin(ReadOnlyRowsMixin, admin.ModelAdmin):
+    list_display = [
+        "created_at",
+        "account",
+        "order",
+        "gateway",
+        "amount",
+        "currency",
+        "status",
+        "reference",
+    ]
+    list_filter = ["status", "gateway", "currency"]
+    search_fields = ["reference", "order__number", "account__name"]
+    list_select_related = ["account", "order"]
+
+    def has_change_permission(self, request, obj=None):
         return False

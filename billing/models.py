@@ -165,3 +165,170 @@ class LedgerEntry(models.Model):
 
     def delete(self, *args, **kwargs):
         raise AppendOnlyError("Ledger entries are never deleted; post a correcting entry.")
+
+
+class Subscription(models.Model):
+    """A recurring product for an account. A per-seat plan's quantity is its seats paid.
+
+    Periods are local dates of the account's time zone (policy windows are counted
+    in them): the period runs from `current_period_start` up to, not including,
+    `current_period_end`.
+    """
+
+    class Status(models.TextChoices):
+        TRIALING = "trialing", "Trial"
+        ACTIVE = "active", "Active"
+        LAPSED = "lapsed", "Lapsed (renewal not paid)"
+        CANCELLED = "cancelled", "Cancelled"
+
+    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="subscriptions")
+    price = models.ForeignKey(Price, on_delete=models.PROTECT, related_name="subscriptions")
+    quantity = models.PositiveIntegerField(default=1)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.ACTIVE)
+    current_period_start = models.DateField()
+    current_period_end = models.DateField()
+    trial_end = models.DateField(null=True, blank=True)
+    cancel_at_period_end = models.BooleanField(default=False)
+    # A downgrade waits for the next cycle (acelle §6).
+    pending_price = models.ForeignKey(
+        Price, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(current_period_end__gt=models.F("current_period_start")),
+                name="subscription_period_not_empty",
+            ),
+            models.CheckConstraint(condition=Q(quantity__gte=1), name="subscription_quantity_min"),
+        ]
+
+    def __str__(self):
+        return f"{self.price.product.name}, {self.quantity} seats, for {self.account}"
+
+    @property
+    def seats_changeable(self) -> bool:
+        return self.price.scheme == Price.Scheme.PER_SEAT and self.status in (
+            self.Status.ACTIVE,
+            self.Status.TRIALING,
+        )
+
+
+class Order(models.Model):
+    """What an account buys at one moment: one or more lines, paid in one payment."""
+
+    class Status(models.TextChoices):
+        AWAITING_PAYMENT = "awaiting_payment", "Awaiting payment"
+        PAID = "paid", "Paid"
+        CANCELLED = "cancelled", "Cancelled"
+
+    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="orders")
+    number = models.CharField(max_length=20, unique=True)
+    currency = models.CharField(max_length=3, choices=[(c, c) for c in CURRENCIES])
+    status = models.CharField(max_length=20, choices=Status.choices)
+    total = models.DecimalField(**AMOUNT)
+    credit_applied = models.DecimalField(**AMOUNT, default=0)
+    created_at = models.DateTimeField(default=timezone.now)
+    paid_at = models.DateTimeField(null=True, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(total__gte=0), name="order_total_not_negative"),
+            models.CheckConstraint(
+                condition=Q(credit_applied__gte=0, credit_applied__lte=models.F("total")),
+                name="order_credit_within_total",
+            ),
+        ]
+
+    def __str__(self):
+        return self.number
+
+    @property
+    def amount_due(self):
+        return self.total - self.credit_applied
+
+
+class OrderLine(models.Model):
+    """One item of an order, with the facts the refund rules need."""
+
+    class Delivery(models.TextChoices):
+        NONE = "", "—"
+        KEY_SENT = "key_sent", "Key sent"
+        DOWNLOADED = "downloaded", "Downloaded or activated"
+        ACCEPTED = "accepted", "Service delivered and accepted"
+
+    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="lines")
+    product = models.ForeignKey(Product, on_delete=models.PROTECT, related_name="+")
+    price = models.ForeignKey(
+        Price, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    subscription = models.ForeignKey(
+        Subscription, null=True, blank=True, on_delete=models.PROTECT, related_name="lines"
+    )
+    kind = models.CharField(max_length=20, choices=Product.Kind.choices)
+    description = models.CharField(max_length=300)
+    quantity = models.PositiveIntegerField(default=1)
+    amount = models.DecimalField(**AMOUNT)
+    period_start = models.DateField(null=True, blank=True)
+    period_end = models.DateField(null=True, blank=True)
+    first_purchase = models.BooleanField(default=True)
+    units = models.PositiveIntegerField(null=True, blank=True)
+    units_used = models.PositiveIntegerField(default=0)
+    activated_at = models.DateTimeField(null=True, blank=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    delivery = models.CharField(max_length=20, choices=Delivery.choices, blank=True, default="")
+
+    class Meta:
+        ordering = ["order", "id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(amount__gte=0), name="line_amount_not_negative"),
+            models.CheckConstraint(
+                condition=Q(units__isnull=True) | Q(units_used__lte=models.F("units")),
+                name="line_units_used_within_units",
+            ),
+        ]
+
+    def __str__(self):
+        return self.description
+
+
+class Payment(models.Model):
+    """Money asked of or received from a gateway for an order. The key is stored before the call."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+
+    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="payments")
+    order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="payments")
+    gateway = models.CharField(max_length=20)
+    amount = models.DecimalField(**AMOUNT)
+    currency = models.CharField(max_length=3, choices=[(c, c) for c in CURRENCIES])
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    idempotency_key = models.CharField(max_length=80, unique=True)
+    reference = models.CharField(max_length=120, blank=True)
+    failure_message = models.CharField(max_length=300, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    succeeded_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(amount__gt=0), name="payment_amount_positive"),
+            # One succeeded payment per order: money for an order is taken once.
+            models.UniqueConstraint(
+                fields=["order"],
+                condition=Q(status="succeeded"),
+                name="payment_one_success_per_order",
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.gateway} {self.amount} {self.currency} ({self.status})"

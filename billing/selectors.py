@@ -35,3 +35,28 @@ def ledger_view(*, account: Account, currency: str) -> LedgerView:
         entries=entries[::-1],
         lots=allocate_oldest_first(entries),
     )
+
+
+def subscription_current(*, account: Account):
+    """The account's live plan (the per-seat subscription whose quantity is its seats)."""
+    from .models import Subscription
+
+    return (
+        Subscription.objects.filter(account=account)
+        .exclude(status=Subscription.Status.CANCELLED)
+        .select_related("price__product", "pending_price__product")
+        .order_by("-created_at")
+        .first()
+    )
+
+
+def order_list(*, account: Account, limit: int = 50):
+    from django.db.models import Prefetch
+
+    from .models import Order, OrderLine
+
+    return (
+        Order.objects.filter(account=account)
+        .prefetch_related(Prefetch("lines", queryset=OrderLine.objects.order_by("id")))
+        .order_by("-created_at", "-id")[:limit]
+    )

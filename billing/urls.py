@@ -2,4 +2,7 @@ from django.urls import path
 
 from . import views
 
-urlpatterns = [path("settings/billing/", views.billing_overview, name="settings_billing")]
+urlpatterns = [
+    path("settings/billing/", views.billing_overview, name="settings_billing"),
+    path("settings/billing/seats/", views.seat_change, name="billing_seat_change"),
+]

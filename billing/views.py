@@ -1,27 +1,92 @@
-"""The Billing tab of Account Settings: seats and the credit ledger so far."""
+"""The Billing tab of Account Settings: plan and seats, credit, orders."""
 
 from django.conf import settings
-from django.shortcuts import render
+from django.contrib import messages
+from django.shortcuts import redirect, render
 from django.utils import timezone
 
 from accounts import selectors
+from accounts.errors import PortalError
 from accounts.views import member_view
 
 from . import selectors as billing_selectors
+from . import services
+from .forms import SeatChangeForm
 
 
-@member_view(need="billing")
-def billing_overview(request):
+def _page(request, *, seat_form=None, quote=None, status=200):
     account = request.portal.account
+    now = timezone.now()
+    subscription = billing_selectors.subscription_current(account=account)
     return render(
         request,
         "billing/overview.html",
         {
             "tab": "billing",
             "account": account,
-            "usage": selectors.seat_usage(account=account, now=timezone.now()),
+            "usage": selectors.seat_usage(account=account, now=now),
             "seat_holders": selectors.seat_holder_list(account=account),
             "billing_email": settings.VENDOR_BILLING_EMAIL,
             "ledger": billing_selectors.ledger_view(account=account, currency=account.currency),
+            "subscription": subscription,
+            "seat_form": seat_form
+            or SeatChangeForm(initial={"quantity": subscription.quantity if subscription else 1}),
+            "quote": quote,
+            "orders": billing_selectors.order_list(account=account),
         },
+        status=status,
     )
+
+
+@member_view(need="billing")
+def billing_overview(request):
+    return _page(request)
+
+
+@member_view(need="billing")
+def seat_change(request):
+    """Two steps: preview the charge or credit, then confirm it."""
+    if request.method != "POST":
+        return redirect("settings_billing")
+    account = request.portal.account
+    subscription = billing_selectors.subscription_current(account=account)
+    form = SeatChangeForm(request.POST)
+    if subscription is None:
+        messages.error(request, "This account has no plan to change.")
+        return redirect("settings_billing")
+    if not form.is_valid():
+        return _page(request, seat_form=form, status=400)
+    quantity = form.cleaned_data["quantity"]
+    try:
+        if request.POST.get("action") != "confirm":
+            quote = services.subscription_seat_quote(
+                subscription=subscription,
+                quantity=quantity,
+                today=services.account_today(account),
+            )
+            return _page(request, seat_form=form, quote=quote)
+        subscription, quote, order = services.subscription_change_seats(
+            actor=request.user, subscription=subscription, quantity=quantity
+        )
+    except PortalError as exc:
+        form.add_error("quantity", exc.message)
+        return _page(request, seat_form=form, status=400)
+    if quote.kind == "credit":
+        messages.success(
+            request,
+            f"You now have {subscription.quantity} seats; {quote.amount} is on your account "
+            "as credit.",
+        )
+    elif order is not None and order.status == order.Status.PAID:
+        messages.success(
+            request,
+            f"{quote.delta} seat(s) added: you have {subscription.quantity} seats now "
+            f"(order {order.number}, {quote.amount}).",
+        )
+    elif order is not None:
+        messages.warning(
+            request,
+            f"Order {order.number} awaits payment of {order.amount_due:.2f} {order.currency}: "
+            "the seats are added the moment it is paid.",
+        )
+    return redirect("settings_billing")

@@ -224,6 +224,9 @@ CELERY_BEAT_SCHEDULE = {
     },
 }
 
+# Billing: "manual" (staff record outside payments) is the embedded default.
+BILLING_GATEWAY = env.str("BILLING_GATEWAY", default="manual")
+
 # Portal rules
 INVITATION_TTL_DAYS = env.int("INVITATION_TTL_DAYS", default=7)
 PORTAL_NAME = env.str("PORTAL_NAME", default="Vendor Portal")

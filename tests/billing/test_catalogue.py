@@ -65,10 +65,10 @@ class TestCatalogue:
             )
 
     @override_settings(DEBUG=True)
-    def test_demo_catalogue_has_every_kind_and_loads_twice(self):
-        call_command("demo_catalogue")
+    def test_demo_billing_has_every_kind_and_loads_twice(self):
+        call_command("demo_billing")
         count = Price.objects.count()
-        call_command("demo_catalogue")
+        call_command("demo_billing")
         assert Price.objects.count() == count
         assert set(Product.objects.values_list("kind", flat=True)) == set(Product.Kind.values)
 

@@ -1,13 +1,22 @@
-"""Load the demo catalogue: a product of every kind. Idempotent."""
+"""Load the demo catalogue (a product of every kind) and the demo accounts' plans. Idempotent."""
 
+from datetime import timedelta
 from decimal import Decimal
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
+from accounts.models import Account
 from billing.catalogue import price_terms_refusal
-from billing.models import Price, Product
+from billing.models import Price, Product, Subscription
+from billing.services import account_today
+
+# account name, product code, currency
+PLANS = [
+    ("Acme Corporation", "professional-cloud", "USD"),
+    ("Globex GmbH", "enterprise-cloud", "EUR"),
+]
 
 # code, name, kind, edition, deployment, units, [(currency, amount, scheme, interval)]
 CATALOGUE = [
@@ -123,11 +132,11 @@ CATALOGUE = [
 
 
 class Command(BaseCommand):
-    help = "Create the demo catalogue (safe to run again)."
+    help = "Create the demo catalogue and plans (safe to run again)."
 
     def handle(self, *args, **options):
         if not settings.DEBUG:
-            raise CommandError("Refusing to load the demo catalogue with DEBUG off.")
+            raise CommandError("Refusing to load the demo billing data with DEBUG off.")
         created = 0
         with transaction.atomic():
             for code, name, kind, edition, deployment, units, prices in CATALOGUE:
@@ -157,4 +166,27 @@ class Command(BaseCommand):
                         defaults={"amount": Decimal(amount)},
                     )
                     created += new
-        self.stdout.write(self.style.SUCCESS(f"Demo catalogue ready ({created} new objects)."))
+            created += self._plans()
+        self.stdout.write(self.style.SUCCESS(f"Demo billing ready ({created} new objects)."))
+
+    def _plans(self) -> int:
+        """A monthly per-seat plan for each demo account, its quantity the seats it has."""
+        created = 0
+        for name, code, currency in PLANS:
+            account = Account.objects.filter(name=name).first()
+            if account is None or Subscription.objects.filter(account=account).exists():
+                continue
+            today = account_today(account)
+            start = today.replace(day=1)
+            end = (start.replace(day=28) + timedelta(days=4)).replace(day=1)
+            Subscription.objects.create(
+                account=account,
+                price=Price.objects.get(
+                    product__code=code, currency=currency, interval="month", is_active=True
+                ),
+                quantity=account.seats_paid,
+                current_period_start=start,
+                current_period_end=end,
+            )
+            created += 1
+        return created

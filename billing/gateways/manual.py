@@ -1,0 +1,16 @@
+from . import ChargeResult
+
+
+class ManualGateway:
+    """Payments made outside the portal and recorded by staff with their reference."""
+
+    name = "manual"
+
+    def charge(self, *, account, amount, idempotency_key, description) -> ChargeResult:
+        return ChargeResult(
+            status="pending",
+            message=(
+                f"Pay {amount} by bank transfer quoting {description}; it is added the moment "
+                "our billing team records the payment."
+            ),
+        )

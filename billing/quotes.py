@@ -1,0 +1,59 @@
+"""What a seat change costs or credits. Pure code: the services pass today's local date."""
+
+from dataclasses import dataclass
+from datetime import date
+
+from .money import Money, prorate
+
+
+@dataclass(frozen=True)
+class SeatChangeQuote:
+    current: int
+    new: int
+    unit_price: Money  # per seat for the whole period
+    amount: Money  # charged (increase) or credited (decrease), for the rest of the period
+    period_start: date  # today: the change takes effect at once
+    period_end: date
+
+    @property
+    def delta(self) -> int:
+        return self.new - self.current
+
+    @property
+    def kind(self) -> str:
+        return "charge" if self.delta > 0 else "credit" if self.delta < 0 else "none"
+
+    def explain(self) -> str:
+        days = (self.period_end - self.period_start).days
+        seats = abs(self.delta)
+        plural = "s" if seats != 1 else ""
+        if self.kind == "charge":
+            return (
+                f"Adding {seats} seat{plural} now costs {self.amount} for the {days} days left "
+                f"in this period (until {self.period_end:%d %B %Y}), charged at once "
+                "(1CRM terms: increases are pro-rated to the end of the subscription period)."
+            )
+        if self.kind == "credit":
+            return (
+                f"Removing {seats} seat{plural} now puts {self.amount} of credit on your account "
+                f"for the {days} days left in this period. The credit is not refundable and is "
+                "applied to your next charges (1CRM terms)."
+            )
+        return "No change."
+
+
+def seat_change_quote(
+    *, unit_price: Money, current: int, new: int, period_start: date, period_end: date, today: date
+) -> SeatChangeQuote:
+    # Rounded once, at the end: the seats' whole price prorated, not each seat's.
+    amount = prorate(
+        unit_price * abs(new - current), period_start=period_start, period_end=period_end, on=today
+    )
+    return SeatChangeQuote(
+        current=current,
+        new=new,
+        unit_price=unit_price,
+        amount=amount,
+        period_start=max(today, period_start),
+        period_end=period_end,
+    )
