@@ -50,13 +50,14 @@ def subscription_current(*, account: Account):
     )
 
 
-def order_list(*, account: Account, limit: int = 50):
+def order_list(*, account: Account, limit: int | None = 50):
     from django.db.models import Prefetch
 
     from .models import Order, OrderLine
 
-    return (
+    orders = (
         Order.objects.filter(account=account)
         .prefetch_related(Prefetch("lines", queryset=OrderLine.objects.order_by("id")))
-        .order_by("-created_at", "-id")[:limit]
+        .order_by("-created_at", "-id")
     )
+    return orders if limit is None else orders[:limit]

@@ -1,0 +1,110 @@
+"""Billing API: the plan, seat changes (a preview endpoint, then the change), orders, credit."""
+
+from django.http import Http404
+from drf_spectacular.utils import extend_schema
+from rest_framework.response import Response
+
+from accounts.api import AccountScopedView, _validated
+from accounts.pagination import Pagination
+
+from . import selectors, services
+from .models import Subscription
+from .serializers import (
+    BillingOverviewOut,
+    LedgerEntryOut,
+    LedgerOut,
+    OrderOut,
+    QuoteOut,
+    SeatChangeIn,
+    SeatChangeOut,
+    SubscriptionOut,
+    money,
+)
+
+
+class BillingView(AccountScopedView):
+    need = "billing"
+
+    def subscription(self, subscription_id) -> Subscription:
+        subscription = (
+            Subscription.objects.filter(account=self.account, pk=subscription_id)
+            .select_related("price__product")
+            .first()
+        )
+        if subscription is None:
+            raise Http404("No such subscription.")
+        return subscription
+
+
+class BillingOverviewView(BillingView):
+    @extend_schema(responses=BillingOverviewOut, summary="The plan, seats and credit balance")
+    def get(self, request, account_id):
+        subscription = selectors.subscription_current(account=self.account)
+        balance = selectors.ledger_balance(account=self.account, currency=self.account.currency)
+        return Response(
+            {
+                "subscription": SubscriptionOut(subscription).data if subscription else None,
+                "seats_paid": self.account.seats_paid,
+                "credit_balance": money(balance.amount, balance.currency),
+            }
+        )
+
+
+class SeatPreviewView(BillingView):
+    @extend_schema(
+        request=SeatChangeIn,
+        responses=QuoteOut,
+        summary="What changing the seats would charge or credit (changes nothing)",
+    )
+    def post(self, request, account_id, subscription_id):
+        subscription = self.subscription(subscription_id)
+        data = _validated(SeatChangeIn, request)
+        quote = services.subscription_seat_quote(
+            subscription=subscription,
+            quantity=data["quantity"],
+            today=services.account_today(self.account),
+        )
+        return Response(QuoteOut(quote).data)
+
+
+class SeatChangeView(BillingView):
+    @extend_schema(
+        request=SeatChangeIn,
+        responses=SeatChangeOut,
+        summary="Change the seats (charged or credited pro rata)",
+    )
+    def post(self, request, account_id, subscription_id):
+        subscription = self.subscription(subscription_id)
+        data = _validated(SeatChangeIn, request)
+        subscription, quote, order = services.subscription_change_seats(
+            actor=request.user, subscription=subscription, quantity=data["quantity"]
+        )
+        return Response(
+            {
+                "subscription": SubscriptionOut(subscription).data,
+                "quote": QuoteOut(quote).data,
+                "order": OrderOut(order).data if order else None,
+            }
+        )
+
+
+class OrderListView(BillingView):
+    @extend_schema(responses=OrderOut(many=True), summary="Orders, newest first, with lines")
+    def get(self, request, account_id):
+        paginator = Pagination()
+        page = paginator.paginate_queryset(
+            selectors.order_list(account=self.account, limit=None), request
+        )
+        return paginator.get_paginated_response(OrderOut(page, many=True).data)
+
+
+class LedgerView(BillingView):
+    @extend_schema(responses=LedgerOut, summary="Credit balance and ledger, newest first")
+    def get(self, request, account_id):
+        view = selectors.ledger_view(account=self.account, currency=self.account.currency)
+        return Response(
+            {
+                "balance": money(view.balance.amount, view.balance.currency),
+                "entries": LedgerEntryOut(view.entries, many=True).data,
+            }
+        )

@@ -1,0 +1,128 @@
+from rest_framework import serializers
+
+from .models import LedgerEntry, Order, OrderLine, Subscription
+
+
+def money(value, currency) -> dict:
+    return {"amount": f"{value:.2f}", "currency": currency}
+
+
+class SubscriptionOut(serializers.ModelSerializer):
+    product = serializers.CharField(source="price.product.name")
+    unit_price = serializers.SerializerMethodField()
+    scheme = serializers.CharField(source="price.scheme")
+    interval = serializers.CharField(source="price.interval")
+
+    class Meta:
+        model = Subscription
+        fields = [
+            "id",
+            "product",
+            "unit_price",
+            "scheme",
+            "interval",
+            "quantity",
+            "status",
+            "current_period_start",
+            "current_period_end",
+            "cancel_at_period_end",
+        ]
+
+    def get_unit_price(self, sub) -> dict:
+        return money(sub.price.amount, sub.price.currency)
+
+
+class SeatChangeIn(serializers.Serializer):
+    quantity = serializers.IntegerField(min_value=1, max_value=100_000)
+
+
+class QuoteOut(serializers.Serializer):
+    kind = serializers.CharField()
+    current = serializers.IntegerField()
+    new = serializers.IntegerField()
+    amount = serializers.SerializerMethodField()
+    period_start = serializers.DateField()
+    period_end = serializers.DateField()
+    explanation = serializers.SerializerMethodField()
+
+    def get_amount(self, quote) -> dict:
+        return money(quote.amount.amount, quote.amount.currency)
+
+    def get_explanation(self, quote) -> str:
+        return quote.explain()
+
+
+class OrderLineOut(serializers.ModelSerializer):
+    class Meta:
+        model = OrderLine
+        fields = [
+            "id",
+            "kind",
+            "description",
+            "quantity",
+            "amount",
+            "period_start",
+            "period_end",
+            "first_purchase",
+            "units",
+            "units_used",
+            "activated_at",
+            "delivered_at",
+            "delivery",
+        ]
+
+
+class OrderOut(serializers.ModelSerializer):
+    lines = OrderLineOut(many=True)
+    amount_due = serializers.DecimalField(max_digits=14, decimal_places=2)
+
+    class Meta:
+        model = Order
+        fields = [
+            "id",
+            "number",
+            "status",
+            "currency",
+            "total",
+            "credit_applied",
+            "amount_due",
+            "created_at",
+            "paid_at",
+            "lines",
+        ]
+
+
+class LedgerEntryOut(serializers.ModelSerializer):
+    class Meta:
+        model = LedgerEntry
+        fields = [
+            "sequence",
+            "created_at",
+            "kind",
+            "description",
+            "amount",
+            "balance_after",
+            "currency",
+        ]
+
+
+class MoneyOut(serializers.Serializer):
+    amount = serializers.CharField()
+    currency = serializers.CharField()
+
+
+class BillingOverviewOut(serializers.Serializer):
+    subscription = SubscriptionOut(allow_null=True)
+    seats_paid = serializers.IntegerField()
+    credit_balance = MoneyOut()
+
+
+class SeatChangeOut(serializers.Serializer):
+    subscription = SubscriptionOut()
+    quote = QuoteOut()
+    order = OrderOut(allow_null=True)
+
+
+class LedgerOut(serializers.Serializer):
+    balance = MoneyOut()
+    entries = LedgerEntryOut(many=True)
