@@ -252,7 +252,16 @@ def account_status_refusal(*, current: str, new: str) -> str | None:
     return None
 
 
+# Apps that own an account's seats paid (billing, once a plan exists) register a
+# check here; accounts never imports them.
+SEATS_PAID_OWNERS: list = []
+
+
 def seats_paid_refusal(*, account: Account, seats_paid: int, now) -> str | None:
+    for owner in SEATS_PAID_OWNERS:
+        refusal = owner(account)
+        if refusal:
+            return refusal
     if seats_paid < 1:
         return "An account has at least one seat."
     usage = selectors.seat_usage(account=account, now=now)

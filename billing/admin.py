@@ -222,11 +222,31 @@ class OrderAdmin(ReadOnlyRowsMixin, admin.ModelAdmin):
     ]
     inlines = [OrderLineInline, PaymentInline]
 
+    actions = ["cancel_orders"]
+
     def get_fields(self, request, obj=None):
         fields = list(self.readonly_fields)
         if obj is not None and obj.status == Order.Status.AWAITING_PAYMENT:
             fields.append("payment_reference")
         return fields
+
+    def get_form(self, request, obj=None, **kwargs):
+        form = super().get_form(request, obj, **kwargs)
+        if "payment_reference" in form.base_fields:
+            form.base_fields["payment_reference"].required = True
+        return form
+
+    @admin.action(
+        description="Cancel the unpaid order (returns its credit)", permissions=["change"]
+    )
+    def cancel_orders(self, request, queryset):
+        for order in queryset:
+            try:
+                services.order_cancel(actor=request.user, order=order)
+            except PortalError as exc:
+                self.message_user(request, f"{order.number}: {exc.message}", level="error")
+            else:
+                self.message_user(request, f"{order.number} cancelled.")
 
     def save_model(self, request, obj, form, change):
         reference = form.cleaned_data.get("payment_reference")

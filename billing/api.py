@@ -9,6 +9,7 @@ from accounts.pagination import Pagination
 
 from . import selectors, services
 from .models import Subscription
+from .money import Money
 from .serializers import (
     BillingOverviewOut,
     LedgerEntryOut,
@@ -76,8 +77,14 @@ class SeatChangeView(BillingView):
     def post(self, request, account_id, subscription_id):
         subscription = self.subscription(subscription_id)
         data = _validated(SeatChangeIn, request)
+        expected = data.get("expected_amount")
         subscription, quote, order = services.subscription_change_seats(
-            actor=request.user, subscription=subscription, quantity=data["quantity"]
+            actor=request.user,
+            subscription=subscription,
+            quantity=data["quantity"],
+            expected_amount=None
+            if expected is None
+            else Money(expected, subscription.price.currency),
         )
         return Response(
             {

@@ -1,5 +1,17 @@
+from decimal import Decimal
+
 from django import forms
+
+from .money import Money
 
 
 class SeatChangeForm(forms.Form):
     quantity = forms.IntegerField(min_value=1, max_value=100_000, label="Seats")
+    # What the preview showed; the confirmation goes through only at that amount.
+    expected = forms.DecimalField(
+        required=False, max_digits=14, decimal_places=2, widget=forms.HiddenInput
+    )
+
+    def expected_amount(self, currency: str) -> Money | None:
+        value = self.cleaned_data.get("expected")
+        return None if value is None else Money(Decimal(value), currency)

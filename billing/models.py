@@ -127,6 +127,7 @@ class LedgerEntry(models.Model):
         SEAT_CREDIT = "seat_credit", "Credit for seats removed"
         REFUND_CREDIT = "refund_credit", "Refund paid as account credit"
         ADJUSTMENT = "adjustment", "Adjustment by staff"
+        ORDER_CANCELLED = "order_cancelled", "Credit returned from a cancelled order"
         APPLIED = "applied", "Applied to a charge"
 
     account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="ledger_entries")

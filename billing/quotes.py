@@ -14,6 +14,7 @@ class SeatChangeQuote:
     amount: Money  # charged (increase) or credited (decrease), for the rest of the period
     period_start: date  # today: the change takes effect at once
     period_end: date
+    trial: bool = False  # during a trial seats change without charge or credit
 
     @property
     def delta(self) -> int:
@@ -25,6 +26,11 @@ class SeatChangeQuote:
 
     def explain(self) -> str:
         days = (self.period_end - self.period_start).days
+        if self.trial and self.kind != "none":
+            return (
+                f"During the trial, going from {self.current} to {self.new} seats is free; "
+                "the first charge covers the seats you have when the trial ends."
+            )
         seats = abs(self.delta)
         plural = "s" if seats != 1 else ""
         if self.kind == "charge":

@@ -50,6 +50,17 @@ def subscription_current(*, account: Account):
     )
 
 
+def order_get(*, account: Account, order_id):
+    from django.http import Http404
+
+    from .models import Order
+
+    order = Order.objects.filter(account=account, pk=order_id).first()
+    if order is None:
+        raise Http404("No such order.")
+    return order
+
+
 def order_list(*, account: Account, limit: int | None = 50):
     from django.db.models import Prefetch
 

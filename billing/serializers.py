@@ -34,6 +34,12 @@ class SubscriptionOut(serializers.ModelSerializer):
 
 class SeatChangeIn(serializers.Serializer):
     quantity = serializers.IntegerField(min_value=1, max_value=100_000)
+    expected_amount = serializers.DecimalField(
+        max_digits=14,
+        decimal_places=2,
+        required=False,
+        help_text="The preview's amount: the change is refused if the price moved since.",
+    )
 
 
 class QuoteOut(serializers.Serializer):
@@ -53,6 +59,8 @@ class QuoteOut(serializers.Serializer):
 
 
 class OrderLineOut(serializers.ModelSerializer):
+    amount = serializers.DecimalField(max_digits=14, decimal_places=2)
+
     class Meta:
         model = OrderLine
         fields = [
@@ -74,6 +82,8 @@ class OrderLineOut(serializers.ModelSerializer):
 
 class OrderOut(serializers.ModelSerializer):
     lines = OrderLineOut(many=True)
+    total = serializers.DecimalField(max_digits=14, decimal_places=2)
+    credit_applied = serializers.DecimalField(max_digits=14, decimal_places=2)
     amount_due = serializers.DecimalField(max_digits=14, decimal_places=2)
 
     class Meta:
@@ -93,6 +103,9 @@ class OrderOut(serializers.ModelSerializer):
 
 
 class LedgerEntryOut(serializers.ModelSerializer):
+    amount = serializers.DecimalField(max_digits=14, decimal_places=2)
+    balance_after = serializers.DecimalField(max_digits=14, decimal_places=2)
+
     class Meta:
         model = LedgerEntry
         fields = [

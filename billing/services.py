@@ -7,6 +7,7 @@ adjustments; they are applied to later charges, oldest first.
 """
 
 import secrets
+from dataclasses import replace
 from datetime import date
 from decimal import Decimal
 
@@ -169,7 +170,7 @@ def account_today(account: Account, now=None) -> date:
     return timezone.localtime(now or timezone.now(), account.tzinfo).date()
 
 
-def _sync_seats_paid(account: Account) -> None:
+def _sync_seats_paid(account: Account, *, actor) -> None:
     """Seats paid are the quantity of the account's live per-seat plan (1CRM terms)."""
     seats = Subscription.objects.filter(
         account=account,
@@ -182,12 +183,23 @@ def _sync_seats_paid(account: Account) -> None:
         Account.objects.filter(pk=account.pk).update(seats_paid=seats)
         account.seats_paid = seats
         audit_record(
-            actor=None,
+            actor=actor,
             action="account.seats_paid_changed",
             target=account,
             account=account,
             changes={"seats_paid": [old, seats], "by": "subscription"},
         )
+
+
+def seats_paid_owned_by_plan(account: Account) -> str | None:
+    """Registered with accounts: staff do not set seats paid by hand once a plan owns them."""
+    if (
+        Subscription.objects.filter(account=account)
+        .exclude(status=Subscription.Status.CANCELLED)
+        .exists()
+    ):
+        return "Seats paid follow the account's plan: change the seats on its subscription."
+    return None
 
 
 def _create_order(*, account, currency, lines, actor, now) -> Order:
@@ -208,17 +220,34 @@ def _create_order(*, account, currency, lines, actor, now) -> Order:
     return order
 
 
+def _set_quantity(subscription: Subscription, quantity: int, *, actor, reason: str) -> None:
+    old = subscription.quantity
+    subscription.quantity = quantity
+    subscription.save(update_fields=["quantity"])
+    audit_record(
+        actor=actor,
+        action="subscription.seats_changed",
+        target=subscription,
+        account=subscription.account,
+        changes={"quantity": [old, quantity], "reason": reason},
+    )
+
+
 def _mark_paid(order: Order, *, actor, now) -> None:
     """The order is paid: what it bought is the account's at once (delivery policy §1-2)."""
     order.status = Order.Status.PAID
     order.paid_at = now
     order.save(update_fields=["status", "paid_at"])
-    for line in order.lines.select_related("subscription"):
+    for line in order.lines.all():
         if line.subscription_id and line.kind == Product.Kind.SUBSCRIPTION:
             subscription = Subscription.objects.select_for_update().get(pk=line.subscription_id)
-            subscription.quantity += line.quantity
-            subscription.save(update_fields=["quantity"])
-    _sync_seats_paid(order.account)
+            _set_quantity(
+                subscription,
+                subscription.quantity + line.quantity,
+                actor=actor,
+                reason=f"{order.number} paid",
+            )
+    _sync_seats_paid(order.account, actor=actor)
     audit_record(
         actor=actor,
         action="order.paid",
@@ -229,7 +258,9 @@ def _mark_paid(order: Order, *, actor, now) -> None:
 
 
 def _charge_on_commit(order: Order) -> None:
-    """Ask the gateway for what credit did not cover, after the order is committed."""
+    """Ask the gateway for what credit did not cover, by a job once the order is committed."""
+    from .tasks import request_payment
+
     due = order.amount_due
     if due <= 0:
         return
@@ -241,11 +272,11 @@ def _charge_on_commit(order: Order) -> None:
         currency=order.currency,
         idempotency_key=f"order-{order.pk}-1",
     )
-    transaction.on_commit(lambda: payment_request(payment_id=payment.pk))
+    request_payment.delay_on_commit(payment.pk)
 
 
 def payment_request(*, payment_id: int) -> Payment:
-    """Call the gateway for a pending payment (no transaction is held during the call)."""
+    """Call the gateway for a pending payment; no transaction is held during the call."""
     payment = Payment.objects.select_related("order", "account").get(pk=payment_id)
     if payment.status != Payment.Status.PENDING or payment.reference:
         return payment
@@ -258,8 +289,26 @@ def payment_request(*, payment_id: int) -> Payment:
     if result.status == "succeeded":
         return payment_succeeded(payment=payment, reference=result.reference, actor=None)
     if result.status == "failed":
-        Payment.objects.filter(pk=payment.pk).update(
-            status=Payment.Status.FAILED, failure_message=result.message[:300]
+        return payment_failed(payment=payment, message=result.message)
+    return payment
+
+
+def payment_failed(*, payment: Payment, message: str) -> Payment:
+    """The gateway refused; a payment already recorded as succeeded stays so."""
+    with transaction.atomic():
+        _lock(payment.account)
+        payment = Payment.objects.select_for_update().get(pk=payment.pk)
+        if payment.status != Payment.Status.PENDING:
+            return payment
+        payment.status = Payment.Status.FAILED
+        payment.failure_message = message[:300]
+        payment.save(update_fields=["status", "failure_message"])
+        audit_record(
+            actor=None,
+            action="payment.failed",
+            target=payment,
+            account=payment.account,
+            changes={"amount": str(payment.amount), "message": payment.failure_message},
         )
     return payment
 
@@ -272,6 +321,8 @@ def payment_succeeded(*, payment: Payment, reference: str, actor, now=None) -> P
         payment = Payment.objects.select_for_update().get(pk=payment.pk)
         if payment.status == Payment.Status.SUCCEEDED:
             return payment
+        if order.status != Order.Status.AWAITING_PAYMENT:
+            raise PortalError(f"{order.number} is {order.get_status_display().lower()}.")
         payment.status = Payment.Status.SUCCEEDED
         payment.reference = reference
         payment.succeeded_at = now
@@ -283,8 +334,7 @@ def payment_succeeded(*, payment: Payment, reference: str, actor, now=None) -> P
             account=order.account,
             changes={"amount": str(payment.amount), "reference": reference},
         )
-        if order.status == Order.Status.AWAITING_PAYMENT:
-            _mark_paid(order, actor=actor, now=now)
+        _mark_paid(order, actor=actor, now=now)
     return payment
 
 
@@ -313,9 +363,63 @@ def payment_record_manual(*, actor, order: Order, reference: str, now=None) -> P
         return payment_succeeded(payment=payment, reference=reference, actor=actor, now=now)
 
 
-def subscription_seat_quote(*, subscription: Subscription, quantity, today) -> SeatChangeQuote:
+def order_cancel(*, actor, order: Order, now=None) -> Order:
+    """Withdraw an unpaid order: its pending payment is dropped and its credit returned."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        account = _lock(order.account)
+        _require_billing_role(actor=actor, account=account)
+        order = Order.objects.select_for_update().get(pk=order.pk)
+        if order.status != Order.Status.AWAITING_PAYMENT:
+            raise PortalError(
+                f"{order.number} is {order.get_status_display().lower()}; only an unpaid order "
+                "can be cancelled."
+            )
+        Payment.objects.filter(order=order, status=Payment.Status.PENDING).update(
+            status=Payment.Status.FAILED, failure_message="Order cancelled."
+        )
+        if order.credit_applied > 0:
+            entry = _append(
+                account=account,
+                currency=order.currency,
+                amount=order.credit_applied,
+                kind=LedgerEntry.Kind.ORDER_CANCELLED,
+                description=f"Credit returned from cancelled {order.number}",
+                reference=order.number,
+                actor=actor,
+            )
+            _audit(entry, actor, "ledger.credited")
+        order.status = Order.Status.CANCELLED
+        order.save(update_fields=["status"])
+        audit_record(
+            actor=actor,
+            action="order.cancelled",
+            target=order,
+            account=account,
+            changes={"credit_returned": str(order.credit_applied)},
+        )
+    return order
+
+
+def _open_order_for(subscription: Subscription) -> Order | None:
+    return Order.objects.filter(
+        status=Order.Status.AWAITING_PAYMENT, lines__subscription=subscription
+    ).first()
+
+
+def subscription_seat_quote(
+    *, subscription: Subscription, quantity, today, now=None
+) -> SeatChangeQuote:
+    """What a seat change would cost or credit, refusing every change the rules refuse."""
+    account = subscription.account
     if not isinstance(quantity, int) or isinstance(quantity, bool) or quantity < 1:
         raise PortalError("Give a whole number of seats, at least 1.", field="quantity")
+    if account.reseller_id:
+        raise PortalError(
+            f"{account.name}'s billing is provided by {account.reseller.name}: ask them to "
+            "change your seats.",
+            field="quantity",
+        )
     if subscription.price.scheme != Price.Scheme.PER_SEAT:
         raise PortalError("This plan is not priced per seat.", field="quantity")
     if subscription.status not in (Subscription.Status.ACTIVE, Subscription.Status.TRIALING):
@@ -323,7 +427,28 @@ def subscription_seat_quote(*, subscription: Subscription, quantity, today) -> S
             f"The subscription is {subscription.get_status_display().lower()}; renew it first.",
             field="quantity",
         )
-    return seat_change_quote(
+    if today >= subscription.current_period_end:
+        raise PortalError(
+            f"The period ended on {subscription.current_period_end:%d %B %Y}; renew the "
+            "subscription before changing its seats.",
+            field="quantity",
+        )
+    open_order = _open_order_for(subscription)
+    if open_order is not None:
+        raise PortalError(
+            f"Order {open_order.number} for more seats awaits payment; pay or cancel it before "
+            "another change.",
+            field="quantity",
+        )
+    if quantity < subscription.quantity:
+        usage = account_selectors.seat_usage(account=account, now=now or timezone.now())
+        if usage.used > quantity:
+            raise PortalError(
+                f"{usage.describe()}: take seats from members or withdraw invitations "
+                f"before going down to {quantity}.",
+                field="quantity",
+            )
+    quote = seat_change_quote(
         unit_price=Money(subscription.price.amount, subscription.price.currency),
         current=subscription.quantity,
         new=quantity,
@@ -331,35 +456,50 @@ def subscription_seat_quote(*, subscription: Subscription, quantity, today) -> S
         period_end=subscription.current_period_end,
         today=today,
     )
+    if subscription.status == Subscription.Status.TRIALING:
+        # Nothing was paid for a trial: its seats change without a charge or a credit.
+        quote = replace(quote, amount=Money.zero(quote.amount.currency), trial=True)
+    return quote
 
 
 def subscription_change_seats(
-    *, actor, subscription: Subscription, quantity: int, now=None
+    *,
+    actor,
+    subscription: Subscription,
+    quantity: int,
+    expected_amount: Money | None = None,
+    now=None,
 ) -> tuple[Subscription, SeatChangeQuote, Order | None]:
-    """Add seats (charged at once, pro rata) or remove them (credited, pro rata). 1CRM terms."""
+    """Add seats (charged at once, pro rata) or remove them (credited, pro rata). 1CRM terms.
+
+    `expected_amount` is what the customer saw in the preview: if the quote moved
+    since (a new day began), nothing changes and they are shown the new one.
+    """
     now = now or timezone.now()
     with transaction.atomic():
         account = _lock(subscription.account)
         _require_billing_role(actor=actor, account=account)
         subscription = (
-            Subscription.objects.select_for_update()
-            .select_related("price__product")
+            Subscription.objects.select_for_update(of=("self",))
+            .select_related("price__product", "account__reseller")
             .get(pk=subscription.pk)
         )
         today = account_today(account, now)
-        quote = subscription_seat_quote(subscription=subscription, quantity=quantity, today=today)
+        quote = subscription_seat_quote(
+            subscription=subscription, quantity=quantity, today=today, now=now
+        )
+        if expected_amount is not None and expected_amount != quote.amount:
+            raise PortalError(
+                f"The amount changed since your preview: it is now {quote.amount}. "
+                "Preview again to confirm it.",
+                field="quantity",
+            )
         order = None
-        if quote.kind == "credit":
-            usage = account_selectors.seat_usage(account=account, now=now)
-            if usage.used > quantity:
-                raise PortalError(
-                    f"{usage.describe()}: take seats from members or withdraw invitations "
-                    f"before going down to {quantity}.",
-                    field="quantity",
-                )
-            subscription.quantity = quantity
-            subscription.save(update_fields=["quantity"])
-            if quote.amount.amount > 0:
+        if quote.kind == "none":
+            return subscription, quote, None
+        if quote.kind == "credit" or quote.amount.amount == 0:
+            _set_quantity(subscription, quantity, actor=actor, reason=quote.kind)
+            if quote.kind == "credit" and quote.amount.amount > 0:
                 entry = _append(
                     account=account,
                     currency=quote.amount.currency,
@@ -370,8 +510,8 @@ def subscription_change_seats(
                     actor=actor,
                 )
                 _audit(entry, actor, "ledger.credited")
-            _sync_seats_paid(account)
-        elif quote.kind == "charge":
+            _sync_seats_paid(account, actor=actor)
+        else:
             order = _create_order(
                 account=account,
                 currency=quote.amount.currency,
@@ -395,6 +535,13 @@ def subscription_change_seats(
                 actor=actor,
                 now=now,
             )
+            audit_record(
+                actor=actor,
+                action="order.created",
+                target=order,
+                account=account,
+                changes={"seats": [quote.current, quantity], "total": str(quote.amount)},
+            )
             left = ledger_apply_to_charge(
                 account=account, charge=quote.amount, reference=order.number, actor=actor
             )
@@ -404,14 +551,5 @@ def subscription_change_seats(
                 _mark_paid(order, actor=actor, now=now)
             else:
                 _charge_on_commit(order)
-        else:
-            return subscription, quote, None
-        audit_record(
-            actor=actor,
-            action="subscription.seats_changed",
-            target=subscription,
-            account=account,
-            changes={"quantity": [quote.current, quantity], quote.kind: str(quote.amount)},
-        )
     subscription.refresh_from_db()
     return subscription, quote, order

@@ -5,4 +5,5 @@ from . import views
 urlpatterns = [
     path("settings/billing/", views.billing_overview, name="settings_billing"),
     path("settings/billing/seats/", views.seat_change, name="billing_seat_change"),
+    path("settings/billing/orders/<id:order_id>/cancel/", views.order_cancel, name="order_cancel"),
 ]

@@ -66,7 +66,10 @@ def seat_change(request):
             )
             return _page(request, seat_form=form, quote=quote)
         subscription, quote, order = services.subscription_change_seats(
-            actor=request.user, subscription=subscription, quantity=quantity
+            actor=request.user,
+            subscription=subscription,
+            quantity=quantity,
+            expected_amount=form.expected_amount(subscription.price.currency),
         )
     except PortalError as exc:
         form.add_error("quantity", exc.message)
@@ -89,4 +92,23 @@ def seat_change(request):
             f"Order {order.number} awaits payment of {order.amount_due:.2f} {order.currency}: "
             "the seats are added the moment it is paid.",
         )
+    return redirect("settings_billing")
+
+
+@member_view(need="billing")
+def order_cancel(request, order_id: int):
+    if request.method != "POST":
+        return redirect("settings_billing")
+    order = billing_selectors.order_get(account=request.portal.account, order_id=order_id)
+    try:
+        order = services.order_cancel(actor=request.user, order=order)
+    except PortalError as exc:
+        messages.error(request, exc.message)
+    else:
+        returned = (
+            f"; {order.credit_applied:.2f} {order.currency} of credit is back on your account"
+            if order.credit_applied
+            else ""
+        )
+        messages.success(request, f"Order {order.number} is cancelled{returned}.")
     return redirect("settings_billing")

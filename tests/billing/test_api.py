@@ -1,12 +1,19 @@
-from datetime import date
+from datetime import UTC, date, datetime
 from decimal import Decimal
 
 import pytest
+import time_machine
 
 from billing.models import Price, Product, Subscription
 from tests.factories import AccountFactory, MembershipFactory, owner_of
 
 pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def _mid_period():
+    with time_machine.travel(datetime(2026, 11, 10, 12, 0, tzinfo=UTC), tick=False):
+        yield
 
 
 @pytest.fixture

@@ -1,11 +1,11 @@
 """Seat changes on a per-seat plan (1CRM terms: increases charged pro rata at once,
 decreases an immediate non-refundable credit) and their payment."""
 
-from datetime import date, datetime
+from datetime import date
 from decimal import Decimal
-from zoneinfo import ZoneInfo
 
 import pytest
+import time_machine
 from allauth.mfa.models import Authenticator
 from django.contrib.auth.models import Group
 from django.db import connection
@@ -15,23 +15,15 @@ from django.urls import reverse
 from accounts.errors import NotAllowed, PortalError
 from accounts.models import Account, AuditEvent
 from billing import selectors, services
-from billing.models import LedgerEntry, Order, Payment, Price, Product, Subscription
-from billing.money import Money
+from billing.models import LedgerEntry, Order, Payment
 from billing.quotes import seat_change_quote
+from tests.billing.helpers import NOW, usd
 from tests.factories import (
-    AccountFactory,
     InvitationFactory,
     MembershipFactory,
     UserFactory,
     owner_of,
 )
-
-UTC = ZoneInfo("UTC")
-
-
-def usd(value):
-    return Money(Decimal(value), "USD")
-
 
 # Proration to the cent: amount = unit price x |delta| x days left / period length,
 # rounded half up once. Monthly and yearly periods, several days, both directions.
@@ -64,46 +56,6 @@ def test_seat_change_quote_to_the_cent(unit, current, new, start, end, today, ki
     )
     assert (quote.kind, quote.amount) == (kind, usd(amount))
     assert str(quote.amount) in quote.explain() or kind == "none"
-
-
-@pytest.fixture
-def plan():
-    product = Product.objects.create(
-        code="pro",
-        name="Professional",
-        kind="subscription",
-        edition="professional",
-        deployment="cloud",
-    )
-    return Price.objects.create(
-        product=product,
-        currency="USD",
-        amount=Decimal("31.00"),
-        scheme="per_seat",
-        interval="month",
-    )
-
-
-@pytest.fixture
-def account(plan):
-    account = AccountFactory(seats_paid=3, timezone="America/New_York")
-    Subscription.objects.create(
-        account=account,
-        price=plan,
-        quantity=3,
-        current_period_start=date(2026, 3, 1),
-        current_period_end=date(2026, 4, 1),
-    )
-    return account
-
-
-@pytest.fixture
-def subscription(account):
-    return Subscription.objects.get(account=account)
-
-
-# 2026-03-11 02:00 UTC is still 10 March in New York: 22 of 31 days left.
-NOW = datetime(2026, 3, 11, 2, 0, tzinfo=UTC)
 
 
 @pytest.mark.django_db
@@ -228,7 +180,14 @@ def services_accounts():
     return account_services
 
 
+@pytest.fixture
+def mid_period():
+    with time_machine.travel(NOW, tick=False):
+        yield
+
+
 @pytest.mark.django_db
+@pytest.mark.usefixtures("mid_period")
 class TestBillingPage:
     def test_preview_then_confirm(self, client, account, subscription):
         client.force_login(owner_of(account))
@@ -268,18 +227,23 @@ class TestBillingPage:
                 assert client.get(url).status_code == 200
             return len(ctx.captured_queries)
 
-        services.subscription_change_seats(
-            actor=owner_of(account), subscription=subscription, quantity=4, now=NOW
-        )
-        few = count()
-        for _ in range(20):
+        staff = UserFactory(is_staff=True)
+        staff.groups.add(Group.objects.get(name="Billing reviewer"))
+
+        def add_a_paid_seat():
             subscription.refresh_from_db()
-            services.subscription_change_seats(
+            _, _, order = services.subscription_change_seats(
                 actor=owner_of(account),
                 subscription=subscription,
                 quantity=subscription.quantity + 1,
                 now=NOW,
             )
+            services.payment_record_manual(actor=staff, order=order, reference="R")
+
+        add_a_paid_seat()
+        few = count()
+        for _ in range(20):
+            add_a_paid_seat()
         assert count() == few <= 11
 
     def test_staff_record_a_payment_in_the_console(self, client, account, subscription):

@@ -1,0 +1,10 @@
+from celery import shared_task
+
+from . import services
+
+
+@shared_task(autoretry_for=(Exception,), retry_backoff=True, retry_backoff_max=600, max_retries=10)
+def request_payment(payment_id: int) -> str:
+    """Ask the gateway for a pending payment. Safe to run twice: the idempotency key
+    was stored before the first call, and a settled payment is left alone."""
+    return services.payment_request(payment_id=payment_id).status
