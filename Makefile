@@ -11,7 +11,7 @@ UV := $(shell command -v uv 2>/dev/null || echo "$(PYTHON) -m uv")
 VENV_PY := .venv/bin/python
 MANAGE := $(VENV_PY) manage.py
 
-.PHONY: install run test lint format migrate demo clean
+.PHONY: install run test lint format migrate demo bench clean
 
 # uv (from PyPI if the machine has none) and the locked dependencies in .venv.
 .venv/.installed: pyproject.toml uv.lock
@@ -33,6 +33,9 @@ run: demo
 
 test: install
 	$(VENV_PY) -m pytest $(PYTEST_ARGS)
+
+bench: install
+	$(VENV_PY) bench/billing_page.py
 
 lint: install
 	.venv/bin/ruff check .
