@@ -8,7 +8,7 @@ from django.http import Http404
 from django.utils import timezone
 from drf_spectacular.utils import extend_schema
 from rest_framework import status
-from rest_framework.exceptions import PermissionDenied
+from rest_framework.exceptions import APIException, PermissionDenied
 from rest_framework.exceptions import ValidationError as DRFValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -16,6 +16,7 @@ from rest_framework.views import exception_handler as drf_exception_handler
 
 from . import selectors, services
 from .errors import NotAllowed, PortalError
+from .models import Account
 from .pagination import Pagination
 from .serializers import (
     AccountOut,
@@ -28,6 +29,15 @@ from .serializers import (
     SupportContactIn,
     SupportContactOut,
 )
+
+
+class LicenceScreen(APIException):
+    status_code = 402
+    default_detail = (
+        "The account's subscription has lapsed: only billing is available until the "
+        "renewal is paid."
+    )
+    default_code = "licence_screen"
 
 
 def exception_handler(exc, context):
@@ -49,12 +59,15 @@ class AccountScopedView(APIView):
     """Resolves `account_id` to one of the caller's accounts, else 404."""
 
     need = None  # "manage" (owners) or "billing" (owners and billing admins)
+    on_licence_screen = False  # billing endpoints stay open so the renewal can be paid
 
     def initial(self, request, *args, **kwargs):
         super().initial(request, *args, **kwargs)
         self.account, self.membership = selectors.account_get_for_user(
             user=request.user, account_id=kwargs["account_id"]
         )
+        if self.account.status == Account.Status.LICENSE_SCREEN and not self.on_licence_screen:
+            raise LicenceScreen()
         if self.need == "manage" and not self.membership.can_manage_members:
             raise PermissionDenied("Only an owner of the account can manage users and seats.")
         if self.need == "billing" and not self.membership.can_see_billing:

@@ -278,6 +278,31 @@ def require_staff(actor, perm: str) -> None:
         raise NotAllowed("Only vendor staff can do this.")
 
 
+def account_set_licence_screen(*, account: Account, on: bool, reason: str, actor=None) -> Account:
+    """Billing puts an account on the licence screen when its plan lapses, and lifts it
+    when a renewal is paid (1CRM terms: the system stays on the licence screen awaiting
+    an updated licence). Suspended or deactivated accounts are left as they are."""
+    with transaction.atomic():
+        account = _lock_account(account)
+        current, new = (
+            account.status,
+            (Account.Status.LICENSE_SCREEN if on else Account.Status.ACTIVE),
+        )
+        expected = Account.Status.ACTIVE if on else Account.Status.LICENSE_SCREEN
+        if current != expected:
+            return account
+        account.status = new
+        account.save(update_fields=["status"])
+        audit_record(
+            actor=actor,
+            action="account.status_changed",
+            target=account,
+            account=account,
+            changes={"status": [current, new], "reason": reason},
+        )
+    return account
+
+
 def account_set_status(*, actor, account: Account, status: str) -> Account:
     with transaction.atomic():
         account = _lock_account(account)

@@ -26,10 +26,15 @@ from .forms import (
     SeatForm,
 )
 from .middleware import SESSION_ACCOUNT_KEY
+from .models import Account
 
 
-def member_view(need: str | None = None):
-    """A page of the current account. `need`: "manage" (owners) or "billing"."""
+def member_view(need: str | None = None, *, on_licence_screen: bool = False):
+    """A page of the current account. `need`: "manage" (owners) or "billing".
+
+    While the account is on the licence screen (its plan lapsed: 1CRM terms) only
+    pages marked `on_licence_screen` (Billing, Profile) open; the rest show the screen.
+    """
 
     def decorator(view):
         @login_required
@@ -49,6 +54,13 @@ def member_view(need: str | None = None):
                     f"{membership.account.name}. Nothing was changed: check and try again.",
                 )
                 return redirect("settings_users" if need == "manage" else "dashboard")
+            if membership.account.status == Account.Status.LICENSE_SCREEN and not on_licence_screen:
+                return render(
+                    request,
+                    "accounts/licence_screen.html",
+                    {"account": membership.account},
+                    status=402,
+                )
             if need == "manage" and not membership.can_manage_members:
                 raise PermissionDenied("Only an owner of the account can manage users and seats.")
             if need == "billing" and not membership.can_see_billing:
@@ -110,7 +122,7 @@ def account_new(request):
     return render(request, "accounts/account_new.html", {"form": form}, status=status)
 
 
-@member_view()
+@member_view(on_licence_screen=True)
 def settings_profile(request):
     form = ProfileForm(request.POST or None, initial={"full_name": request.user.full_name})
     status = 200
@@ -136,7 +148,7 @@ def settings_profile(request):
     )
 
 
-@member_view()
+@member_view(on_licence_screen=True)
 @require_POST
 def api_token(request):
     action = request.POST.get("action")

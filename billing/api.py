@@ -25,6 +25,7 @@ from .serializers import (
 
 class BillingView(AccountScopedView):
     need = "billing"
+    on_licence_screen = True
 
     def subscription(self, subscription_id) -> Subscription:
         subscription = (

@@ -264,7 +264,13 @@ class OrderLine(models.Model):
         DOWNLOADED = "downloaded", "Downloaded or activated"
         ACCEPTED = "accepted", "Service delivered and accepted"
 
+    class Effect(models.TextChoices):
+        NONE = "", "—"
+        ADD_SEATS = "add_seats", "Adds seats to the plan"
+        RENEW = "renew", "Renews the plan for the line's period"
+
     order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="lines")
+    effect = models.CharField(max_length=10, choices=Effect.choices, blank=True, default="")
     product = models.ForeignKey(Product, on_delete=models.PROTECT, related_name="+")
     price = models.ForeignKey(
         Price, null=True, blank=True, on_delete=models.PROTECT, related_name="+"

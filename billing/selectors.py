@@ -43,7 +43,6 @@ def subscription_current(*, account: Account):
 
     return (
         Subscription.objects.filter(account=account)
-        .exclude(status=Subscription.Status.CANCELLED)
         .select_related("price__product", "pending_price__product")
         .order_by("-created_at")
         .first()

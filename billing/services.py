@@ -8,7 +8,7 @@ adjustments; they are applied to later charges, oldest first.
 
 import secrets
 from dataclasses import replace
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal
 
 from django.db import transaction
@@ -16,6 +16,7 @@ from django.db.models import Sum
 from django.utils import timezone
 
 from accounts import selectors as account_selectors
+from accounts import services as account_services
 from accounts.errors import NotAllowed, PortalError
 from accounts.models import Account, Membership
 from accounts.services import audit_record, clean_text, require_staff
@@ -239,14 +240,18 @@ def _mark_paid(order: Order, *, actor, now) -> None:
     order.paid_at = now
     order.save(update_fields=["status", "paid_at"])
     for line in order.lines.all():
-        if line.subscription_id and line.kind == Product.Kind.SUBSCRIPTION:
-            subscription = Subscription.objects.select_for_update().get(pk=line.subscription_id)
+        if not line.subscription_id:
+            continue
+        subscription = Subscription.objects.select_for_update().get(pk=line.subscription_id)
+        if line.effect == OrderLine.Effect.ADD_SEATS:
             _set_quantity(
                 subscription,
                 subscription.quantity + line.quantity,
                 actor=actor,
                 reason=f"{order.number} paid",
             )
+        elif line.effect == OrderLine.Effect.RENEW:
+            _renewed(subscription, line, actor=actor, order=order)
     _sync_seats_paid(order.account, actor=actor)
     audit_record(
         actor=actor,
@@ -530,6 +535,7 @@ def subscription_change_seats(
                         "period_start": quote.period_start,
                         "period_end": quote.period_end,
                         "first_purchase": False,
+                        "effect": OrderLine.Effect.ADD_SEATS,
                     }
                 ],
                 actor=actor,
@@ -553,3 +559,180 @@ def subscription_change_seats(
                 _charge_on_commit(order)
     subscription.refresh_from_db()
     return subscription, quote, order
+
+
+# --- cancel and renew ------------------------------------------------------------------
+
+
+def subscription_set_cancel_at_period_end(
+    *, actor, subscription: Subscription, cancel: bool
+) -> Subscription:
+    """Cancel (access to the end of the paid period, no renewal, no refund of unused
+    time: 1CRM terms, acelle §6), or take the cancellation back before the period ends."""
+    with transaction.atomic():
+        account = _lock(subscription.account)
+        _require_billing_role(actor=actor, account=account)
+        subscription = Subscription.objects.select_for_update().get(pk=subscription.pk)
+        if subscription.status not in (Subscription.Status.ACTIVE, Subscription.Status.TRIALING):
+            raise PortalError(
+                f"The subscription is {subscription.get_status_display().lower()}.",
+                field="cancel_at_period_end",
+            )
+        if account.reseller_id:
+            raise PortalError(
+                f"{account.name}'s billing is provided by {account.reseller.name}.",
+                field="cancel_at_period_end",
+            )
+        if subscription.cancel_at_period_end == cancel:
+            return subscription
+        subscription.cancel_at_period_end = cancel
+        subscription.save(update_fields=["cancel_at_period_end"])
+        audit_record(
+            actor=actor,
+            action="subscription.cancelled" if cancel else "subscription.cancellation_withdrawn",
+            target=subscription,
+            account=account,
+            changes={"cancel_at_period_end": [not cancel, cancel]},
+        )
+    return subscription
+
+
+def next_period_end(start: date, interval: str) -> date:
+    """The same day one month or one year on; the 31st becomes the month's last day."""
+    months = 1 if interval == Price.Interval.MONTH else 12
+    year, month = divmod(start.month - 1 + months, 12)
+    year, month = start.year + year, month + 1
+    for day in (start.day, 30, 29, 28):
+        try:
+            return date(year, month, day)
+        except ValueError:
+            continue
+    raise ValueError(start)
+
+
+def _renewed(subscription: Subscription, line: OrderLine, *, actor, order: Order) -> None:
+    subscription.current_period_start = line.period_start
+    subscription.current_period_end = line.period_end
+    subscription.status = Subscription.Status.ACTIVE
+    subscription.save(update_fields=["current_period_start", "current_period_end", "status"])
+    audit_record(
+        actor=actor,
+        action="subscription.renewed",
+        target=subscription,
+        account=subscription.account,
+        changes={"period": [str(line.period_start), str(line.period_end)], "order": order.number},
+    )
+    account_services.account_set_licence_screen(
+        account=subscription.account, on=False, reason=f"{order.number} paid", actor=actor
+    )
+
+
+def subscription_renew(*, subscription: Subscription, now=None) -> Subscription:
+    """At the end of a period: end a cancelled plan, or order and charge the next period.
+
+    Until the renewal is paid the plan is lapsed and the account on the licence screen
+    (1CRM terms). Safe to run twice: a lapsed plan waits for its renewal order.
+    """
+    now = now or timezone.now()
+    with transaction.atomic():
+        account = _lock(subscription.account)
+        subscription = (
+            Subscription.objects.select_for_update(of=("self",))
+            .select_related("price__product")
+            .get(pk=subscription.pk)
+        )
+        today = account_today(account, now)
+        if today < subscription.current_period_end or subscription.status in (
+            Subscription.Status.CANCELLED,
+            Subscription.Status.LAPSED,
+        ):
+            return subscription
+        if subscription.cancel_at_period_end:
+            subscription.status = Subscription.Status.CANCELLED
+            subscription.save(update_fields=["status"])
+            audit_record(
+                actor=None,
+                action="subscription.ended",
+                target=subscription,
+                account=account,
+                changes={"status": ["active", "cancelled"]},
+            )
+            account_services.account_set_licence_screen(
+                account=account, on=True, reason="subscription ended"
+            )
+            return subscription
+        price = subscription.price
+        start = subscription.current_period_end
+        end = next_period_end(start, price.interval)
+        seats = subscription.quantity if price.scheme == Price.Scheme.PER_SEAT else 1
+        amount = Money(price.amount * seats, price.currency).rounded()
+        order = _create_order(
+            account=account,
+            currency=price.currency,
+            lines=[
+                {
+                    "product": price.product,
+                    "price": price,
+                    "subscription": subscription,
+                    "kind": Product.Kind.SUBSCRIPTION,
+                    "description": (
+                        f"{price.product.name}, {seats} seat(s), {start:%d %b %Y} to {end:%d %b %Y}"
+                    ),
+                    "quantity": seats,
+                    "amount": amount.amount,
+                    "period_start": start,
+                    "period_end": end,
+                    "first_purchase": False,
+                    "effect": OrderLine.Effect.RENEW,
+                }
+            ],
+            actor=None,
+            now=now,
+        )
+        audit_record(
+            actor=None,
+            action="order.created",
+            target=order,
+            account=account,
+            changes={"renewal": [str(start), str(end)], "total": str(amount)},
+        )
+        left = ledger_apply_to_charge(account=account, charge=amount, reference=order.number)
+        order.credit_applied = amount.amount - left.amount
+        order.save(update_fields=["credit_applied"])
+        if left.amount == 0:
+            _mark_paid(order, actor=None, now=now)
+        else:
+            subscription.status = Subscription.Status.LAPSED
+            subscription.save(update_fields=["status"])
+            audit_record(
+                actor=None,
+                action="subscription.lapsed",
+                target=subscription,
+                account=account,
+                changes={"awaiting": order.number},
+            )
+            account_services.account_set_licence_screen(
+                account=account, on=True, reason=f"renewal {order.number} awaits payment"
+            )
+            _charge_on_commit(order)
+    subscription.refresh_from_db()
+    return subscription
+
+
+def subscriptions_renew_due(*, now=None) -> int:
+    """The beat job's work: every plan whose period ended in its account's local date."""
+    now = now or timezone.now()
+    changed = 0
+    # A day of margin: accounts in zones ahead of UTC reach the date first.
+    due = Subscription.objects.filter(
+        status__in=[Subscription.Status.ACTIVE, Subscription.Status.TRIALING],
+        current_period_end__lte=now.date() + timedelta(days=1),
+    ).values_list("pk", flat=True)
+    for pk in due:
+        before = Subscription.objects.get(pk=pk)
+        after = subscription_renew(subscription=before, now=now)
+        changed += (after.current_period_end, after.status) != (
+            before.current_period_end,
+            before.status,
+        )
+    return changed

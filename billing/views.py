@@ -38,12 +38,12 @@ def _page(request, *, seat_form=None, quote=None, status=200):
     )
 
 
-@member_view(need="billing")
+@member_view(need="billing", on_licence_screen=True)
 def billing_overview(request):
     return _page(request)
 
 
-@member_view(need="billing")
+@member_view(need="billing", on_licence_screen=True)
 def seat_change(request):
     """Two steps: preview the charge or credit, then confirm it."""
     if request.method != "POST":
@@ -95,7 +95,7 @@ def seat_change(request):
     return redirect("settings_billing")
 
 
-@member_view(need="billing")
+@member_view(need="billing", on_licence_screen=True)
 def order_cancel(request, order_id: int):
     if request.method != "POST":
         return redirect("settings_billing")
@@ -111,4 +111,33 @@ def order_cancel(request, order_id: int):
             else ""
         )
         messages.success(request, f"Order {order.number} is cancelled{returned}.")
+    return redirect("settings_billing")
+
+
+@member_view(need="billing", on_licence_screen=True)
+def subscription_cancel(request):
+    """Cancel at the end of the period, or take the cancellation back."""
+    if request.method != "POST":
+        return redirect("settings_billing")
+    subscription = billing_selectors.subscription_current(account=request.portal.account)
+    if subscription is None:
+        messages.error(request, "This account has no plan.")
+        return redirect("settings_billing")
+    cancel = request.POST.get("cancel") == "1"
+    try:
+        subscription = services.subscription_set_cancel_at_period_end(
+            actor=request.user, subscription=subscription, cancel=cancel
+        )
+    except PortalError as exc:
+        messages.error(request, exc.message)
+    else:
+        if cancel:
+            messages.success(
+                request,
+                f"Your plan ends on {subscription.current_period_end:%d %B %Y}: you keep access "
+                "until then, and nothing more is charged. Unused time is not refunded (1CRM "
+                "terms).",
+            )
+        else:
+            messages.success(request, "Your plan will renew as before.")
     return redirect("settings_billing")

@@ -218,6 +218,10 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_REDIRECT_STDOUTS_LEVEL = "INFO"
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE = {
+    "renew-subscriptions": {
+        "task": "billing.tasks.subscriptions_renew_due",
+        "schedule": env.int("RENEWAL_SWEEP_SECONDS", default=60 * 60),
+    },
     "expire-invitations": {
         "task": "accounts.tasks.invitations_expire",
         "schedule": env.int("INVITATION_SWEEP_SECONDS", default=15 * 60),
