@@ -15,3 +15,19 @@ class SeatChangeForm(forms.Form):
     def expected_amount(self, currency: str) -> Money | None:
         value = self.cleaned_data.get("expected")
         return None if value is None else Money(Decimal(value), currency)
+
+
+class PlanChangeForm(forms.Form):
+    price = forms.ModelChoiceField(queryset=None, label="Plan", empty_label=None)
+    expected = forms.DecimalField(
+        required=False, max_digits=14, decimal_places=2, widget=forms.HiddenInput
+    )
+
+    def __init__(self, *args, choices, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["price"].queryset = choices
+        self.fields["price"].label_from_instance = lambda p: str(p)
+
+    def expected_amount(self, currency: str) -> Money | None:
+        value = self.cleaned_data.get("expected")
+        return None if value is None else Money(Decimal(value), currency)

@@ -268,9 +268,10 @@ class OrderLine(models.Model):
         NONE = "", "—"
         ADD_SEATS = "add_seats", "Adds seats to the plan"
         RENEW = "renew", "Renews the plan for the line's period"
+        CHANGE_PLAN = "change_plan", "Moves the plan to the line's price (upgrade)"
 
     order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="lines")
-    effect = models.CharField(max_length=10, choices=Effect.choices, blank=True, default="")
+    effect = models.CharField(max_length=20, choices=Effect.choices, blank=True, default="")
     product = models.ForeignKey(Product, on_delete=models.PROTECT, related_name="+")
     price = models.ForeignKey(
         Price, null=True, blank=True, on_delete=models.PROTECT, related_name="+"

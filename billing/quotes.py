@@ -63,3 +63,56 @@ def seat_change_quote(
         period_start=max(today, period_start),
         period_end=period_end,
     )
+
+
+@dataclass(frozen=True)
+class PlanChangeQuote:
+    current: str  # plan names, for the explanation
+    new: str
+    kind: str  # "upgrade" (now, difference charged) | "downgrade" (next cycle) | "none"
+    amount: Money  # charged now for an upgrade; zero otherwise
+    period_start: date
+    period_end: date
+
+    def explain(self) -> str:
+        if self.kind == "upgrade":
+            days = (self.period_end - self.period_start).days
+            return (
+                f"Moving from {self.current} to {self.new} takes effect now: the price "
+                f"difference for the {days} days left in this period is {self.amount}, charged "
+                "at once, and the new plan's benefits apply immediately (acelle §6)."
+            )
+        if self.kind == "downgrade":
+            return (
+                f"Moving from {self.current} to {self.new} takes effect when this period ends "
+                f"on {self.period_end:%d %B %Y}. Nothing of the current period is refunded, and "
+                f"{self.current}'s benefits stay until then (acelle §6)."
+            )
+        return "No change."
+
+
+def plan_change_quote(
+    *,
+    current_name: str,
+    new_name: str,
+    current_total: Money,
+    new_total: Money,
+    period_start: date,
+    period_end: date,
+    today: date,
+) -> PlanChangeQuote:
+    difference = new_total - current_total
+    if difference.amount > 0:
+        kind = "upgrade"
+        amount = prorate(difference, period_start=period_start, period_end=period_end, on=today)
+    else:
+        kind = "downgrade" if difference.amount < 0 else "none"
+        amount = Money.zero(new_total.currency)
+    return PlanChangeQuote(
+        current=current_name,
+        new=new_name,
+        kind=kind,
+        amount=amount,
+        period_start=max(today, period_start),
+        period_end=period_end,
+    )

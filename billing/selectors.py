@@ -71,3 +71,20 @@ def order_list(*, account: Account, limit: int | None = 50):
         .order_by("-created_at", "-id")
     )
     return orders if limit is None else orders[:limit]
+
+
+def plan_choices(*, subscription):
+    """Plans the subscription can move to: same currency and interval, on sale."""
+    from .models import Price, Product
+
+    return (
+        Price.objects.filter(
+            is_active=True,
+            product__is_active=True,
+            product__kind=Product.Kind.SUBSCRIPTION,
+            currency=subscription.price.currency,
+            interval=subscription.price.interval,
+        )
+        .select_related("product")
+        .order_by("amount", "product__name")
+    )

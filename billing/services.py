@@ -24,7 +24,7 @@ from accounts.services import audit_record, clean_text, require_staff
 from .gateways import get_gateway
 from .models import LedgerEntry, Order, OrderLine, Payment, Price, Product, Subscription
 from .money import Money
-from .quotes import SeatChangeQuote, seat_change_quote
+from .quotes import PlanChangeQuote, SeatChangeQuote, plan_change_quote, seat_change_quote
 
 
 def _lock(account: Account) -> Account:
@@ -252,6 +252,18 @@ def _mark_paid(order: Order, *, actor, now) -> None:
             )
         elif line.effect == OrderLine.Effect.RENEW:
             _renewed(subscription, line, actor=actor, order=order)
+        elif line.effect == OrderLine.Effect.CHANGE_PLAN:
+            old = subscription.price
+            subscription.price = line.price
+            subscription.pending_price = None
+            subscription.save(update_fields=["price", "pending_price"])
+            audit_record(
+                actor=actor,
+                action="subscription.upgraded",
+                target=subscription,
+                account=subscription.account,
+                changes={"price": [str(old), str(line.price)], "order": order.number},
+            )
     _sync_seats_paid(order.account, actor=actor)
     audit_record(
         actor=actor,
@@ -614,7 +626,18 @@ def _renewed(subscription: Subscription, line: OrderLine, *, actor, order: Order
     subscription.current_period_start = line.period_start
     subscription.current_period_end = line.period_end
     subscription.status = Subscription.Status.ACTIVE
-    subscription.save(update_fields=["current_period_start", "current_period_end", "status"])
+    # A downgrade waiting for this cycle takes effect with it (acelle §6).
+    subscription.price = line.price
+    subscription.pending_price = None
+    subscription.save(
+        update_fields=[
+            "current_period_start",
+            "current_period_end",
+            "status",
+            "price",
+            "pending_price",
+        ]
+    )
     audit_record(
         actor=actor,
         action="subscription.renewed",
@@ -661,7 +684,8 @@ def subscription_renew(*, subscription: Subscription, now=None) -> Subscription:
                 account=account, on=True, reason="subscription ended"
             )
             return subscription
-        price = subscription.price
+        price = subscription.pending_price or subscription.price
+        first_paid = subscription.status == Subscription.Status.TRIALING
         start = subscription.current_period_end
         end = next_period_end(start, price.interval)
         seats = subscription.quantity if price.scheme == Price.Scheme.PER_SEAT else 1
@@ -682,7 +706,7 @@ def subscription_renew(*, subscription: Subscription, now=None) -> Subscription:
                     "amount": amount.amount,
                     "period_start": start,
                     "period_end": end,
-                    "first_purchase": False,
+                    "first_purchase": first_paid,
                     "effect": OrderLine.Effect.RENEW,
                 }
             ],
@@ -736,3 +760,150 @@ def subscriptions_renew_due(*, now=None) -> int:
             before.status,
         )
     return changed
+
+
+# --- plan changes ------------------------------------------------------------------------
+
+
+def _plan_total(price: Price, quantity: int) -> Money:
+    seats = quantity if price.scheme == Price.Scheme.PER_SEAT else 1
+    return Money(price.amount * seats, price.currency)
+
+
+def subscription_plan_quote(
+    *, subscription: Subscription, price: Price, today, now=None
+) -> PlanChangeQuote:
+    account = subscription.account
+    if account.reseller_id:
+        raise PortalError(
+            f"{account.name}'s billing is provided by {account.reseller.name}: ask them to "
+            "change your plan.",
+            field="price",
+        )
+    if subscription.status != Subscription.Status.ACTIVE:
+        raise PortalError(
+            f"The subscription is {subscription.get_status_display().lower()}; plans change "
+            "on an active subscription.",
+            field="price",
+        )
+    if (
+        not price.is_active
+        or price.product.kind != Product.Kind.SUBSCRIPTION
+        or price.currency != subscription.price.currency
+        or price.interval != subscription.price.interval
+    ):
+        raise PortalError(
+            "Choose a plan billed in the same currency and at the same interval.", field="price"
+        )
+    if today >= subscription.current_period_end:
+        raise PortalError("The period has ended; renew the subscription first.", field="price")
+    open_order = _open_order_for(subscription)
+    if open_order is not None:
+        raise PortalError(
+            f"Order {open_order.number} awaits payment; pay or cancel it before another change.",
+            field="price",
+        )
+    return plan_change_quote(
+        current_name=subscription.price.product.name,
+        new_name=price.product.name,
+        current_total=_plan_total(subscription.price, subscription.quantity),
+        new_total=_plan_total(price, subscription.quantity),
+        period_start=subscription.current_period_start,
+        period_end=subscription.current_period_end,
+        today=today,
+    )
+
+
+def subscription_change_plan(
+    *,
+    actor,
+    subscription: Subscription,
+    price: Price,
+    expected_amount: Money | None = None,
+    now=None,
+) -> tuple[Subscription, PlanChangeQuote, Order | None]:
+    """Upgrade now (difference pro rata, charged at once) or downgrade at the next cycle."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        account = _lock(subscription.account)
+        _require_billing_role(actor=actor, account=account)
+        subscription = (
+            Subscription.objects.select_for_update(of=("self",))
+            .select_related("price__product", "account__reseller")
+            .get(pk=subscription.pk)
+        )
+        price = Price.objects.select_related("product").get(pk=price.pk)
+        quote = subscription_plan_quote(
+            subscription=subscription, price=price, today=account_today(account, now), now=now
+        )
+        if expected_amount is not None and expected_amount != quote.amount:
+            raise PortalError(
+                f"The amount changed since your preview: it is now {quote.amount}. "
+                "Preview again to confirm it.",
+                field="price",
+            )
+        order = None
+        if quote.kind == "none":
+            if subscription.pending_price_id:  # choosing the current plan undoes a downgrade
+                subscription.pending_price = None
+                subscription.save(update_fields=["pending_price"])
+            return subscription, quote, None
+        if quote.kind == "downgrade":
+            subscription.pending_price = price
+            subscription.save(update_fields=["pending_price"])
+            audit_record(
+                actor=actor,
+                action="subscription.downgrade_scheduled",
+                target=subscription,
+                account=account,
+                changes={
+                    "price": [str(subscription.price), str(price)],
+                    "from": str(subscription.current_period_end),
+                },
+            )
+        else:
+            order = _create_order(
+                account=account,
+                currency=quote.amount.currency,
+                lines=[
+                    {
+                        "product": price.product,
+                        "price": price,
+                        "subscription": subscription,
+                        "kind": Product.Kind.SUBSCRIPTION,
+                        "description": (
+                            f"Upgrade to {price.product.name}, {quote.period_start:%d %b} to "
+                            f"{quote.period_end:%d %b %Y}"
+                        ),
+                        "quantity": subscription.quantity,
+                        "amount": quote.amount.amount,
+                        "period_start": quote.period_start,
+                        "period_end": quote.period_end,
+                        "first_purchase": False,
+                        "effect": OrderLine.Effect.CHANGE_PLAN,
+                    }
+                ],
+                actor=actor,
+                now=now,
+            )
+            audit_record(
+                actor=actor,
+                action="order.created",
+                target=order,
+                account=account,
+                changes={
+                    "upgrade": [str(subscription.price), str(price)],
+                    "total": str(quote.amount),
+                },
+            )
+            left = ledger_apply_to_charge(
+                account=account, charge=quote.amount, reference=order.number, actor=actor
+            )
+            order.credit_applied = quote.amount.amount - left.amount
+            order.save(update_fields=["credit_applied"])
+            if left.amount == 0:
+                _mark_paid(order, actor=actor, now=now)
+            else:
+                _charge_on_commit(order)
+    subscription.refresh_from_db()
+    return subscription, quote, order

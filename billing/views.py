@@ -11,10 +11,10 @@ from accounts.views import member_view
 
 from . import selectors as billing_selectors
 from . import services
-from .forms import SeatChangeForm
+from .forms import PlanChangeForm, SeatChangeForm
 
 
-def _page(request, *, seat_form=None, quote=None, status=200):
+def _page(request, *, seat_form=None, quote=None, plan_form=None, plan_quote=None, status=200):
     account = request.portal.account
     now = timezone.now()
     subscription = billing_selectors.subscription_current(account=account)
@@ -32,6 +32,16 @@ def _page(request, *, seat_form=None, quote=None, status=200):
             "seat_form": seat_form
             or SeatChangeForm(initial={"quantity": subscription.quantity if subscription else 1}),
             "quote": quote,
+            "plan_form": plan_form
+            or (
+                PlanChangeForm(
+                    choices=billing_selectors.plan_choices(subscription=subscription),
+                    initial={"price": subscription.pending_price or subscription.price},
+                )
+                if subscription
+                else None
+            ),
+            "plan_quote": plan_quote,
             "orders": billing_selectors.order_list(account=account),
         },
         status=status,
@@ -140,4 +150,53 @@ def subscription_cancel(request):
             )
         else:
             messages.success(request, "Your plan will renew as before.")
+    return redirect("settings_billing")
+
+
+@member_view(need="billing", on_licence_screen=True)
+def plan_change(request):
+    """Preview an upgrade or downgrade, then confirm it."""
+    if request.method != "POST":
+        return redirect("settings_billing")
+    account = request.portal.account
+    subscription = billing_selectors.subscription_current(account=account)
+    if subscription is None:
+        messages.error(request, "This account has no plan to change.")
+        return redirect("settings_billing")
+    form = PlanChangeForm(
+        request.POST, choices=billing_selectors.plan_choices(subscription=subscription)
+    )
+    if not form.is_valid():
+        return _page(request, plan_form=form, status=400)
+    price = form.cleaned_data["price"]
+    try:
+        if request.POST.get("action") != "confirm":
+            quote = services.subscription_plan_quote(
+                subscription=subscription, price=price, today=services.account_today(account)
+            )
+            return _page(request, plan_form=form, plan_quote=quote)
+        subscription, quote, order = services.subscription_change_plan(
+            actor=request.user,
+            subscription=subscription,
+            price=price,
+            expected_amount=form.expected_amount(price.currency),
+        )
+    except PortalError as exc:
+        form.add_error("price", exc.message)
+        return _page(request, plan_form=form, status=400)
+    if quote.kind == "downgrade":
+        messages.success(
+            request,
+            f"You move to {quote.new} on {quote.period_end:%d %B %Y}, when this period ends.",
+        )
+    elif order is not None and order.status == order.Status.PAID:
+        messages.success(request, f"You are on {quote.new} now (order {order.number}).")
+    elif order is not None:
+        messages.warning(
+            request,
+            f"Order {order.number} awaits payment of {order.amount_due:.2f} {order.currency}: "
+            f"you move to {quote.new} the moment it is paid.",
+        )
+    else:
+        messages.success(request, f"You stay on {quote.new}.")
     return redirect("settings_billing")

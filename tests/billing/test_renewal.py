@@ -11,13 +11,10 @@ from django.urls import reverse
 from billing import services
 from billing.models import Order, OrderLine, Subscription
 from billing.services import next_period_end
-from tests.billing.helpers import usd
+from tests.billing.helpers import AFTER_END, BEFORE_END, usd
 from tests.factories import MembershipFactory, UserFactory, owner_of
 
 UTC = ZoneInfo("UTC")
-# The fixture's period is 1 March to 1 April 2026 in New York.
-AFTER_END = datetime(2026, 4, 1, 12, 0, tzinfo=UTC)  # 1 April, 08:00 in New York
-BEFORE_END = datetime(2026, 4, 1, 3, 0, tzinfo=UTC)  # still 31 March in New York
 
 
 @pytest.mark.parametrize(
