@@ -2,24 +2,30 @@
 
 from django.http import Http404
 from drf_spectacular.utils import extend_schema
+from rest_framework.exceptions import ValidationError as DRFValidationError
 from rest_framework.response import Response
 
 from accounts.api import AccountScopedView, _validated
 from accounts.pagination import Pagination
 
 from . import selectors, services
-from .models import Subscription
+from .models import Price, Subscription
 from .money import Money
 from .serializers import (
     BillingOverviewOut,
+    CancelIn,
     LedgerEntryOut,
     LedgerOut,
     OrderOut,
+    PlanChangeIn,
+    PlanChangeOut,
+    PlanQuoteOut,
     QuoteOut,
     SeatChangeIn,
     SeatChangeOut,
     SubscriptionOut,
     money,
+    plan_quote_data,
 )
 
 
@@ -116,3 +122,68 @@ class LedgerView(BillingView):
                 "entries": LedgerEntryOut(view.entries, many=True).data,
             }
         )
+
+
+def _price(price_id) -> Price:
+    price = Price.objects.filter(pk=price_id).select_related("product").first()
+    if price is None:
+        raise DRFValidationError({"price": ["No plan has that id."]})
+    return price
+
+
+class PlanPreviewView(BillingView):
+    @extend_schema(
+        request=PlanChangeIn,
+        responses=PlanQuoteOut,
+        summary="What moving to another plan would do (changes nothing)",
+    )
+    def post(self, request, account_id, subscription_id):
+        subscription = self.subscription(subscription_id)
+        data = _validated(PlanChangeIn, request)
+        quote = services.subscription_plan_quote(
+            subscription=subscription,
+            price=_price(data["price"]),
+            today=services.account_today(self.account),
+        )
+        return Response(PlanQuoteOut(plan_quote_data(quote)).data)
+
+
+class PlanChangeView(BillingView):
+    @extend_schema(
+        request=PlanChangeIn,
+        responses=PlanChangeOut,
+        summary="Upgrade now (difference pro rata) or downgrade at the next cycle",
+    )
+    def post(self, request, account_id, subscription_id):
+        subscription = self.subscription(subscription_id)
+        data = _validated(PlanChangeIn, request)
+        price = _price(data["price"])
+        expected = data.get("expected_amount")
+        subscription, quote, order = services.subscription_change_plan(
+            actor=request.user,
+            subscription=subscription,
+            price=price,
+            expected_amount=None if expected is None else Money(expected, price.currency),
+        )
+        return Response(
+            {
+                "subscription": SubscriptionOut(subscription).data,
+                "quote": PlanQuoteOut(plan_quote_data(quote)).data,
+                "order": OrderOut(order).data if order else None,
+            }
+        )
+
+
+class CancelView(BillingView):
+    @extend_schema(
+        request=CancelIn,
+        responses=SubscriptionOut,
+        summary="Cancel at the end of the period, or keep renewing",
+    )
+    def post(self, request, account_id, subscription_id):
+        subscription = self.subscription(subscription_id)
+        data = _validated(CancelIn, request)
+        subscription = services.subscription_set_cancel_at_period_end(
+            actor=request.user, subscription=subscription, cancel=data["cancel"]
+        )
+        return Response(SubscriptionOut(subscription).data)

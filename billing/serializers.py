@@ -8,6 +8,9 @@ def money(value, currency) -> dict:
 
 
 class SubscriptionOut(serializers.ModelSerializer):
+    pending_plan = serializers.CharField(
+        source="pending_price.product.name", default=None, read_only=True
+    )
     product = serializers.CharField(source="price.product.name")
     unit_price = serializers.SerializerMethodField()
     scheme = serializers.CharField(source="price.scheme")
@@ -26,6 +29,7 @@ class SubscriptionOut(serializers.ModelSerializer):
             "current_period_start",
             "current_period_end",
             "cancel_at_period_end",
+            "pending_plan",
         ]
 
     def get_unit_price(self, sub) -> dict:
@@ -139,3 +143,47 @@ class SeatChangeOut(serializers.Serializer):
 class LedgerOut(serializers.Serializer):
     balance = MoneyOut()
     entries = LedgerEntryOut(many=True)
+
+
+class PlanChangeIn(serializers.Serializer):
+    price = serializers.IntegerField(min_value=1, help_text="The id of the plan's price.")
+    expected_amount = serializers.DecimalField(
+        max_digits=14,
+        decimal_places=2,
+        required=False,
+        help_text="The preview's amount: the change is refused if it moved since.",
+    )
+
+
+class PlanQuoteOut(serializers.Serializer):
+    kind = serializers.CharField()
+    current = serializers.CharField()
+    new = serializers.CharField()
+    amount = MoneyOut()
+    period_start = serializers.DateField()
+    period_end = serializers.DateField()
+    explanation = serializers.CharField()
+
+
+class PlanChangeOut(serializers.Serializer):
+    subscription = SubscriptionOut()
+    quote = PlanQuoteOut()
+    order = OrderOut(allow_null=True)
+
+
+class CancelIn(serializers.Serializer):
+    cancel = serializers.BooleanField(
+        help_text="true: end at the period's end; false: keep renewing."
+    )
+
+
+def plan_quote_data(quote) -> dict:
+    return {
+        "kind": quote.kind,
+        "current": quote.current,
+        "new": quote.new,
+        "amount": money(quote.amount.amount, quote.amount.currency),
+        "period_start": quote.period_start,
+        "period_end": quote.period_end,
+        "explanation": quote.explain(),
+    }

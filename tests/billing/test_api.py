@@ -104,3 +104,20 @@ def test_members_get_403(setup):
         f"/api/v1/accounts/{a.pk}/subscriptions/{sub.pk}/seats/", {"quantity": 5}, format="json"
     )
     assert response.status_code == 403
+
+
+def test_plan_preview_change_and_cancel(setup):
+    api, a, sub, _, _ = setup
+    product = Product.objects.create(code="lite", name="Lite", kind="subscription")
+    lite = Price.objects.create(
+        product=product, currency="USD", amount=Decimal("10"), scheme="per_seat", interval="month"
+    )
+    base = f"/api/v1/accounts/{a.pk}/subscriptions/{sub.pk}/"
+    quote = api.post(base + "plan/preview/", {"price": lite.pk}, format="json").json()
+    assert quote["kind"] == "downgrade" and quote["amount"]["amount"] == "0.00"
+    changed = api.post(base + "plan/", {"price": lite.pk}, format="json").json()
+    assert changed["subscription"]["pending_plan"] == "Lite" and changed["order"] is None
+    assert api.post(base + "plan/", {"price": 999999}, format="json").status_code == 400
+    cancelled = api.post(base + "cancel/", {"cancel": True}, format="json").json()
+    assert cancelled["cancel_at_period_end"] is True
+    assert api.post(base + "cancel/", {"cancel": "maybe"}, format="json").status_code == 400
