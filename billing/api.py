@@ -23,6 +23,8 @@ from .serializers import (
     QuoteOut,
     SeatChangeIn,
     SeatChangeOut,
+    StartIn,
+    StartOut,
     SubscriptionOut,
     money,
     plan_quote_data,
@@ -187,3 +189,27 @@ class CancelView(BillingView):
             actor=request.user, subscription=subscription, cancel=data["cancel"]
         )
         return Response(SubscriptionOut(subscription).data)
+
+
+class StartView(BillingView):
+    @extend_schema(
+        request=StartIn,
+        responses={201: StartOut},
+        summary="Start a plan: a free trial, or the first period paid now",
+    )
+    def post(self, request, account_id):
+        data = _validated(StartIn, request)
+        subscription, order = services.subscription_start(
+            actor=request.user,
+            account=self.account,
+            price=_price(data["price"]),
+            quantity=data["quantity"],
+            trial=data["trial"],
+        )
+        return Response(
+            {
+                "subscription": SubscriptionOut(subscription).data,
+                "order": OrderOut(order).data if order else None,
+            },
+            status=201,
+        )

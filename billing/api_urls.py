@@ -31,6 +31,11 @@ urlpatterns = [
         api.CancelView.as_view(),
         name="api_subscription_cancel",
     ),
+    path(
+        "accounts/<id:account_id>/subscriptions/",
+        api.StartView.as_view(),
+        name="api_subscription_start",
+    ),
     path("accounts/<id:account_id>/orders/", api.OrderListView.as_view(), name="api_orders"),
     path("accounts/<id:account_id>/ledger/", api.LedgerView.as_view(), name="api_ledger"),
 ]

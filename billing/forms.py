@@ -31,3 +31,14 @@ class PlanChangeForm(forms.Form):
     def expected_amount(self, currency: str) -> Money | None:
         value = self.cleaned_data.get("expected")
         return None if value is None else Money(Decimal(value), currency)
+
+
+class StartPlanForm(forms.Form):
+    price = forms.ModelChoiceField(queryset=None, label="Plan", empty_label=None)
+    quantity = forms.IntegerField(min_value=1, max_value=100_000, label="Seats")
+    trial = forms.BooleanField(required=False, label="Start with the free trial")
+
+    def __init__(self, *args, choices, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["price"].queryset = choices
+        self.fields["price"].label_from_instance = lambda p: str(p)

@@ -177,6 +177,7 @@ class Subscription(models.Model):
     """
 
     class Status(models.TextChoices):
+        PENDING = "pending", "Awaiting first payment"
         TRIALING = "trialing", "Trial"
         ACTIVE = "active", "Active"
         LAPSED = "lapsed", "Lapsed (renewal not paid)"
@@ -269,6 +270,7 @@ class OrderLine(models.Model):
         ADD_SEATS = "add_seats", "Adds seats to the plan"
         RENEW = "renew", "Renews the plan for the line's period"
         CHANGE_PLAN = "change_plan", "Moves the plan to the line's price (upgrade)"
+        START = "start", "Starts the plan for the line's period"
 
     order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="lines")
     effect = models.CharField(max_length=20, choices=Effect.choices, blank=True, default="")

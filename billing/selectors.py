@@ -88,3 +88,20 @@ def plan_choices(*, subscription):
         .select_related("product")
         .order_by("amount", "product__name")
     )
+
+
+def start_choices(*, account: Account):
+    """Plans an account can start: monthly or yearly, in its currency, on sale."""
+    from .models import Price, Product
+
+    return (
+        Price.objects.filter(
+            is_active=True,
+            product__is_active=True,
+            product__kind=Product.Kind.SUBSCRIPTION,
+            currency=account.currency,
+            interval__in=[Price.Interval.MONTH, Price.Interval.YEAR],
+        )
+        .select_related("product")
+        .order_by("interval", "amount", "product__name")
+    )

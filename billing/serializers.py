@@ -187,3 +187,14 @@ def plan_quote_data(quote) -> dict:
         "period_end": quote.period_end,
         "explanation": quote.explain(),
     }
+
+
+class StartIn(serializers.Serializer):
+    price = serializers.IntegerField(min_value=1, help_text="The id of the plan's price.")
+    quantity = serializers.IntegerField(min_value=1, max_value=100_000)
+    trial = serializers.BooleanField(default=False)
+
+
+class StartOut(serializers.Serializer):
+    subscription = SubscriptionOut()
+    order = OrderOut(allow_null=True)

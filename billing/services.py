@@ -11,6 +11,7 @@ from dataclasses import replace
 from datetime import date, timedelta
 from decimal import Decimal
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models import Sum
 from django.utils import timezone
@@ -250,7 +251,7 @@ def _mark_paid(order: Order, *, actor, now) -> None:
                 actor=actor,
                 reason=f"{order.number} paid",
             )
-        elif line.effect == OrderLine.Effect.RENEW:
+        elif line.effect in (OrderLine.Effect.RENEW, OrderLine.Effect.START):
             _renewed(subscription, line, actor=actor, order=order)
         elif line.effect == OrderLine.Effect.CHANGE_PLAN:
             old = subscription.price
@@ -408,6 +409,12 @@ def order_cancel(*, actor, order: Order, now=None) -> Order:
             _audit(entry, actor, "ledger.credited")
         order.status = Order.Status.CANCELLED
         order.save(update_fields=["status"])
+        # A plan that was waiting for this first payment never starts.
+        Subscription.objects.filter(
+            lines__order=order,
+            lines__effect=OrderLine.Effect.START,
+            status=Subscription.Status.PENDING,
+        ).update(status=Subscription.Status.CANCELLED)
         audit_record(
             actor=actor,
             action="order.cancelled",
@@ -907,3 +914,135 @@ def subscription_change_plan(
                 _charge_on_commit(order)
     subscription.refresh_from_db()
     return subscription, quote, order
+
+
+# --- starting a plan -------------------------------------------------------------------
+
+
+def _live_subscription(account: Account) -> Subscription | None:
+    return (
+        Subscription.objects.filter(account=account)
+        .exclude(status=Subscription.Status.CANCELLED)
+        .first()
+    )
+
+
+def trial_available(account: Account) -> bool:
+    """A trial is for an account's first plan only."""
+    return not Subscription.objects.filter(account=account).exists()
+
+
+def subscription_start(
+    *, actor, account: Account, price: Price, quantity: int, trial: bool = False, now=None
+) -> tuple[Subscription, Order | None]:
+    """Start a plan: a free trial (first plan only), or the first period paid now.
+
+    Access begins the moment the first payment succeeds (delivery policy §1-2).
+    """
+    now = now or timezone.now()
+    if not isinstance(quantity, int) or isinstance(quantity, bool) or quantity < 1:
+        raise PortalError("Give a whole number of seats, at least 1.", field="quantity")
+    with transaction.atomic():
+        account = _lock(account)
+        _require_billing_role(actor=actor, account=account)
+        if account.reseller_id:
+            raise PortalError(
+                f"{account.name}'s billing is provided by {account.reseller.name}.", field="price"
+            )
+        live = _live_subscription(account)
+        if live is not None:
+            raise PortalError(
+                f"{account.name} already has a plan ({live.get_status_display().lower()}); "
+                "change it instead.",
+                field="price",
+            )
+        price = Price.objects.select_related("product").get(pk=price.pk)
+        if (
+            not price.is_active
+            or price.product.kind != Product.Kind.SUBSCRIPTION
+            or price.interval not in (Price.Interval.MONTH, Price.Interval.YEAR)
+            or price.currency != account.currency
+        ):
+            raise PortalError(
+                f"Choose a monthly or yearly plan billed in {account.currency}.", field="price"
+            )
+        seats = quantity if price.scheme == Price.Scheme.PER_SEAT else 1
+        usage = account_selectors.seat_usage(account=account, now=now)
+        if price.scheme == Price.Scheme.PER_SEAT and usage.used > seats:
+            raise PortalError(
+                f"{usage.describe()}: start with at least {usage.used} seats.", field="quantity"
+            )
+        if trial and not trial_available(account):
+            raise PortalError("The free trial is for an account's first plan.", field="trial")
+        today = account_today(account, now)
+        if trial:
+            end = today + timedelta(days=settings.BILLING_TRIAL_DAYS)
+            subscription = Subscription.objects.create(
+                account=account,
+                price=price,
+                quantity=seats,
+                status=Subscription.Status.TRIALING,
+                current_period_start=today,
+                current_period_end=end,
+                trial_end=end,
+            )
+            audit_record(
+                actor=actor,
+                action="subscription.trial_started",
+                target=subscription,
+                account=account,
+                changes={"price": str(price), "trial_end": str(end)},
+            )
+            _sync_seats_paid(account, actor=actor)
+            return subscription, None
+        end = next_period_end(today, price.interval)
+        amount = Money(price.amount * seats, price.currency).rounded()
+        subscription = Subscription.objects.create(
+            account=account,
+            price=price,
+            quantity=seats,
+            status=Subscription.Status.PENDING,
+            current_period_start=today,
+            current_period_end=end,
+        )
+        order = _create_order(
+            account=account,
+            currency=price.currency,
+            lines=[
+                {
+                    "product": price.product,
+                    "price": price,
+                    "subscription": subscription,
+                    "kind": Product.Kind.SUBSCRIPTION,
+                    "description": (
+                        f"{price.product.name}, {seats} seat(s), {today:%d %b %Y} to {end:%d %b %Y}"
+                    ),
+                    "quantity": seats,
+                    "amount": amount.amount,
+                    "period_start": today,
+                    "period_end": end,
+                    "first_purchase": True,
+                    "effect": OrderLine.Effect.START,
+                }
+            ],
+            actor=actor,
+            now=now,
+        )
+        audit_record(
+            actor=actor,
+            action="subscription.started",
+            target=subscription,
+            account=account,
+            changes={"price": str(price), "order": order.number, "total": str(amount)},
+        )
+        left = ledger_apply_to_charge(
+            account=account, charge=amount, reference=order.number, actor=actor
+        )
+        order.credit_applied = amount.amount - left.amount
+        order.save(update_fields=["credit_applied"])
+        if left.amount == 0:
+            _mark_paid(order, actor=actor, now=now)
+        else:
+            _charge_on_commit(order)
+    subscription.refresh_from_db()
+    return subscription, order

@@ -7,5 +7,6 @@ urlpatterns = [
     path("settings/billing/seats/", views.seat_change, name="billing_seat_change"),
     path("settings/billing/cancel/", views.subscription_cancel, name="subscription_cancel"),
     path("settings/billing/plan/", views.plan_change, name="billing_plan_change"),
+    path("settings/billing/start/", views.subscription_start, name="subscription_start"),
     path("settings/billing/orders/<id:order_id>/cancel/", views.order_cancel, name="order_cancel"),
 ]

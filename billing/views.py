@@ -11,20 +11,43 @@ from accounts.views import member_view
 
 from . import selectors as billing_selectors
 from . import services
-from .forms import PlanChangeForm, SeatChangeForm
+from .forms import PlanChangeForm, SeatChangeForm, StartPlanForm
 
 
-def _page(request, *, seat_form=None, quote=None, plan_form=None, plan_quote=None, status=200):
+def _page(
+    request,
+    *,
+    seat_form=None,
+    quote=None,
+    plan_form=None,
+    plan_quote=None,
+    start_form=None,
+    status=200,
+):
     account = request.portal.account
     now = timezone.now()
     subscription = billing_selectors.subscription_current(account=account)
+    usage = selectors.seat_usage(account=account, now=now)
+    # The newest plan is None only for an account that never had one: the trial is for it.
+    trial_available = subscription is None
+    needs_start = subscription is None or subscription.status == subscription.Status.CANCELLED
+    if needs_start and start_form is None:
+        start_form = StartPlanForm(
+            choices=billing_selectors.start_choices(account=account),
+            initial={"quantity": max(usage.used, 1), "trial": trial_available},
+        )
+    if subscription is not None and plan_form is None:
+        plan_form = PlanChangeForm(
+            choices=billing_selectors.plan_choices(subscription=subscription),
+            initial={"price": subscription.pending_price or subscription.price},
+        )
     return render(
         request,
         "billing/overview.html",
         {
             "tab": "billing",
             "account": account,
-            "usage": selectors.seat_usage(account=account, now=now),
+            "usage": usage,
             "seat_holders": selectors.seat_holder_list(account=account),
             "billing_email": settings.VENDOR_BILLING_EMAIL,
             "ledger": billing_selectors.ledger_view(account=account, currency=account.currency),
@@ -32,16 +55,11 @@ def _page(request, *, seat_form=None, quote=None, plan_form=None, plan_quote=Non
             "seat_form": seat_form
             or SeatChangeForm(initial={"quantity": subscription.quantity if subscription else 1}),
             "quote": quote,
-            "plan_form": plan_form
-            or (
-                PlanChangeForm(
-                    choices=billing_selectors.plan_choices(subscription=subscription),
-                    initial={"price": subscription.pending_price or subscription.price},
-                )
-                if subscription
-                else None
-            ),
+            "plan_form": plan_form,
             "plan_quote": plan_quote,
+            "start_form": start_form if needs_start else None,
+            "trial_available": trial_available,
+            "trial_days": settings.BILLING_TRIAL_DAYS,
             "orders": billing_selectors.order_list(account=account),
         },
         status=status,
@@ -199,4 +217,40 @@ def plan_change(request):
         )
     else:
         messages.success(request, f"You stay on {quote.new}.")
+    return redirect("settings_billing")
+
+
+@member_view(need="billing", on_licence_screen=True)
+def subscription_start(request):
+    if request.method != "POST":
+        return redirect("settings_billing")
+    account = request.portal.account
+    form = StartPlanForm(request.POST, choices=billing_selectors.start_choices(account=account))
+    if not form.is_valid():
+        return _page(request, start_form=form, status=400)
+    try:
+        subscription, order = services.subscription_start(
+            actor=request.user,
+            account=account,
+            price=form.cleaned_data["price"],
+            quantity=form.cleaned_data["quantity"],
+            trial=form.cleaned_data["trial"],
+        )
+    except PortalError as exc:
+        form.add_error(exc.field if exc.field in form.fields else None, exc.message)
+        return _page(request, start_form=form, status=400)
+    if order is None:
+        messages.success(
+            request,
+            f"Your trial of {subscription.price.product.name} runs until "
+            f"{subscription.current_period_end:%d %B %Y}; the first charge comes then.",
+        )
+    elif order.status == order.Status.PAID:
+        messages.success(request, f"{subscription.price.product.name} is yours now.")
+    else:
+        messages.warning(
+            request,
+            f"Order {order.number} awaits payment of {order.amount_due:.2f} {order.currency}: "
+            "the plan starts the moment it is paid.",
+        )
     return redirect("settings_billing")

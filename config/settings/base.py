@@ -230,6 +230,8 @@ CELERY_BEAT_SCHEDULE = {
 
 # Billing: "manual" (staff record outside payments) is the embedded default.
 BILLING_GATEWAY = env.str("BILLING_GATEWAY", default="manual")
+# Length of the free trial offered with an account's first plan.
+BILLING_TRIAL_DAYS = env.int("BILLING_TRIAL_DAYS", default=14)
 
 # Portal rules
 INVITATION_TTL_DAYS = env.int("INVITATION_TTL_DAYS", default=7)

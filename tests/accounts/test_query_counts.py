@@ -25,7 +25,7 @@ SMALL, LARGE = 5, 200
 MAX_QUERIES = {
     "members-page": 7,  # + the members, the pending invitations, two seat counts
     "members-api": 6,  # + the account, the count, the page of members
-    "billing-page": 10,  # + seat holders, two seat counts, ledger, plan, orders (+ their lines)
+    "billing-page": 11,  # + seat holders, seat counts, ledger, plan, plans to start, orders
     "dashboard": 7,  # + two seat counts, the support contact, the member counts
 }
 
