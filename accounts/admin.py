@@ -102,7 +102,9 @@ class AccountAdminForm(forms.ModelForm):
 
     def clean_status(self):
         status = self.cleaned_data["status"]
-        refusal = services.account_status_refusal(current=self.instance.status, new=status)
+        refusal = services.account_status_refusal(
+            current=self.instance.status, new=status, account=self.instance
+        )
         if refusal:
             raise forms.ValidationError(refusal)
         return status

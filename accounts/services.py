@@ -239,7 +239,7 @@ ACCOUNT_STATUS_TRANSITIONS = {
 }
 
 
-def account_status_refusal(*, current: str, new: str) -> str | None:
+def account_status_refusal(*, current: str, new: str, account: Account | None = None) -> str | None:
     if new == current:
         return None
     if new not in Account.Status.values:
@@ -249,12 +249,17 @@ def account_status_refusal(*, current: str, new: str) -> str | None:
             f"An account cannot go from {Account.Status(current).label} to "
             f"{Account.Status(new).label}."
         )
+    if account is not None and new == Account.Status.ACTIVE:
+        return next(filter(None, (guard(account) for guard in ACTIVATION_GUARDS)), None)
     return None
 
 
 # Apps that own an account's seats paid (billing, once a plan exists) register a
 # check here; accounts never imports them.
 SEATS_PAID_OWNERS: list = []
+# Checks an app registers against making an account active (billing: a lapsed plan
+# keeps it on the licence screen until the renewal is paid).
+ACTIVATION_GUARDS: list = []
 
 
 def seats_paid_refusal(*, account: Account, seats_paid: int, now) -> str | None:
@@ -307,7 +312,7 @@ def account_set_status(*, actor, account: Account, status: str) -> Account:
     with transaction.atomic():
         account = _lock_account(account)
         require_staff(actor, "accounts.change_account")
-        refusal = account_status_refusal(current=account.status, new=status)
+        refusal = account_status_refusal(current=account.status, new=status, account=account)
         if refusal:
             raise PortalError(refusal, field="status")
         if account.status == status:

@@ -6,9 +6,11 @@ class BillingConfig(AppConfig):
     verbose_name = "Billing"
 
     def ready(self):
-        from accounts.services import SEATS_PAID_OWNERS
+        from accounts.services import ACTIVATION_GUARDS, SEATS_PAID_OWNERS
 
-        from .services import seats_paid_owned_by_plan
+        from .services import plan_keeps_licence_screen, seats_paid_owned_by_plan
 
         if seats_paid_owned_by_plan not in SEATS_PAID_OWNERS:
             SEATS_PAID_OWNERS.append(seats_paid_owned_by_plan)
+        if plan_keeps_licence_screen not in ACTIVATION_GUARDS:
+            ACTIVATION_GUARDS.append(plan_keeps_licence_screen)

@@ -211,6 +211,13 @@ class Subscription(models.Model):
         return f"{self.price.product.name}, {self.quantity} seats, for {self.account}"
 
     @property
+    def last_day(self):
+        """The period's last day (the end date is the first day of the next)."""
+        from datetime import timedelta
+
+        return self.current_period_end - timedelta(days=1)
+
+    @property
     def seats_changeable(self) -> bool:
         return self.price.scheme == Price.Scheme.PER_SEAT and self.status in (
             self.Status.ACTIVE,

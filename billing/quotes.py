@@ -69,7 +69,7 @@ def seat_change_quote(
 class PlanChangeQuote:
     current: str  # plan names, for the explanation
     new: str
-    kind: str  # "upgrade" (now, difference charged) | "downgrade" (next cycle) | "none"
+    kind: str  # "upgrade" (now) | "downgrade" (next cycle) | "stay" (undo a downgrade) | "none"
     amount: Money  # charged now for an upgrade; zero otherwise
     period_start: date
     period_end: date
@@ -88,6 +88,10 @@ class PlanChangeQuote:
                 f"on {self.period_end:%d %B %Y}. Nothing of the current period is refunded, and "
                 f"{self.current}'s benefits stay until then (acelle §6)."
             )
+        if self.kind == "stay":
+            return (
+                f"Stay on {self.new}: the move planned for {self.period_end:%d %B %Y} is cancelled."
+            )
         return "No change."
 
 
@@ -100,14 +104,18 @@ def plan_change_quote(
     period_start: date,
     period_end: date,
     today: date,
+    same_plan: bool = False,
+    downgrade_pending: bool = False,
 ) -> PlanChangeQuote:
     difference = new_total - current_total
-    if difference.amount > 0:
+    amount = Money.zero(new_total.currency)
+    if same_plan:
+        kind = "stay" if downgrade_pending else "none"
+    elif difference.amount > 0:
         kind = "upgrade"
         amount = prorate(difference, period_start=period_start, period_end=period_end, on=today)
     else:
         kind = "downgrade" if difference.amount < 0 else "none"
-        amount = Money.zero(new_total.currency)
     return PlanChangeQuote(
         current=current_name,
         new=new_name,

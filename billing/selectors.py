@@ -84,6 +84,7 @@ def plan_choices(*, subscription):
             product__kind=Product.Kind.SUBSCRIPTION,
             currency=subscription.price.currency,
             interval=subscription.price.interval,
+            scheme=subscription.price.scheme,
         )
         .select_related("product")
         .order_by("amount", "product__name")

@@ -6,6 +6,7 @@ against future charges"), from refunds paid as credit, and from staff
 adjustments; they are applied to later charges, oldest first.
 """
 
+import logging
 import secrets
 from dataclasses import replace
 from datetime import date, timedelta
@@ -26,6 +27,8 @@ from .gateways import get_gateway
 from .models import LedgerEntry, Order, OrderLine, Payment, Price, Product, Subscription
 from .money import Money
 from .quotes import PlanChangeQuote, SeatChangeQuote, plan_change_quote, seat_change_quote
+
+logger = logging.getLogger(__name__)
 
 
 def _lock(account: Account) -> Account:
@@ -204,6 +207,20 @@ def seats_paid_owned_by_plan(account: Account) -> str | None:
     return None
 
 
+def plan_keeps_licence_screen(account: Account) -> str | None:
+    """Registered with accounts: no active account without a live plan once it had one."""
+    newest = Subscription.objects.filter(account=account).order_by("-created_at").first()
+    if newest is not None and newest.status in (
+        Subscription.Status.LAPSED,
+        Subscription.Status.CANCELLED,
+    ):
+        return (
+            f"The account's plan is {newest.get_status_display().lower()}: it stays on the "
+            "licence screen until a plan is paid (1CRM terms)."
+        )
+    return None
+
+
 def _create_order(*, account, currency, lines, actor, now) -> Order:
     total = sum((line["amount"] for line in lines), Decimal(0))
     order = Order.objects.create(
@@ -244,6 +261,23 @@ def _mark_paid(order: Order, *, actor, now) -> None:
         if not line.subscription_id:
             continue
         subscription = Subscription.objects.select_for_update().get(pk=line.subscription_id)
+        if line.effect in (OrderLine.Effect.ADD_SEATS, OrderLine.Effect.CHANGE_PLAN) and (
+            subscription.status not in (Subscription.Status.ACTIVE, Subscription.Status.TRIALING)
+            or line.period_end != subscription.current_period_end
+        ):
+            # Priced for a period that has moved on (a gateway may still settle it):
+            # the money becomes credit instead of buying what no longer applies.
+            entry = _append(
+                account=order.account,
+                currency=order.currency,
+                amount=line.amount,
+                kind=LedgerEntry.Kind.ORDER_CANCELLED,
+                description=f"{order.number} paid after its period ended: held as credit",
+                reference=order.number,
+                actor=actor,
+            )
+            _audit(entry, actor, "ledger.credited")
+            continue
         if line.effect == OrderLine.Effect.ADD_SEATS:
             _set_quantity(
                 subscription,
@@ -252,7 +286,7 @@ def _mark_paid(order: Order, *, actor, now) -> None:
                 reason=f"{order.number} paid",
             )
         elif line.effect in (OrderLine.Effect.RENEW, OrderLine.Effect.START):
-            _renewed(subscription, line, actor=actor, order=order)
+            _renewed(subscription, line, actor=actor, order=order, now=now)
         elif line.effect == OrderLine.Effect.CHANGE_PLAN:
             old = subscription.price
             subscription.price = line.price
@@ -383,7 +417,6 @@ def payment_record_manual(*, actor, order: Order, reference: str, now=None) -> P
 
 def order_cancel(*, actor, order: Order, now=None) -> Order:
     """Withdraw an unpaid order: its pending payment is dropped and its credit returned."""
-    now = now or timezone.now()
     with transaction.atomic():
         account = _lock(order.account)
         _require_billing_role(actor=actor, account=account)
@@ -393,42 +426,79 @@ def order_cancel(*, actor, order: Order, now=None) -> Order:
                 f"{order.number} is {order.get_status_display().lower()}; only an unpaid order "
                 "can be cancelled."
             )
-        Payment.objects.filter(order=order, status=Payment.Status.PENDING).update(
-            status=Payment.Status.FAILED, failure_message="Order cancelled."
-        )
-        if order.credit_applied > 0:
-            entry = _append(
-                account=account,
-                currency=order.currency,
-                amount=order.credit_applied,
-                kind=LedgerEntry.Kind.ORDER_CANCELLED,
-                description=f"Credit returned from cancelled {order.number}",
-                reference=order.number,
-                actor=actor,
-            )
-            _audit(entry, actor, "ledger.credited")
-        order.status = Order.Status.CANCELLED
-        order.save(update_fields=["status"])
-        # A plan that was waiting for this first payment never starts.
-        Subscription.objects.filter(
-            lines__order=order,
-            lines__effect=OrderLine.Effect.START,
-            status=Subscription.Status.PENDING,
-        ).update(status=Subscription.Status.CANCELLED)
-        audit_record(
-            actor=actor,
-            action="order.cancelled",
-            target=order,
-            account=account,
-            changes={"credit_returned": str(order.credit_applied)},
-        )
+        _cancel_locked(order, account=account, actor=actor, reason="cancelled")
     return order
 
 
+def _cancel_locked(order: Order, *, account: Account, actor, reason: str) -> None:
+    """Cancel an unpaid order; the caller holds the account's and the order's locks."""
+    Payment.objects.filter(order=order, status=Payment.Status.PENDING).update(
+        status=Payment.Status.FAILED, failure_message=f"Order {reason}."
+    )
+    if order.credit_applied > 0:
+        entry = _append(
+            account=account,
+            currency=order.currency,
+            amount=order.credit_applied,
+            kind=LedgerEntry.Kind.ORDER_CANCELLED,
+            description=f"Credit returned from {order.number} ({reason})",
+            reference=order.number,
+            actor=actor,
+        )
+        _audit(entry, actor, "ledger.credited")
+    order.status = Order.Status.CANCELLED
+    order.save(update_fields=["status"])
+    audit_record(
+        actor=actor,
+        action="order.cancelled",
+        target=order,
+        account=account,
+        changes={"credit_returned": str(order.credit_applied), "reason": reason},
+    )
+    # A plan waiting for its first payment never starts; one waiting for its renewal
+    # ends (it stays on the licence screen, and a new plan can be started).
+    for line in order.lines.select_related("subscription"):
+        subscription = line.subscription
+        if subscription is None:
+            continue
+        if (line.effect, subscription.status) in (
+            (OrderLine.Effect.START, Subscription.Status.PENDING),
+            (OrderLine.Effect.RENEW, Subscription.Status.LAPSED),
+        ):
+            old = subscription.status
+            subscription.status = Subscription.Status.CANCELLED
+            subscription.pending_price = None
+            subscription.save(update_fields=["status", "pending_price"])
+            audit_record(
+                actor=actor,
+                action="subscription.ended",
+                target=subscription,
+                account=account,
+                changes={"status": [old, "cancelled"], "order": order.number},
+            )
+
+
+def _cancel_open_changes(subscription: Subscription, *, account: Account, reason: str) -> None:
+    """Unpaid seat or plan changes were priced for the period that is ending: void them."""
+    # Ids first: PostgreSQL does not lock rows of a DISTINCT query.
+    ids = set(
+        Order.objects.filter(
+            status=Order.Status.AWAITING_PAYMENT,
+            lines__subscription=subscription,
+            lines__effect__in=[OrderLine.Effect.ADD_SEATS, OrderLine.Effect.CHANGE_PLAN],
+        ).values_list("pk", flat=True)
+    )
+    orders = Order.objects.select_for_update().filter(pk__in=ids).order_by("pk")
+    for order in orders:
+        _cancel_locked(order, account=account, actor=None, reason=reason)
+
+
 def _open_order_for(subscription: Subscription) -> Order | None:
-    return Order.objects.filter(
-        status=Order.Status.AWAITING_PAYMENT, lines__subscription=subscription
-    ).first()
+    return (
+        Order.objects.filter(status=Order.Status.AWAITING_PAYMENT, lines__subscription=subscription)
+        .order_by("pk")
+        .first()
+    )
 
 
 def subscription_seat_quote(
@@ -460,8 +530,7 @@ def subscription_seat_quote(
     open_order = _open_order_for(subscription)
     if open_order is not None:
         raise PortalError(
-            f"Order {open_order.number} for more seats awaits payment; pay or cancel it before "
-            "another change.",
+            f"Order {open_order.number} awaits payment; pay or cancel it before another change.",
             field="quantity",
         )
     if quantity < subscription.quantity:
@@ -629,7 +698,13 @@ def next_period_end(start: date, interval: str) -> date:
     raise ValueError(start)
 
 
-def _renewed(subscription: Subscription, line: OrderLine, *, actor, order: Order) -> None:
+def _renewed(subscription: Subscription, line: OrderLine, *, actor, order: Order, now) -> None:
+    today = account_today(subscription.account, now)
+    if today > line.period_start:
+        # Paid late: the period starts now, so no paid-for time has passed unused.
+        interval = line.price.interval if line.price_id else subscription.price.interval
+        line.period_start, line.period_end = today, next_period_end(today, interval)
+        line.save(update_fields=["period_start", "period_end"])
     subscription.current_period_start = line.period_start
     subscription.current_period_end = line.period_end
     subscription.status = Subscription.Status.ACTIVE
@@ -677,9 +752,11 @@ def subscription_renew(*, subscription: Subscription, now=None) -> Subscription:
             Subscription.Status.LAPSED,
         ):
             return subscription
+        _cancel_open_changes(subscription, account=account, reason="voided at period end")
         if subscription.cancel_at_period_end:
             subscription.status = Subscription.Status.CANCELLED
-            subscription.save(update_fields=["status"])
+            subscription.pending_price = None
+            subscription.save(update_fields=["status", "pending_price"])
             audit_record(
                 actor=None,
                 action="subscription.ended",
@@ -761,7 +838,12 @@ def subscriptions_renew_due(*, now=None) -> int:
     ).values_list("pk", flat=True)
     for pk in due:
         before = Subscription.objects.get(pk=pk)
-        after = subscription_renew(subscription=before, now=now)
+        try:
+            after = subscription_renew(subscription=before, now=now)
+        except Exception:
+            # One plan's failure must not hold back every other renewal; the next run retries.
+            logger.exception("Renewal of subscription %s failed", pk)
+            continue
         changed += (after.current_period_end, after.status) != (
             before.current_period_end,
             before.status,
@@ -798,6 +880,7 @@ def subscription_plan_quote(
         or price.product.kind != Product.Kind.SUBSCRIPTION
         or price.currency != subscription.price.currency
         or price.interval != subscription.price.interval
+        or price.scheme != subscription.price.scheme
     ):
         raise PortalError(
             "Choose a plan billed in the same currency and at the same interval.", field="price"
@@ -818,6 +901,8 @@ def subscription_plan_quote(
         period_start=subscription.current_period_start,
         period_end=subscription.current_period_end,
         today=today,
+        same_plan=price.pk == subscription.price_id,
+        downgrade_pending=subscription.pending_price_id is not None,
     )
 
 
@@ -851,9 +936,18 @@ def subscription_change_plan(
             )
         order = None
         if quote.kind == "none":
-            if subscription.pending_price_id:  # choosing the current plan undoes a downgrade
-                subscription.pending_price = None
-                subscription.save(update_fields=["pending_price"])
+            return subscription, quote, None
+        if quote.kind == "stay":
+            withdrawn = subscription.pending_price
+            subscription.pending_price = None
+            subscription.save(update_fields=["pending_price"])
+            audit_record(
+                actor=actor,
+                action="subscription.downgrade_withdrawn",
+                target=subscription,
+                account=account,
+                changes={"pending_price": [str(withdrawn), None]},
+            )
             return subscription, quote, None
         if quote.kind == "downgrade":
             subscription.pending_price = price

@@ -216,7 +216,7 @@ def plan_change(request):
             f"you move to {quote.new} the moment it is paid.",
         )
     else:
-        messages.success(request, f"You stay on {quote.new}.")
+        messages.success(request, f"You stay on {quote.new}; the planned move is cancelled.")
     return redirect("settings_billing")
 
 
@@ -243,7 +243,7 @@ def subscription_start(request):
         messages.success(
             request,
             f"Your trial of {subscription.price.product.name} runs until "
-            f"{subscription.current_period_end:%d %B %Y}; the first charge comes then.",
+            f"{subscription.last_day:%d %B %Y}; the first charge comes the day after.",
         )
     elif order.status == order.Status.PAID:
         messages.success(request, f"{subscription.price.product.name} is yours now.")

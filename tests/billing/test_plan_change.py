@@ -86,7 +86,10 @@ def test_choosing_the_current_plan_undoes_a_pending_downgrade(account, subscript
     sub, quote, _ = services.subscription_change_plan(
         actor=owner_of(account), subscription=subscription, price=subscription.price, now=NOW
     )
-    assert quote.kind == "none" and sub.pending_price is None
+    assert quote.kind == "stay" and sub.pending_price is None
+    from accounts.models import AuditEvent
+
+    assert AuditEvent.objects.filter(action="subscription.downgrade_withdrawn").count() == 1
 
 
 def test_plans_change_only_within_currency_and_interval(account, subscription):

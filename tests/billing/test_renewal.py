@@ -88,7 +88,9 @@ class TestRenewal:
         client.force_login(member.user)
         assert "Ask an owner or billing admin" in client.get("/").content.decode()
 
-        services.payment_record_manual(actor=staff, order=Order.objects.get(), reference="R")
+        services.payment_record_manual(
+            actor=staff, order=Order.objects.get(), reference="R", now=AFTER_END
+        )
         subscription.refresh_from_db()
         account.refresh_from_db()
         assert subscription.status == "active" and account.status == "active"
