@@ -221,6 +221,30 @@ def plan_keeps_licence_screen(account: Account) -> str | None:
     return None
 
 
+def _place_order(*, account, line: dict, actor, now, changes: dict) -> Order:
+    """Order one line (audited): credit pays first, the gateway the rest after commit.
+
+    An order that credit covers in full is paid, and delivered, at once.
+    """
+    amount = Money(line["amount"], line["price"].currency)
+    order = _create_order(
+        account=account, currency=amount.currency, lines=[line], actor=actor, now=now
+    )
+    audit_record(
+        actor=actor, action="order.created", target=order, account=account, changes=changes
+    )
+    left = ledger_apply_to_charge(
+        account=account, charge=amount, reference=order.number, actor=actor
+    )
+    order.credit_applied = amount.amount - left.amount
+    order.save(update_fields=["credit_applied"])
+    if left.amount == 0:
+        _mark_paid(order, actor=actor, now=now)
+    else:
+        _charge_on_commit(order)
+    return order
+
+
 def _create_order(*, account, currency, lines, actor, now) -> Order:
     total = sum((line["amount"] for line in lines), Decimal(0))
     order = Order.objects.create(
@@ -605,46 +629,28 @@ def subscription_change_seats(
                 _audit(entry, actor, "ledger.credited")
             _sync_seats_paid(account, actor=actor)
         else:
-            order = _create_order(
+            order = _place_order(
                 account=account,
-                currency=quote.amount.currency,
-                lines=[
-                    {
-                        "product": subscription.price.product,
-                        "price": subscription.price,
-                        "subscription": subscription,
-                        "kind": Product.Kind.SUBSCRIPTION,
-                        "description": (
-                            f"{quote.delta} more seat(s) of {subscription.price.product.name}, "
-                            f"{quote.period_start:%d %b} to {quote.period_end:%d %b %Y}"
-                        ),
-                        "quantity": quote.delta,
-                        "amount": quote.amount.amount,
-                        "period_start": quote.period_start,
-                        "period_end": quote.period_end,
-                        "first_purchase": False,
-                        "effect": OrderLine.Effect.ADD_SEATS,
-                    }
-                ],
+                line={
+                    "product": subscription.price.product,
+                    "price": subscription.price,
+                    "subscription": subscription,
+                    "kind": Product.Kind.SUBSCRIPTION,
+                    "description": (
+                        f"{quote.delta} more seat(s) of {subscription.price.product.name}, "
+                        f"{quote.period_start:%d %b} to {quote.period_end:%d %b %Y}"
+                    ),
+                    "quantity": quote.delta,
+                    "amount": quote.amount.amount,
+                    "period_start": quote.period_start,
+                    "period_end": quote.period_end,
+                    "first_purchase": False,
+                    "effect": OrderLine.Effect.ADD_SEATS,
+                },
                 actor=actor,
                 now=now,
-            )
-            audit_record(
-                actor=actor,
-                action="order.created",
-                target=order,
-                account=account,
                 changes={"seats": [quote.current, quantity], "total": str(quote.amount)},
             )
-            left = ledger_apply_to_charge(
-                account=account, charge=quote.amount, reference=order.number, actor=actor
-            )
-            order.credit_applied = quote.amount.amount - left.amount
-            order.save(update_fields=["credit_applied"])
-            if left.amount == 0:
-                _mark_paid(order, actor=actor, now=now)
-            else:
-                _charge_on_commit(order)
     subscription.refresh_from_db()
     return subscription, quote, order
 
@@ -774,42 +780,28 @@ def subscription_renew(*, subscription: Subscription, now=None) -> Subscription:
         end = next_period_end(start, price.interval)
         seats = subscription.quantity if price.scheme == Price.Scheme.PER_SEAT else 1
         amount = Money(price.amount * seats, price.currency).rounded()
-        order = _create_order(
+        order = _place_order(
             account=account,
-            currency=price.currency,
-            lines=[
-                {
-                    "product": price.product,
-                    "price": price,
-                    "subscription": subscription,
-                    "kind": Product.Kind.SUBSCRIPTION,
-                    "description": (
-                        f"{price.product.name}, {seats} seat(s), {start:%d %b %Y} to {end:%d %b %Y}"
-                    ),
-                    "quantity": seats,
-                    "amount": amount.amount,
-                    "period_start": start,
-                    "period_end": end,
-                    "first_purchase": first_paid,
-                    "effect": OrderLine.Effect.RENEW,
-                }
-            ],
+            line={
+                "product": price.product,
+                "price": price,
+                "subscription": subscription,
+                "kind": Product.Kind.SUBSCRIPTION,
+                "description": (
+                    f"{price.product.name}, {seats} seat(s), {start:%d %b %Y} to {end:%d %b %Y}"
+                ),
+                "quantity": seats,
+                "amount": amount.amount,
+                "period_start": start,
+                "period_end": end,
+                "first_purchase": first_paid,
+                "effect": OrderLine.Effect.RENEW,
+            },
             actor=None,
             now=now,
-        )
-        audit_record(
-            actor=None,
-            action="order.created",
-            target=order,
-            account=account,
             changes={"renewal": [str(start), str(end)], "total": str(amount)},
         )
-        left = ledger_apply_to_charge(account=account, charge=amount, reference=order.number)
-        order.credit_applied = amount.amount - left.amount
-        order.save(update_fields=["credit_applied"])
-        if left.amount == 0:
-            _mark_paid(order, actor=None, now=now)
-        else:
+        if order.status != Order.Status.PAID:
             subscription.status = Subscription.Status.LAPSED
             subscription.save(update_fields=["status"])
             audit_record(
@@ -822,7 +814,7 @@ def subscription_renew(*, subscription: Subscription, now=None) -> Subscription:
             account_services.account_set_licence_screen(
                 account=account, on=True, reason=f"renewal {order.number} awaits payment"
             )
-            _charge_on_commit(order)
+
     subscription.refresh_from_db()
     return subscription
 
@@ -963,49 +955,31 @@ def subscription_change_plan(
                 },
             )
         else:
-            order = _create_order(
+            order = _place_order(
                 account=account,
-                currency=quote.amount.currency,
-                lines=[
-                    {
-                        "product": price.product,
-                        "price": price,
-                        "subscription": subscription,
-                        "kind": Product.Kind.SUBSCRIPTION,
-                        "description": (
-                            f"Upgrade to {price.product.name}, {quote.period_start:%d %b} to "
-                            f"{quote.period_end:%d %b %Y}"
-                        ),
-                        "quantity": subscription.quantity,
-                        "amount": quote.amount.amount,
-                        "period_start": quote.period_start,
-                        "period_end": quote.period_end,
-                        "first_purchase": False,
-                        "effect": OrderLine.Effect.CHANGE_PLAN,
-                    }
-                ],
+                line={
+                    "product": price.product,
+                    "price": price,
+                    "subscription": subscription,
+                    "kind": Product.Kind.SUBSCRIPTION,
+                    "description": (
+                        f"Upgrade to {price.product.name}, {quote.period_start:%d %b} to "
+                        f"{quote.period_end:%d %b %Y}"
+                    ),
+                    "quantity": subscription.quantity,
+                    "amount": quote.amount.amount,
+                    "period_start": quote.period_start,
+                    "period_end": quote.period_end,
+                    "first_purchase": False,
+                    "effect": OrderLine.Effect.CHANGE_PLAN,
+                },
                 actor=actor,
                 now=now,
-            )
-            audit_record(
-                actor=actor,
-                action="order.created",
-                target=order,
-                account=account,
                 changes={
                     "upgrade": [str(subscription.price), str(price)],
                     "total": str(quote.amount),
                 },
             )
-            left = ledger_apply_to_charge(
-                account=account, charge=quote.amount, reference=order.number, actor=actor
-            )
-            order.credit_applied = quote.amount.amount - left.amount
-            order.save(update_fields=["credit_applied"])
-            if left.amount == 0:
-                _mark_paid(order, actor=actor, now=now)
-            else:
-                _charge_on_commit(order)
     subscription.refresh_from_db()
     return subscription, quote, order
 
@@ -1099,28 +1073,26 @@ def subscription_start(
             current_period_start=today,
             current_period_end=end,
         )
-        order = _create_order(
+        order = _place_order(
             account=account,
-            currency=price.currency,
-            lines=[
-                {
-                    "product": price.product,
-                    "price": price,
-                    "subscription": subscription,
-                    "kind": Product.Kind.SUBSCRIPTION,
-                    "description": (
-                        f"{price.product.name}, {seats} seat(s), {today:%d %b %Y} to {end:%d %b %Y}"
-                    ),
-                    "quantity": seats,
-                    "amount": amount.amount,
-                    "period_start": today,
-                    "period_end": end,
-                    "first_purchase": True,
-                    "effect": OrderLine.Effect.START,
-                }
-            ],
+            line={
+                "product": price.product,
+                "price": price,
+                "subscription": subscription,
+                "kind": Product.Kind.SUBSCRIPTION,
+                "description": (
+                    f"{price.product.name}, {seats} seat(s), {today:%d %b %Y} to {end:%d %b %Y}"
+                ),
+                "quantity": seats,
+                "amount": amount.amount,
+                "period_start": today,
+                "period_end": end,
+                "first_purchase": True,
+                "effect": OrderLine.Effect.START,
+            },
             actor=actor,
             now=now,
+            changes={"start": str(price), "total": str(amount)},
         )
         audit_record(
             actor=actor,
@@ -1129,14 +1101,5 @@ def subscription_start(
             account=account,
             changes={"price": str(price), "order": order.number, "total": str(amount)},
         )
-        left = ledger_apply_to_charge(
-            account=account, charge=amount, reference=order.number, actor=actor
-        )
-        order.credit_applied = amount.amount - left.amount
-        order.save(update_fields=["credit_applied"])
-        if left.amount == 0:
-            _mark_paid(order, actor=actor, now=now)
-        else:
-            _charge_on_commit(order)
     subscription.refresh_from_db()
     return subscription, order
