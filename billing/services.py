@@ -397,6 +397,31 @@ def payment_succeeded(*, payment: Payment, reference: str, actor, now=None) -> P
         payment = Payment.objects.select_for_update().get(pk=payment.pk)
         if payment.status == Payment.Status.SUCCEEDED:
             return payment
+        if order.status == Order.Status.CANCELLED and payment.gateway != "manual":
+            # The gateway took the money after the order was withdrawn: record it, and
+            # hold it as the customer's credit rather than lose track of it.
+            payment.status = Payment.Status.SUCCEEDED
+            payment.reference = reference
+            payment.succeeded_at = now
+            payment.save(update_fields=["status", "reference", "succeeded_at"])
+            entry = _append(
+                account=order.account,
+                currency=payment.currency,
+                amount=payment.amount,
+                kind=LedgerEntry.Kind.ORDER_CANCELLED,
+                description=f"Payment for cancelled {order.number} held as credit",
+                reference=reference or order.number,
+                actor=actor,
+            )
+            _audit(entry, actor, "ledger.credited")
+            audit_record(
+                actor=actor,
+                action="payment.succeeded_after_cancel",
+                target=payment,
+                account=order.account,
+                changes={"amount": str(payment.amount)},
+            )
+            return payment
         if order.status != Order.Status.AWAITING_PAYMENT:
             raise PortalError(f"{order.number} is {order.get_status_display().lower()}.")
         payment.status = Payment.Status.SUCCEEDED

@@ -202,3 +202,21 @@ def test_money_in_the_api_has_two_decimals(account, subscription, api_client):
     assert order["total"] == "44.00" and order["amount_due"] == "44.00"
     assert order["lines"][0]["amount"] == "44.00"
     assert Money(Decimal(order["total"]), "USD") == usd("44")
+
+
+def test_a_gateway_success_after_cancel_is_held_as_credit(
+    account, subscription, fake_gateway, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=False):
+        _, _, order = change(account, subscription, 5)
+    payment = Payment.objects.get(order=order)
+    Payment.objects.filter(pk=payment.pk).update(gateway="fake")
+    services.order_cancel(actor=owner_of(account), order=order)
+    # The charge had already gone out; the gateway now reports success.
+    Payment.objects.filter(pk=payment.pk).update(status="pending")
+    services.payment_succeeded(payment=payment, reference="ch_late", actor=None)
+    payment.refresh_from_db()
+    assert payment.status == "succeeded" and payment.reference == "ch_late"
+    assert selectors.ledger_balance(account=account, currency="USD") == usd("44.00")
+    subscription.refresh_from_db()
+    assert subscription.quantity == 3
