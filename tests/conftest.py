@@ -1,11 +1,27 @@
 import pytest
+from django.conf import settings
 from django.core.cache import cache
+
+
+def _clear_own_cache():
+    """Empty this run's cache only: on a shared Redis, FLUSHDB would also wipe the
+    keys (rate limits, say) of another run using the same database."""
+    from django.core.cache.backends.redis import RedisCache
+
+    if isinstance(cache, RedisCache):
+        client = cache._cache.get_client(None, write=True)
+        prefix = settings.CACHES["default"]["KEY_PREFIX"]
+        keys = list(client.scan_iter(match=f"{prefix}:*", count=500))
+        if keys:
+            client.delete(*keys)
+    else:
+        cache.clear()
 
 
 @pytest.fixture(autouse=True)
 def _clear_cache():
     # allauth's rate limits live in the cache; tests must not share their counts.
-    cache.clear()
+    _clear_own_cache()
     yield
 
 

@@ -14,8 +14,8 @@ ALLOWED_HOSTS = ["*"]
 ACCOUNT_EMAIL_VERIFICATION = "mandatory"
 
 if REDIS_URL:
-    # The suite clears its cache between tests (FLUSHDB): give it a database of its
-    # own, away from the broker's, and a prefix per run.
+    # A database of its own, away from the broker's, and a prefix per run: between
+    # tests the suite deletes only its own keys (tests/conftest.py).
     CACHES["default"]["LOCATION"] = urlunsplit(
         urlsplit(REDIS_URL)._replace(path="/" + env.str("TEST_CACHE_REDIS_DB", default="15"))
     )
