@@ -296,16 +296,24 @@ def account_set_licence_screen(*, account: Account, on: bool, reason: str, actor
         expected = Account.Status.ACTIVE if on else Account.Status.LICENSE_SCREEN
         if current != expected:
             return account
-        account.status = new
-        account.save(update_fields=["status"])
-        audit_record(
-            actor=actor,
-            action="account.status_changed",
-            target=account,
-            account=account,
-            changes={"status": [current, new], "reason": reason},
-        )
+        _write_status(account, new, actor=actor, reason=reason)
     return account
+
+
+def _write_status(account: Account, status: str, *, actor, reason: str | None = None) -> None:
+    """The one audited write of an account's status; the caller holds its lock and checked."""
+    changes = {"status": [account.status, status]}
+    if reason:
+        changes["reason"] = reason
+    account.status = status
+    account.save(update_fields=["status"])
+    audit_record(
+        actor=actor,
+        action="account.status_changed",
+        target=account,
+        account=account,
+        changes=changes,
+    )
 
 
 def account_set_status(*, actor, account: Account, status: str) -> Account:
@@ -317,16 +325,7 @@ def account_set_status(*, actor, account: Account, status: str) -> Account:
             raise PortalError(refusal, field="status")
         if account.status == status:
             return account
-        old = account.status
-        account.status = status
-        account.save(update_fields=["status"])
-        audit_record(
-            actor=actor,
-            action="account.status_changed",
-            target=account,
-            account=account,
-            changes={"status": [old, status]},
-        )
+        _write_status(account, status, actor=actor)
     return account
 
 

@@ -542,6 +542,25 @@ def _cancel_open_changes(subscription: Subscription, *, account: Account, reason
         _cancel_locked(order, account=account, actor=None, reason=reason)
 
 
+def _lock_subscription(subscription: Subscription) -> Subscription:
+    """Lock the plan's row only (its joins are nullable); the account is locked first."""
+    return (
+        Subscription.objects.select_for_update(of=("self",))
+        .select_related("price__product", "account__reseller")
+        .get(pk=subscription.pk)
+    )
+
+
+def _require_previewed(amount: Money, expected: Money | None, *, field: str) -> None:
+    """A confirmation goes through only at the amount the customer was shown."""
+    if expected is not None and expected != amount:
+        raise PortalError(
+            f"The amount changed since your preview: it is now {amount}. "
+            "Preview again to confirm it.",
+            field=field,
+        )
+
+
 def _open_order_for(subscription: Subscription) -> Order | None:
     return (
         Order.objects.filter(status=Order.Status.AWAITING_PAYMENT, lines__subscription=subscription)
@@ -621,21 +640,12 @@ def subscription_change_seats(
     with transaction.atomic():
         account = _lock(subscription.account)
         _require_billing_role(actor=actor, account=account)
-        subscription = (
-            Subscription.objects.select_for_update(of=("self",))
-            .select_related("price__product", "account__reseller")
-            .get(pk=subscription.pk)
-        )
+        subscription = _lock_subscription(subscription)
         today = account_today(account, now)
         quote = subscription_seat_quote(
             subscription=subscription, quantity=quantity, today=today, now=now
         )
-        if expected_amount is not None and expected_amount != quote.amount:
-            raise PortalError(
-                f"The amount changed since your preview: it is now {quote.amount}. "
-                "Preview again to confirm it.",
-                field="quantity",
-            )
+        _require_previewed(quote.amount, expected_amount, field="quantity")
         order = None
         if quote.kind == "none":
             return subscription, quote, None
@@ -772,11 +782,7 @@ def subscription_renew(*, subscription: Subscription, now=None) -> Subscription:
     now = now or timezone.now()
     with transaction.atomic():
         account = _lock(subscription.account)
-        subscription = (
-            Subscription.objects.select_for_update(of=("self",))
-            .select_related("price__product")
-            .get(pk=subscription.pk)
-        )
+        subscription = _lock_subscription(subscription)
         today = account_today(account, now)
         if today < subscription.current_period_end or subscription.status in (
             Subscription.Status.CANCELLED,
@@ -936,21 +942,12 @@ def subscription_change_plan(
     with transaction.atomic():
         account = _lock(subscription.account)
         _require_billing_role(actor=actor, account=account)
-        subscription = (
-            Subscription.objects.select_for_update(of=("self",))
-            .select_related("price__product", "account__reseller")
-            .get(pk=subscription.pk)
-        )
+        subscription = _lock_subscription(subscription)
         price = Price.objects.select_related("product").get(pk=price.pk)
         quote = subscription_plan_quote(
             subscription=subscription, price=price, today=account_today(account, now), now=now
         )
-        if expected_amount is not None and expected_amount != quote.amount:
-            raise PortalError(
-                f"The amount changed since your preview: it is now {quote.amount}. "
-                "Preview again to confirm it.",
-                field="price",
-            )
+        _require_previewed(quote.amount, expected_amount, field="price")
         order = None
         if quote.kind == "none":
             return subscription, quote, None

@@ -41,3 +41,15 @@ def account(plan):
 @pytest.fixture
 def subscription(account):
     return Subscription.objects.get(account=account)
+
+
+@pytest.fixture
+def enterprise():
+    product = Product.objects.create(code="ent", name="Enterprise", kind="subscription")
+    return Price.objects.create(
+        product=product,
+        currency="USD",
+        amount=Decimal("62.00"),
+        scheme="per_seat",
+        interval="month",
+    )

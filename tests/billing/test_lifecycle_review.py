@@ -26,18 +26,6 @@ def staff():
     return user
 
 
-@pytest.fixture
-def enterprise():
-    product = Product.objects.create(code="ent", name="Enterprise", kind="subscription")
-    return Price.objects.create(
-        product=product,
-        currency="USD",
-        amount=Decimal("62.00"),
-        scheme="per_seat",
-        interval="month",
-    )
-
-
 def test_unpaid_upgrade_is_voided_at_renewal_and_cannot_be_paid_after(
     account, subscription, enterprise, staff
 ):

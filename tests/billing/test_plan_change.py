@@ -17,18 +17,6 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def enterprise():
-    product = Product.objects.create(code="ent", name="Enterprise", kind="subscription")
-    return Price.objects.create(
-        product=product,
-        currency="USD",
-        amount=Decimal("62.00"),
-        scheme="per_seat",
-        interval="month",
-    )
-
-
-@pytest.fixture
 def starter():
     product = Product.objects.create(code="start", name="Starter", kind="subscription")
     return Price.objects.create(
