@@ -141,6 +141,18 @@ class Account(models.Model):
     def tzinfo(self):
         return zoneinfo.ZoneInfo(self.timezone)
 
+    @property
+    def email(self) -> str:
+        """Where billing mail goes: the first owner's address. dj-stripe gives it to the
+        account's Stripe customer (DJSTRIPE_SUBSCRIBER_MODEL is this model)."""
+        owner = (
+            self.memberships.filter(is_active=True, role=Membership.Role.OWNER)
+            .select_related("user")
+            .order_by("created_at", "id")
+            .first()
+        )
+        return owner.user.email if owner else ""
+
 
 class Membership(models.Model):
     """A user in an account, with a role and possibly a licensed seat."""

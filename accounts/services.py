@@ -135,6 +135,10 @@ def _require_free_seat(
     *, account: Account, now, field: str, exclude_invitation_id=None, hint=""
 ) -> None:
     """Refuse, naming the input `field` that asked for the seat, when none is free."""
+    for guard in SEAT_GUARDS:
+        refusal = guard(account)
+        if refusal:
+            raise PortalError(refusal, field=field)
     usage = selectors.seat_usage(
         account=account, now=now, exclude_invitation_id=exclude_invitation_id
     )
@@ -260,6 +264,9 @@ SEATS_PAID_OWNERS: list = []
 # Checks an app registers against making an account active (billing: a lapsed plan
 # keeps it on the licence screen until the renewal is paid).
 ACTIVATION_GUARDS: list = []
+# Checks an app registers against giving anyone a seat (billing: on-premise, no user is
+# added or activated without an active support contract).
+SEAT_GUARDS: list = []
 
 
 def seats_paid_refusal(*, account: Account, seats_paid: int, now) -> str | None:

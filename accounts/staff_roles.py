@@ -32,6 +32,10 @@ STAFF_ROLES = {
         "billing.view_payment",
         "billing.change_payment",
         "billing.view_subscription",
+        "billing.view_licence",
+        "billing.change_licence",
+        "billing.view_usagerecord",
+        "billing.view_credituse",
     ],
     "Billing reviewer": [
         "accounts.view_user",
@@ -49,6 +53,10 @@ STAFF_ROLES = {
         "billing.view_payment",
         "billing.change_payment",
         "billing.view_subscription",
+        "billing.view_licence",
+        "billing.change_licence",
+        "billing.view_usagerecord",
+        "billing.view_credituse",
     ],
     "Support agent": [
         "accounts.view_user",
@@ -58,6 +66,8 @@ STAFF_ROLES = {
         "accounts.view_auditevent",
         "billing.view_product",
         "billing.view_price",
+        "billing.view_subscription",
+        "billing.view_licence",
     ],
 }
 

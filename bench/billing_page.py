@@ -13,8 +13,6 @@ import os
 import statistics
 import sys
 import time
-from datetime import date, timedelta
-from decimal import Decimal
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -28,68 +26,14 @@ from django.db import connection  # noqa: E402
 from django.test import Client  # noqa: E402
 from django.test.utils import CaptureQueriesContext, setup_test_environment  # noqa: E402
 from django.urls import reverse  # noqa: E402
-from django.utils import timezone  # noqa: E402
 
 
 def build():
-    from billing.models import Order, OrderLine, Payment, Price, Product, Subscription
+    from tests.billing.scale import PAYMENTS, SUBSCRIPTIONS, catalogue, grow
     from tests.factories import AccountFactory, owner_of
 
     account = AccountFactory(name="Bench Corp", seats_paid=10)
-    product = Product.objects.create(code="pro", name="Professional", kind="subscription")
-    price = Price.objects.create(
-        product=product, currency="USD", amount=Decimal("29"), scheme="per_seat", interval="month"
-    )
-    start = date.today().replace(day=1)
-    end = (start + timedelta(days=32)).replace(day=1)
-    Subscription.objects.bulk_create(
-        Subscription(
-            account=account,
-            price=price,
-            quantity=10,
-            current_period_start=start,
-            current_period_end=end,
-            status="cancelled" if i else "active",
-        )
-        for i in range(200)
-    )
-    now = timezone.now()
-    orders = Order.objects.bulk_create(
-        Order(
-            account=account,
-            number=f"ORD-B-{i:06d}",
-            currency="USD",
-            status="paid",
-            total=Decimal("29"),
-            created_at=now - timedelta(hours=i),
-            paid_at=now,
-        )
-        for i in range(2000)
-    )
-    OrderLine.objects.bulk_create(
-        OrderLine(
-            order=o,
-            product=product,
-            price=price,
-            kind="subscription",
-            description="1 more seat",
-            quantity=1,
-            amount=Decimal("29"),
-        )
-        for o in orders
-    )
-    Payment.objects.bulk_create(
-        Payment(
-            account=account,
-            order=o,
-            gateway="manual",
-            amount=Decimal("29"),
-            currency="USD",
-            status="succeeded",
-            idempotency_key=f"bench-{o.pk}",
-        )
-        for o in orders
-    )
+    grow(account, catalogue(), subscriptions=SUBSCRIPTIONS, payments=PAYMENTS)
     return owner_of(account)
 
 
@@ -117,7 +61,10 @@ def main():
         timings.sort()
         p95 = timings[int(len(timings) * 0.95) - 1]
         print(f"database: {connection.vendor}")
-        print("account: 200 subscriptions, 2,000 orders with 2,000 payments")
+        print(
+            "account: 200 subscriptions, 2,000 orders with 2,000 payments, add-ons, "
+            "licences, credit packs and usage"
+        )
         print(
             f"billing page over {args.requests} requests: median "
             f"{statistics.median(timings):.1f} ms, p95 {p95:.1f} ms, "

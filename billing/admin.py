@@ -12,7 +12,18 @@ from accounts.services import staff_object_save
 
 from . import services
 from .catalogue import price_terms_refusal
-from .models import LedgerEntry, Order, OrderLine, Payment, Price, Product, Subscription
+from .models import (
+    CreditUse,
+    LedgerEntry,
+    Licence,
+    Order,
+    OrderLine,
+    Payment,
+    Price,
+    Product,
+    Subscription,
+    UsageRecord,
+)
 from .money import Money
 
 
@@ -222,7 +233,25 @@ class OrderAdmin(ReadOnlyRowsMixin, admin.ModelAdmin):
     ]
     inlines = [OrderLineInline, PaymentInline]
 
-    actions = ["cancel_orders"]
+    actions = ["cancel_orders", "accept_services"]
+
+    @admin.action(
+        description="Record the paid services of these orders as delivered and accepted",
+        permissions=["change"],
+    )
+    def accept_services(self, request, queryset):
+        from . import purchases
+
+        lines = OrderLine.objects.filter(order__in=queryset, kind="service").exclude(
+            delivery=OrderLine.Delivery.ACCEPTED
+        )
+        for line in lines.select_related("order"):
+            try:
+                purchases.service_mark_accepted(actor=request.user, line=line)
+            except PortalError as exc:
+                self.message_user(request, f"{line.order.number}: {exc.message}", level="error")
+            else:
+                self.message_user(request, f"{line.order.number}: {line.description} accepted.")
 
     def get_fields(self, request, obj=None):
         fields = list(self.readonly_fields)
@@ -271,7 +300,7 @@ class SubscriptionAdmin(ReadOnlyRowsMixin, admin.ModelAdmin):
         "current_period_end",
         "cancel_at_period_end",
     ]
-    list_filter = ["status", "price__product"]
+    list_filter = ["status", "price__product__kind", "price__product"]
     search_fields = ["account__name"]
     list_select_related = ["account", "price__product"]
     readonly_fields = [
@@ -306,6 +335,69 @@ class PaymentAdmin(ReadOnlyRowsMixin, admin.ModelAdmin):
     list_filter = ["status", "gateway", "currency"]
     search_fields = ["reference", "order__number", "account__name"]
     list_select_related = ["account", "order"]
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Licence)
+class LicenceAdmin(ReadOnlyRowsMixin, admin.ModelAdmin):
+    """Licence keys: who holds them, for how many users, activated or not."""
+
+    list_display = [
+        "account",
+        "product",
+        "users",
+        "renounced",
+        "status",
+        "issued_at",
+        "activated_at",
+    ]
+    list_filter = ["status", "product__kind", "product"]
+    search_fields = ["account__name", "line__order__number"]
+    list_select_related = ["account", "product"]
+    readonly_fields = [
+        "account",
+        "product",
+        "line",
+        "users",
+        "renounced",
+        "status",
+        "issued_at",
+        "activated_at",
+        "revoked_at",
+    ]
+    actions = ["revoke"]
+
+    def has_change_permission(self, request, obj=None):
+        return obj is None and super().has_change_permission(request, obj)
+
+    @admin.action(description="Revoke the selected keys", permissions=["change"])
+    def revoke(self, request, queryset):
+        from .licences import licence_revoke
+
+        for licence in queryset:
+            licence_revoke(licence=licence, actor=request.user, reason="revoked in the console")
+        self.message_user(request, f"{queryset.count()} key(s) revoked.")
+
+
+@admin.register(UsageRecord)
+class UsageRecordAdmin(ReadOnlyRowsMixin, admin.ModelAdmin):
+    list_display = ["used_on", "account", "product", "quantity", "reference", "line"]
+    list_filter = ["product"]
+    search_fields = ["account__name", "reference"]
+    list_select_related = ["account", "product", "line"]
+    date_hierarchy = "used_on"
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(CreditUse)
+class CreditUseAdmin(ReadOnlyRowsMixin, admin.ModelAdmin):
+    list_display = ["created_at", "account", "product", "units", "reference"]
+    search_fields = ["account__name", "reference"]
+    list_select_related = ["account", "product"]
 
     def has_change_permission(self, request, obj=None):
         return False

@@ -213,3 +213,16 @@ class StartView(BillingView):
             },
             status=201,
         )
+
+
+class OrderPayView(BillingView):
+    @extend_schema(
+        request=None,
+        responses=OrderOut,
+        summary="Charge an order again after its payment failed",
+    )
+    def post(self, request, account_id, order_id):
+        order = selectors.order_get(account=self.account, order_id=order_id)
+        services.payment_retry(actor=request.user, order=order)
+        order.refresh_from_db()
+        return Response(OrderOut(order).data)

@@ -129,6 +129,7 @@ class LedgerEntry(models.Model):
         ADJUSTMENT = "adjustment", "Adjustment by staff"
         ORDER_CANCELLED = "order_cancelled", "Credit returned from a cancelled order"
         APPLIED = "applied", "Applied to a charge"
+        DUPLICATE_PAYMENT = "duplicate_payment", "Order paid twice: the second payment as credit"
 
     account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="ledger_entries")
     currency = models.CharField(max_length=3, choices=[(c, c) for c in CURRENCIES])
@@ -168,6 +169,21 @@ class LedgerEntry(models.Model):
         raise AppendOnlyError("Ledger entries are never deleted; post a correcting entry.")
 
 
+class SubscriptionQuerySet(models.QuerySet):
+    def plans(self):
+        """The account's SaaS plan (its seats paid and its licence screen follow it)."""
+        return self.filter(price__product__kind=Product.Kind.SUBSCRIPTION)
+
+    def addons(self):
+        """Recurring add-ons bought from the catalogue: premium features, quota add-ons."""
+        return self.exclude(
+            price__product__kind__in=[Product.Kind.SUBSCRIPTION, Product.Kind.SUPPORT_CONTRACT]
+        )
+
+    def support_contracts(self):
+        return self.filter(price__product__kind=Product.Kind.SUPPORT_CONTRACT)
+
+
 class Subscription(models.Model):
     """A recurring product for an account. A per-seat plan's quantity is its seats paid.
 
@@ -196,6 +212,8 @@ class Subscription(models.Model):
         Price, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
     created_at = models.DateTimeField(default=timezone.now)
+
+    objects = SubscriptionQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created_at"]
@@ -278,6 +296,10 @@ class OrderLine(models.Model):
         RENEW = "renew", "Renews the plan for the line's period"
         CHANGE_PLAN = "change_plan", "Moves the plan to the line's price (upgrade)"
         START = "start", "Starts the plan for the line's period"
+        LICENCE = "licence", "Issues a licence key for the line's users"
+        CREDITS = "credits", "Adds the line's units to the credits left"
+        ACTIVATE = "activate", "Activated the moment it is paid"
+        USAGE = "usage", "Charges usage recorded in the line's period"
 
     order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="lines")
     effect = models.CharField(max_length=20, choices=Effect.choices, blank=True, default="")
@@ -322,6 +344,8 @@ class Payment(models.Model):
         PENDING = "pending", "Pending"
         SUCCEEDED = "succeeded", "Succeeded"
         FAILED = "failed", "Failed"
+        # Money taken for an order another payment had already paid: held as credit.
+        DUPLICATE = "duplicate", "Paid twice: held as credit"
 
     account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="payments")
     order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="payments")
@@ -349,3 +373,93 @@ class Payment(models.Model):
 
     def __str__(self):
         return f"{self.gateway} {self.amount} {self.currency} ({self.status})"
+
+
+class Licence(models.Model):
+    """A licence key for users of self-hosted software (a perpetual licence or a plugin).
+
+    The key is derived from the id under SECRET_KEY (billing.licences.licence_key),
+    never stored. Renouncing users (1CRM terms: renewing support for fewer users)
+    lowers the users the key covers; a revoked key covers none.
+    """
+
+    class Status(models.TextChoices):
+        ACTIVE = "active", "Active"
+        REVOKED = "revoked", "Revoked"
+
+    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="licences")
+    product = models.ForeignKey(Product, on_delete=models.PROTECT, related_name="licences")
+    line = models.OneToOneField(OrderLine, on_delete=models.PROTECT, related_name="licence")
+    users = models.PositiveIntegerField()
+    renounced = models.PositiveIntegerField(default=0)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.ACTIVE)
+    issued_at = models.DateTimeField(default=timezone.now)
+    activated_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["issued_at", "id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(renounced__lte=models.F("users")), name="licence_renounced_within_users"
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.product.name}: {self.users_covered} user(s) for {self.account}"
+
+    @property
+    def users_covered(self) -> int:
+        return 0 if self.status == self.Status.REVOKED else self.users - self.renounced
+
+
+class UsageRecord(models.Model):
+    """Metered use (messages, calls, AI requests) on a day, charged with its month.
+
+    `reference` makes a report idempotent: the same reference twice is one record.
+    """
+
+    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="usage_records")
+    product = models.ForeignKey(Product, on_delete=models.PROTECT, related_name="usage_records")
+    quantity = models.PositiveIntegerField()
+    used_on = models.DateField()  # the account's local date
+    reference = models.CharField(max_length=100)
+    recorded_at = models.DateTimeField(default=timezone.now)
+    line = models.ForeignKey(
+        OrderLine, null=True, blank=True, on_delete=models.PROTECT, related_name="usage_records"
+    )
+
+    class Meta:
+        ordering = ["used_on", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["account", "reference"], name="usage_reference_unique_per_account"
+            ),
+            models.CheckConstraint(condition=Q(quantity__gt=0), name="usage_quantity_positive"),
+        ]
+        indexes = [models.Index(fields=["account", "line", "used_on"])]
+
+    def __str__(self):
+        return f"{self.quantity} x {self.product.name} on {self.used_on}"
+
+
+class CreditUse(models.Model):
+    """Units taken from the account's credit packs, oldest pack first; one per reference."""
+
+    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="credit_uses")
+    product = models.ForeignKey(Product, on_delete=models.PROTECT, related_name="+")
+    units = models.PositiveIntegerField()
+    reference = models.CharField(max_length=100)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["account", "reference"], name="credit_use_reference_unique_per_account"
+            ),
+            models.CheckConstraint(condition=Q(units__gt=0), name="credit_use_units_positive"),
+        ]
+
+    def __str__(self):
+        return f"{self.units} {self.product.name} units ({self.reference})"

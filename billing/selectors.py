@@ -42,7 +42,8 @@ def subscription_current(*, account: Account):
     from .models import Subscription
 
     return (
-        Subscription.objects.filter(account=account)
+        Subscription.objects.plans()
+        .filter(account=account)
         .select_related("price__product", "pending_price__product")
         .order_by("-created_at")
         .first()
@@ -63,11 +64,14 @@ def order_get(*, account: Account, order_id):
 def order_list(*, account: Account, limit: int | None = 50):
     from django.db.models import Prefetch
 
-    from .models import Order, OrderLine
+    from .models import Order, OrderLine, Payment
 
     orders = (
         Order.objects.filter(account=account)
-        .prefetch_related(Prefetch("lines", queryset=OrderLine.objects.order_by("id")))
+        .prefetch_related(
+            Prefetch("lines", queryset=OrderLine.objects.order_by("id")),
+            Prefetch("payments", queryset=Payment.objects.order_by("-created_at", "-id")),
+        )
         .order_by("-created_at", "-id")
     )
     return orders if limit is None else orders[:limit]
@@ -105,4 +109,90 @@ def start_choices(*, account: Account):
         )
         .select_related("product")
         .order_by("interval", "amount", "product__name")
+    )
+
+
+def payment_list(*, account: Account, limit: int | None = 50):
+    """Payments, newest first, each with the order and lines it covered."""
+    from django.db.models import Prefetch
+
+    from .models import OrderLine, Payment
+
+    payments = (
+        Payment.objects.filter(account=account)
+        .select_related("order")
+        .prefetch_related(Prefetch("order__lines", queryset=OrderLine.objects.order_by("id")))
+        .order_by("-created_at", "-id")
+    )
+    return payments if limit is None else payments[:limit]
+
+
+def addon_list(*, account: Account):
+    """Recurring add-ons (premium features, quota add-ons) and their periods."""
+    from .models import Subscription
+
+    return (
+        Subscription.objects.addons()
+        .filter(account=account)
+        .exclude(status=Subscription.Status.CANCELLED)
+        .select_related("price__product")
+        .order_by("price__product__name", "-created_at")
+    )
+
+
+def quota_addons_active(*, account: Account):
+    """One-off quota add-ons, active from the moment they were paid."""
+    from .models import OrderLine, Product
+
+    return (
+        OrderLine.objects.filter(
+            order__account=account,
+            kind=Product.Kind.QUOTA_ADDON,
+            activated_at__isnull=False,
+            subscription__isnull=True,
+        )
+        .select_related("order")
+        .order_by("-activated_at")
+    )
+
+
+@dataclass(frozen=True)
+class OnPremise:
+    licences: list  # (licence, key)
+    licensed: int
+    contract: object  # Subscription | None
+    active: bool
+    renewal: object  # SupportRenewalQuote | None
+    renewal_refusal: str  # why no renewal can be quoted today
+
+
+def on_premise(*, account: Account, today) -> OnPremise | None:
+    """Licences with their keys, and the support contract with today's renewal quote."""
+    from accounts.errors import PortalError
+
+    from . import licences as lic
+    from .models import Licence
+
+    rows = list(Licence.objects.filter(account=account).select_related("product", "line__order"))
+    if not rows:
+        return None
+    licensed = sum(
+        row.users_covered
+        for row in rows
+        if row.product.kind == "perpetual_license" and row.product.edition != "startup"
+    )
+    contract = lic.support_contract(account)
+    renewal, refusal = None, ""
+    if contract is not None and licensed:
+        try:
+            renewal = lic.support_renewal_quote(account=account, users=licensed, today=today)
+        except PortalError as exc:
+            refusal = exc.message
+    return OnPremise(
+        licences=[(row, lic.licence_key(row)) for row in rows],
+        licensed=licensed,
+        contract=contract,
+        active=lic.support_is_active(contract, today),
+        renewal=renewal,
+        renewal_refusal=refusal,
     )

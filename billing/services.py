@@ -6,6 +6,7 @@ against future charges"), from refunds paid as credit, and from staff
 adjustments; they are applied to later charges, oldest first.
 """
 
+import hashlib
 import logging
 import secrets
 from dataclasses import replace
@@ -176,13 +177,21 @@ def account_today(account: Account, now=None) -> date:
 
 
 def _sync_seats_paid(account: Account, *, actor) -> None:
-    """Seats paid are the quantity of the account's live per-seat plan (1CRM terms)."""
-    seats = Subscription.objects.filter(
-        account=account,
-        status__in=[Subscription.Status.ACTIVE, Subscription.Status.TRIALING],
-        price__scheme=Price.Scheme.PER_SEAT,
-        price__product__kind=Product.Kind.SUBSCRIPTION,
-    ).aggregate(total=Sum("quantity"))["total"]
+    """Seats paid are the users of the account's perpetual licences (on-premise), or
+    else the quantity of its live per-seat plan (1CRM terms)."""
+    from .licences import licensed_users
+
+    seats = licensed_users(account)
+    if seats is None:
+        seats = (
+            Subscription.objects.plans()
+            .filter(
+                account=account,
+                status__in=[Subscription.Status.ACTIVE, Subscription.Status.TRIALING],
+                price__scheme=Price.Scheme.PER_SEAT,
+            )
+            .aggregate(total=Sum("quantity"))["total"]
+        )
     if seats is not None and seats != account.seats_paid:
         old = account.seats_paid
         Account.objects.filter(pk=account.pk).update(seats_paid=seats)
@@ -198,8 +207,13 @@ def _sync_seats_paid(account: Account, *, actor) -> None:
 
 def seats_paid_owned_by_plan(account: Account) -> str | None:
     """Registered with accounts: staff do not set seats paid by hand once a plan owns them."""
+    from .models import Licence
+
+    if Licence.objects.filter(account=account).exists():
+        return "Seats paid follow the account's licences: buy or renounce licensed users."
     if (
-        Subscription.objects.filter(account=account)
+        Subscription.objects.plans()
+        .filter(account=account)
         .exclude(status=Subscription.Status.CANCELLED)
         .exists()
     ):
@@ -209,7 +223,7 @@ def seats_paid_owned_by_plan(account: Account) -> str | None:
 
 def plan_keeps_licence_screen(account: Account) -> str | None:
     """Registered with accounts: no active account without a live plan once it had one."""
-    newest = Subscription.objects.filter(account=account).order_by("-created_at").first()
+    newest = Subscription.objects.plans().filter(account=account).order_by("-created_at").first()
     if newest is not None and newest.status in (
         Subscription.Status.LAPSED,
         Subscription.Status.CANCELLED,
@@ -221,15 +235,17 @@ def plan_keeps_licence_screen(account: Account) -> str | None:
     return None
 
 
-def _place_order(*, account, line: dict, actor, now, changes: dict) -> Order:
-    """Order one line (audited): credit pays first, the gateway the rest after commit.
-
-    An order that credit covers in full is paid, and delivered, at once.
+def _place_order(
+    *, account, actor, now, changes: dict, line: dict | None = None, lines: list | None = None
+) -> Order:
+    """Order one or more lines (audited), paid in one payment: credit pays first, the
+    gateway the rest after commit. An order that credit covers in full is paid, and
+    delivered, at once.
     """
-    amount = Money(line["amount"], line["price"].currency)
-    order = _create_order(
-        account=account, currency=amount.currency, lines=[line], actor=actor, now=now
-    )
+    lines = lines if lines is not None else [line]
+    currency = account.currency if lines[0].get("price") is None else lines[0]["price"].currency
+    amount = Money(sum((item["amount"] for item in lines), Decimal(0)), currency)
+    order = _create_order(account=account, currency=currency, lines=lines, actor=actor, now=now)
     audit_record(
         actor=actor, action="order.created", target=order, account=account, changes=changes
     )
@@ -281,7 +297,12 @@ def _mark_paid(order: Order, *, actor, now) -> None:
     order.status = Order.Status.PAID
     order.paid_at = now
     order.save(update_fields=["status", "paid_at"])
-    for line in order.lines.all():
+    from .purchases import DELIVERED_ON_PAYMENT, deliver_line
+
+    for line in order.lines.select_related("order__account", "product"):
+        if line.effect in DELIVERED_ON_PAYMENT:
+            deliver_line(line, actor=actor, now=now)
+            continue
         if not line.subscription_id:
             continue
         subscription = Subscription.objects.select_for_update().get(pk=line.subscription_id)
@@ -333,22 +354,64 @@ def _mark_paid(order: Order, *, actor, now) -> None:
     )
 
 
-def _charge_on_commit(order: Order) -> None:
+def idempotency_key(order: Order, attempt: int | str) -> str:
+    """The key a gateway sees: unique to this installation, the order and the attempt, so
+    that two portals sharing a Stripe account, or a rebuilt database, never collide."""
+    install = hashlib.sha256(f"portal-install:{settings.SECRET_KEY}".encode()).hexdigest()[:10]
+    return f"{install}-order-{order.pk}-{attempt}"
+
+
+def _charge_on_commit(order: Order, *, attempt: int = 1) -> Payment | None:
     """Ask the gateway for what credit did not cover, by a job once the order is committed."""
     from .tasks import request_payment
 
     due = order.amount_due
     if due <= 0:
-        return
+        return None
     payment = Payment.objects.create(
         account=order.account,
         order=order,
         gateway=get_gateway().name,
         amount=due,
         currency=order.currency,
-        idempotency_key=f"order-{order.pk}-1",
+        idempotency_key=idempotency_key(order, attempt),
     )
     request_payment.delay_on_commit(payment.pk)
+    return payment
+
+
+def payment_retry(*, actor, order: Order) -> Payment:
+    """Charge an order again after its payment failed (a new card, say): a new attempt
+    with its own key, never while another attempt may still succeed."""
+    with transaction.atomic():
+        account = _lock(order.account)
+        _require_billing_role(actor=actor, account=account)
+        order = Order.objects.select_for_update().get(pk=order.pk)
+        if order.status != Order.Status.AWAITING_PAYMENT:
+            raise PortalError(
+                f"{order.number} is {order.get_status_display().lower()}.", field="order"
+            )
+        if get_gateway().name == "manual":
+            raise PortalError(
+                f"{order.number} is paid by bank transfer quoting its number; our billing team "
+                "records it.",
+                field="order",
+            )
+        attempts = list(order.payments.values_list("status", flat=True))
+        if Payment.Status.PENDING in attempts:
+            raise PortalError(
+                f"A payment of {order.number} is still in progress; wait for its result.",
+                field="order",
+            )
+        payment = _charge_on_commit(order, attempt=len(attempts) + 1)
+        audit_record(
+            actor=actor,
+            action="payment.retried",
+            target=order,
+            account=account,
+            changes={"attempt": len(attempts) + 1, "amount": str(order.amount_due)},
+        )
+    return payment
 
 
 def payment_request(*, payment_id: int) -> Payment:
@@ -356,11 +419,19 @@ def payment_request(*, payment_id: int) -> Payment:
     payment = Payment.objects.select_related("order", "account").get(pk=payment_id)
     if payment.status != Payment.Status.PENDING or payment.reference:
         return payment
+    if payment.order.status != Order.Status.AWAITING_PAYMENT:
+        # Paid another way (or cancelled) while this job waited: charge nothing.
+        return payment_failed(
+            payment=payment,
+            message=f"{payment.order.number} is {payment.order.get_status_display().lower()}; "
+            "nothing was charged.",
+        )
     result = get_gateway(payment.gateway).charge(
         account=payment.account,
         amount=Money(payment.amount, payment.currency),
         idempotency_key=payment.idempotency_key,
         description=payment.order.number,
+        payment_id=payment.pk,
     )
     if result.status == "succeeded":
         return payment_succeeded(payment=payment, reference=result.reference, actor=None)
@@ -389,39 +460,73 @@ def payment_failed(*, payment: Payment, message: str) -> Payment:
     return payment
 
 
+def _hold_as_credit(
+    payment: Payment, order: Order, *, status, kind, description, action, reference, actor, now
+) -> Payment:
+    """Money the gateway took that the order cannot use: record it, and hold it as the
+    customer's credit rather than lose track of it. The caller holds the locks."""
+    payment.status = status
+    payment.reference = reference
+    payment.succeeded_at = now
+    payment.save(update_fields=["status", "reference", "succeeded_at"])
+    entry = _append(
+        account=order.account,
+        currency=payment.currency,
+        amount=payment.amount,
+        kind=kind,
+        description=description,
+        reference=reference or order.number,
+        actor=actor,
+    )
+    _audit(entry, actor, "ledger.credited")
+    audit_record(
+        actor=actor,
+        action=action,
+        target=payment,
+        account=order.account,
+        changes={"amount": str(payment.amount), "reference": reference},
+    )
+    return payment
+
+
 def payment_succeeded(*, payment: Payment, reference: str, actor, now=None) -> Payment:
     now = now or timezone.now()
     with transaction.atomic():
         _lock(payment.account)  # the account first, as every billing change does
         order = Order.objects.select_for_update().get(pk=payment.order_id)
         payment = Payment.objects.select_for_update().get(pk=payment.pk)
-        if payment.status == Payment.Status.SUCCEEDED:
-            return payment
+        if payment.status in (Payment.Status.SUCCEEDED, Payment.Status.DUPLICATE):
+            return payment  # a replayed notification changes nothing
+        if payment.gateway != "manual" and (
+            order.status == Order.Status.PAID
+            or order.payments.filter(status=Payment.Status.SUCCEEDED).exists()
+        ):
+            # Another payment paid the order first (staff recorded a bank transfer, say)
+            # and the gateway took the money too.
+            return _hold_as_credit(
+                payment,
+                order,
+                status=Payment.Status.DUPLICATE,
+                kind=LedgerEntry.Kind.DUPLICATE_PAYMENT,
+                description=f"{order.number} paid twice: payment {reference} held as credit",
+                action="payment.duplicate",
+                reference=reference,
+                actor=actor,
+                now=now,
+            )
         if order.status == Order.Status.CANCELLED and payment.gateway != "manual":
-            # The gateway took the money after the order was withdrawn: record it, and
-            # hold it as the customer's credit rather than lose track of it.
-            payment.status = Payment.Status.SUCCEEDED
-            payment.reference = reference
-            payment.succeeded_at = now
-            payment.save(update_fields=["status", "reference", "succeeded_at"])
-            entry = _append(
-                account=order.account,
-                currency=payment.currency,
-                amount=payment.amount,
+            # The gateway took the money after the order was withdrawn.
+            return _hold_as_credit(
+                payment,
+                order,
+                status=Payment.Status.SUCCEEDED,
                 kind=LedgerEntry.Kind.ORDER_CANCELLED,
                 description=f"Payment for cancelled {order.number} held as credit",
-                reference=reference or order.number,
-                actor=actor,
-            )
-            _audit(entry, actor, "ledger.credited")
-            audit_record(
-                actor=actor,
                 action="payment.succeeded_after_cancel",
-                target=payment,
-                account=order.account,
-                changes={"amount": str(payment.amount)},
+                reference=reference,
+                actor=actor,
+                now=now,
             )
-            return payment
         if order.status != Order.Status.AWAITING_PAYMENT:
             raise PortalError(f"{order.number} is {order.get_status_display().lower()}.")
         payment.status = Payment.Status.SUCCEEDED
@@ -451,7 +556,10 @@ def payment_record_manual(*, actor, order: Order, reference: str, now=None) -> P
         order = Order.objects.select_for_update().get(pk=order.pk)
         if order.status != Order.Status.AWAITING_PAYMENT:
             raise PortalError(f"{order.number} is {order.get_status_display().lower()}.")
-        payment = Payment.objects.filter(order=order, status=Payment.Status.PENDING).first()
+        # A gateway's pending payment is left alone: if it succeeds too, it becomes credit.
+        payment = Payment.objects.filter(
+            order=order, status=Payment.Status.PENDING, gateway="manual"
+        ).first()
         if payment is None:
             payment = Payment.objects.create(
                 account=order.account,
@@ -459,7 +567,7 @@ def payment_record_manual(*, actor, order: Order, reference: str, now=None) -> P
                 gateway="manual",
                 amount=order.amount_due,
                 currency=order.currency,
-                idempotency_key=f"order-{order.pk}-manual",
+                idempotency_key=idempotency_key(order, "manual"),
             )
         return payment_succeeded(payment=payment, reference=reference, actor=actor, now=now)
 
@@ -741,7 +849,18 @@ def next_period_end(start: date, interval: str) -> date:
 
 def _renewed(subscription: Subscription, line: OrderLine, *, actor, order: Order, now) -> None:
     today = account_today(subscription.account, now)
-    if today > line.period_start:
+    is_support = subscription.price.product.kind == Product.Kind.SUPPORT_CONTRACT
+    if is_support and line.effect == OrderLine.Effect.RENEW:
+        # A support renewal covers the period it was quoted for, in arrears when late
+        # (1CRM terms); renewing for fewer users renounces the excess licences.
+        from .licences import renounce_excess
+
+        renounce_excess(
+            subscription.account, keep=line.quantity, actor=actor, reference=order.number
+        )
+        subscription.quantity = line.quantity
+        subscription.save(update_fields=["quantity"])
+    elif today > line.period_start:
         # Paid late: the period starts now, so no paid-for time has passed unused.
         interval = line.price.interval if line.price_id else subscription.price.interval
         line.period_start, line.period_end = today, next_period_end(today, interval)
@@ -768,9 +887,10 @@ def _renewed(subscription: Subscription, line: OrderLine, *, actor, order: Order
         account=subscription.account,
         changes={"period": [str(line.period_start), str(line.period_end)], "order": order.number},
     )
-    account_services.account_set_licence_screen(
-        account=subscription.account, on=False, reason=f"{order.number} paid", actor=actor
-    )
+    if subscription.price.product.kind == Product.Kind.SUBSCRIPTION:
+        account_services.account_set_licence_screen(
+            account=subscription.account, on=False, reason=f"{order.number} paid", actor=actor
+        )
 
 
 def subscription_renew(*, subscription: Subscription, now=None) -> Subscription:
@@ -790,6 +910,21 @@ def subscription_renew(*, subscription: Subscription, now=None) -> Subscription:
         ):
             return subscription
         _cancel_open_changes(subscription, account=account, reason="voided at period end")
+        kind = subscription.price.product.kind
+        is_plan = kind == Product.Kind.SUBSCRIPTION
+        if kind == Product.Kind.SUPPORT_CONTRACT and not subscription.cancel_at_period_end:
+            # Support is optional after the first year (1CRM terms): it expires unless the
+            # customer renews; a late renewal runs from this date (billing.licences).
+            subscription.status = Subscription.Status.LAPSED
+            subscription.save(update_fields=["status"])
+            audit_record(
+                actor=None,
+                action="support.expired",
+                target=subscription,
+                account=account,
+                changes={"expired_on": str(subscription.current_period_end)},
+            )
+            return subscription
         if subscription.cancel_at_period_end:
             subscription.status = Subscription.Status.CANCELLED
             subscription.pending_price = None
@@ -801,9 +936,10 @@ def subscription_renew(*, subscription: Subscription, now=None) -> Subscription:
                 account=account,
                 changes={"status": ["active", "cancelled"]},
             )
-            account_services.account_set_licence_screen(
-                account=account, on=True, reason="subscription ended"
-            )
+            if is_plan:
+                account_services.account_set_licence_screen(
+                    account=account, on=True, reason="subscription ended"
+                )
             return subscription
         price = subscription.pending_price or subscription.price
         first_paid = subscription.status == Subscription.Status.TRIALING
@@ -817,7 +953,7 @@ def subscription_renew(*, subscription: Subscription, now=None) -> Subscription:
                 "product": price.product,
                 "price": price,
                 "subscription": subscription,
-                "kind": Product.Kind.SUBSCRIPTION,
+                "kind": kind,
                 "description": (
                     f"{price.product.name}, {seats} seat(s), {start:%d %b %Y} to {end:%d %b %Y}"
                 ),
@@ -842,9 +978,10 @@ def subscription_renew(*, subscription: Subscription, now=None) -> Subscription:
                 account=account,
                 changes={"awaiting": order.number},
             )
-            account_services.account_set_licence_screen(
-                account=account, on=True, reason=f"renewal {order.number} awaits payment"
-            )
+            if is_plan:
+                account_services.account_set_licence_screen(
+                    account=account, on=True, reason=f"renewal {order.number} awaits payment"
+                )
 
     subscription.refresh_from_db()
     return subscription
@@ -1011,7 +1148,8 @@ def subscription_change_plan(
 
 def _live_subscription(account: Account) -> Subscription | None:
     return (
-        Subscription.objects.filter(account=account)
+        Subscription.objects.plans()
+        .filter(account=account)
         .exclude(status=Subscription.Status.CANCELLED)
         .first()
     )
@@ -1019,7 +1157,7 @@ def _live_subscription(account: Account) -> Subscription | None:
 
 def trial_available(account: Account) -> bool:
     """A trial is for an account's first plan only."""
-    return not Subscription.objects.filter(account=account).exists()
+    return not Subscription.objects.plans().filter(account=account).exists()
 
 
 def subscription_start(
@@ -1038,6 +1176,13 @@ def subscription_start(
         if account.reseller_id:
             raise PortalError(
                 f"{account.name}'s billing is provided by {account.reseller.name}.", field="price"
+            )
+        from .licences import licensed_users
+
+        if licensed_users(account) is not None:
+            raise PortalError(
+                f"{account.name} is licensed on-premise; a cloud plan needs a separate account.",
+                field="price",
             )
         live = _live_subscription(account)
         if live is not None:

@@ -1,7 +1,9 @@
 from celery import shared_task
 from django.utils import timezone
 
-from . import services
+from accounts.tasks import MAIL_RETRY
+
+from . import purchases, services
 
 
 @shared_task(autoretry_for=(Exception,), retry_backoff=True, retry_backoff_max=600, max_retries=10)
@@ -14,3 +16,24 @@ def request_payment(payment_id: int) -> str:
 @shared_task
 def subscriptions_renew_due() -> int:
     return services.subscriptions_renew_due(now=timezone.now())
+
+
+@shared_task
+def usage_bill_due() -> int:
+    return purchases.usage_bill_due(now=timezone.now())
+
+
+@shared_task(**MAIL_RETRY)
+def send_licence_key_email(licence_id: int) -> bool:
+    from . import emails
+    from .models import Licence
+
+    licence = (
+        Licence.objects.select_related("account", "product", "line__order__created_by")
+        .filter(pk=licence_id)
+        .first()
+    )
+    if licence is None or licence.line.delivered_at is None:
+        return False
+    emails.send_licence_key(licence=licence)
+    return True

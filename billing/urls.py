@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import views
+from . import views, views_payment_method, views_purchases
 
 urlpatterns = [
     path("settings/billing/", views.billing_overview, name="settings_billing"),
@@ -8,5 +8,13 @@ urlpatterns = [
     path("settings/billing/cancel/", views.subscription_cancel, name="subscription_cancel"),
     path("settings/billing/plan/", views.plan_change, name="billing_plan_change"),
     path("settings/billing/start/", views.subscription_start, name="subscription_start"),
+    path("settings/billing/buy/", views_purchases.buy, name="billing_buy"),
+    path("settings/billing/support/renew/", views_purchases.support_renew, name="support_renew"),
+    path("settings/billing/orders/<id:order_id>/pay/", views.order_pay, name="order_pay"),
     path("settings/billing/orders/<id:order_id>/cancel/", views.order_cancel, name="order_cancel"),
+    path(
+        "settings/billing/payment-method/",
+        views_payment_method.payment_method,
+        name="billing_payment_method",
+    ),
 ]

@@ -9,8 +9,8 @@ from accounts import selectors
 from accounts.errors import PortalError
 from accounts.views import member_view
 
+from . import purchases, services
 from . import selectors as billing_selectors
-from . import services
 from .forms import PlanChangeForm, SeatChangeForm, StartPlanForm
 
 
@@ -26,11 +26,16 @@ def _page(
 ):
     account = request.portal.account
     now = timezone.now()
+    today = services.account_today(account, now)
     subscription = billing_selectors.subscription_current(account=account)
     usage = selectors.seat_usage(account=account, now=now)
     # The newest plan is None only for an account that never had one: the trial is for it.
     trial_available = subscription is None
-    needs_start = subscription is None or subscription.status == subscription.Status.CANCELLED
+    on_premise = billing_selectors.on_premise(account=account, today=today)
+    # An on-premise account's seats are its licensed users: no cloud plan is offered.
+    needs_start = on_premise is None and (
+        subscription is None or subscription.status == subscription.Status.CANCELLED
+    )
     if needs_start and start_form is None:
         start_form = StartPlanForm(
             choices=billing_selectors.start_choices(account=account),
@@ -61,6 +66,14 @@ def _page(
             "trial_available": trial_available,
             "trial_days": settings.BILLING_TRIAL_DAYS,
             "orders": billing_selectors.order_list(account=account),
+            "payments": billing_selectors.payment_list(account=account),
+            "addons": billing_selectors.addon_list(account=account),
+            "quota_addons": billing_selectors.quota_addons_active(account=account),
+            "on_premise": on_premise,
+            "credits": purchases.credits_left(account=account),
+            "usage_summary": purchases.usage_summary(account=account, today=today),
+            "can_buy": not account.reseller_id,
+            "gateway": settings.BILLING_GATEWAY,
         },
         status=status,
     )
@@ -139,6 +152,27 @@ def order_cancel(request, order_id: int):
             else ""
         )
         messages.success(request, f"Order {order.number} is cancelled{returned}.")
+    return redirect("settings_billing")
+
+
+@member_view(need="billing", on_licence_screen=True)
+def order_pay(request, order_id: int):
+    """Charge an order again after its payment failed."""
+    if request.method != "POST":
+        return redirect("settings_billing")
+    order = billing_selectors.order_get(account=request.portal.account, order_id=order_id)
+    try:
+        services.payment_retry(actor=request.user, order=order)
+    except PortalError as exc:
+        messages.error(request, exc.message)
+    else:
+        order.refresh_from_db()
+        if order.status == order.Status.PAID:
+            messages.success(request, f"{order.number} is paid; what it bought is yours now.")
+        else:
+            messages.warning(
+                request, f"{order.number}: your card is being charged; this page shows the result."
+            )
     return redirect("settings_billing")
 
 

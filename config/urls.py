@@ -6,6 +6,7 @@ from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from accounts.converters import IdConverter
+from billing.webhooks import stripe_webhook
 
 from .health import healthz
 
@@ -26,6 +27,10 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api_schema"), name="api_docs"),
     path("api/redoc/", SpectacularRedocView.as_view(url_name="api_schema"), name="api_redoc"),
     path("healthz", healthz, name="healthz"),
+    # Stripe signs its webhooks with STRIPE_WEBHOOK_SECRET; dj-stripe's own endpoints
+    # (one per endpoint created from the staff console) live beside it.
+    path("stripe/webhook/", stripe_webhook, name="stripe_webhook"),
+    path("stripe/", include("djstripe.urls", namespace="djstripe")),
     path("", include("billing.urls")),
     path("", include("accounts.urls")),
 ]

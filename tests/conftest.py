@@ -2,6 +2,8 @@ import pytest
 from django.conf import settings
 from django.core.cache import cache
 
+pytest_plugins = ["tests.stripe_fixtures"]
+
 
 def _clear_own_cache():
     """Empty this run's cache only: on a shared Redis, FLUSHDB would also wipe the

@@ -17,7 +17,8 @@ GOOD = {
 
 
 def _import_production(env_overrides):
-    env = {k: v for k, v in os.environ.items() if k not in GOOD}
+    env = {k: v for k, v in os.environ.items() if k not in GOOD and not k.startswith("STRIPE_")}
+    env.pop("BILLING_GATEWAY", None)
     env.update({k: v for k, v in env_overrides.items() if v is not None})
     env["DJANGO_SETTINGS_MODULE"] = "config.settings.production"
     return subprocess.run(
@@ -31,6 +32,16 @@ def _import_production(env_overrides):
 
 def test_production_starts_with_safe_settings():
     result = _import_production(GOOD)
+    assert result.returncode == 0, result.stderr
+
+
+def test_production_starts_with_stripe_keys():
+    stripe = {
+        "BILLING_GATEWAY": "stripe",
+        "STRIPE_SECRET_KEY": "sk_live_x",
+        "STRIPE_WEBHOOK_SECRET": "whsec_x",
+    }
+    result = _import_production({**GOOD, **stripe})
     assert result.returncode == 0, result.stderr
 
 
@@ -48,6 +59,14 @@ def test_production_starts_with_safe_settings():
             "EMAIL_BACKEND must be a real mail provider",
         ),
         ({"PORTAL_BASE_URL": "http://127.0.0.1:8000"}, "PORTAL_BASE_URL must be"),
+        (
+            {"BILLING_GATEWAY": "stripe", "STRIPE_WEBHOOK_SECRET": "whsec_x"},
+            "STRIPE_SECRET_KEY must be set",
+        ),
+        (
+            {"BILLING_GATEWAY": "stripe", "STRIPE_SECRET_KEY": "sk_live_x"},
+            "STRIPE_WEBHOOK_SECRET must be set",
+        ),
     ],
 )
 def test_production_refuses_unsafe_settings(override, message):
@@ -112,3 +131,14 @@ def test_openapi_schema_is_valid_without_warnings():
 
     # Fails on any view the generator cannot describe, and on an invalid schema.
     call_command("spectacular", "--validate", "--fail-on-warn", "--file", os.devnull)
+
+
+@pytest.mark.django_db
+def test_the_test_schema_of_dj_stripe_is_current():
+    """The tests build dj-stripe's tables from tests/djstripe_migrations (config/settings/test.py)."""
+    from django.core.management import call_command
+
+    try:
+        call_command("makemigrations", "djstripe", check=True, dry_run=True, verbosity=0)
+    except SystemExit as exc:
+        pytest.fail(f"tests/djstripe_migrations is stale (exit {exc.code}): regenerate it.")

@@ -2,7 +2,7 @@
 
 `manual` (the embedded default): nothing is charged automatically; the order
 waits until staff record the outside payment (bank transfer, cheque) with its
-reference. Stripe arrives as a second implementation of the same interface.
+reference. `stripe` charges the card the account keeps on file (gateways/stripe.py).
 """
 
 from dataclasses import dataclass
@@ -25,12 +25,24 @@ class Gateway(Protocol):
     name: str
 
     def charge(
-        self, *, account, amount: Money, idempotency_key: str, description: str
+        self,
+        *,
+        account,
+        amount: Money,
+        idempotency_key: str,
+        description: str,
+        payment_id: int | None = None,
     ) -> ChargeResult:
-        """Ask for `amount`; the same idempotency key never charges twice."""
+        """Ask for `amount`; the same idempotency key never charges twice.
+
+        `description` is the order's number; `payment_id` the portal Payment asked
+        for, which the gateway's notifications (webhooks) carry back."""
 
 
-GATEWAYS = {"manual": "billing.gateways.manual.ManualGateway"}
+GATEWAYS = {
+    "manual": "billing.gateways.manual.ManualGateway",
+    "stripe": "billing.gateways.stripe.StripeGateway",
+}
 
 
 def get_gateway(name: str | None = None) -> Gateway:

@@ -6,7 +6,9 @@ class ManualGateway:
 
     name = "manual"
 
-    def charge(self, *, account, amount, idempotency_key, description) -> ChargeResult:
+    def charge(
+        self, *, account, amount, idempotency_key, description, payment_id=None
+    ) -> ChargeResult:
         return ChargeResult(
             status="pending",
             message=(

@@ -37,6 +37,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "anymail",
+    "djstripe",
     "accounts",
     "billing",
     "refunds",
@@ -179,7 +180,11 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "accounts.pagination.Pagination",
     "PAGE_SIZE": 100,
     "DEFAULT_THROTTLE_CLASSES": ["rest_framework.throttling.UserRateThrottle"],
-    "DEFAULT_THROTTLE_RATES": {"user": env.str("API_USER_RATE", default="1000/hour")},
+    "DEFAULT_THROTTLE_RATES": {
+        "user": env.str("API_USER_RATE", default="1000/hour"),
+        # Unauthenticated: a self-hosted installation activating with its key.
+        "licence_activation": env.str("LICENCE_ACTIVATION_RATE", default="30/hour"),
+    },
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Vendor Portal API",
@@ -222,6 +227,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "billing.tasks.subscriptions_renew_due",
         "schedule": env.int("RENEWAL_SWEEP_SECONDS", default=60 * 60),
     },
+    "bill-usage": {
+        "task": "billing.tasks.usage_bill_due",
+        "schedule": env.int("USAGE_SWEEP_SECONDS", default=60 * 60),
+    },
     "expire-invitations": {
         "task": "accounts.tasks.invitations_expire",
         "schedule": env.int("INVITATION_SWEEP_SECONDS", default=15 * 60),
@@ -232,6 +241,20 @@ CELERY_BEAT_SCHEDULE = {
 BILLING_GATEWAY = env.str("BILLING_GATEWAY", default="manual")
 # Length of the free trial offered with an account's first plan.
 BILLING_TRIAL_DAYS = env.int("BILLING_TRIAL_DAYS", default=14)
+
+# Stripe (BILLING_GATEWAY=stripe). Webhooks come to /stripe/webhook/, signed with
+# STRIPE_WEBHOOK_SECRET (the endpoint's whsec_... from the Stripe dashboard).
+STRIPE_SECRET_KEY = env.str("STRIPE_SECRET_KEY", default="")
+STRIPE_PUBLISHABLE_KEY = env.str("STRIPE_PUBLISHABLE_KEY", default="")
+STRIPE_WEBHOOK_SECRET = env.str("STRIPE_WEBHOOK_SECRET", default="")
+# Another API server than Stripe's (localstripe in tests and demos); empty: Stripe's.
+STRIPE_API_BASE = env.str("STRIPE_API_BASE", default="")
+STRIPE_JS_URL = env.str("STRIPE_JS_URL", default="https://js.stripe.com/v3/")
+STRIPE_LIVE_MODE = STRIPE_SECRET_KEY.startswith(("sk_live_", "rk_live_"))
+# dj-stripe: the Stripe customer belongs to the customer company, not to a user.
+DJSTRIPE_SUBSCRIBER_MODEL = "accounts.Account"
+DJSTRIPE_FOREIGN_KEY_TO_FIELD = "id"
+DJSTRIPE_WEBHOOK_VALIDATION = "verify_signature"
 
 # Portal rules
 INVITATION_TTL_DAYS = env.int("INVITATION_TTL_DAYS", default=7)
@@ -249,5 +272,6 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    # The Stripe SDK logs every API request at INFO.
+    "loggers": {"django.db.backends": {"level": "WARNING"}, "stripe": {"level": "WARNING"}},
 }

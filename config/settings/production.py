@@ -3,7 +3,17 @@
 from django.core.exceptions import ImproperlyConfigured
 
 from .base import *
-from .base import ALLOWED_HOSTS, DEBUG, DEFAULT_SECRET_KEY, REDIS_URL, SECRET_KEY, env
+from .base import (
+    ALLOWED_HOSTS,
+    BILLING_GATEWAY,
+    DEBUG,
+    DEFAULT_SECRET_KEY,
+    REDIS_URL,
+    SECRET_KEY,
+    STRIPE_SECRET_KEY,
+    STRIPE_WEBHOOK_SECRET,
+    env,
+)
 
 # Backends that print or keep mail instead of delivering it (links would leak to logs).
 NON_DELIVERING_MAIL_BACKENDS = {
@@ -28,6 +38,14 @@ if email_backend in ("", *NON_DELIVERING_MAIL_BACKENDS):
     problems.append("EMAIL_BACKEND must be a real mail provider (an anymail backend or SMTP)")
 if not env.str("PORTAL_BASE_URL", default="").startswith("https://"):
     problems.append("PORTAL_BASE_URL must be the portal's https:// address (used in mailed links)")
+if BILLING_GATEWAY == "stripe":
+    if not STRIPE_SECRET_KEY:
+        problems.append("STRIPE_SECRET_KEY must be set when BILLING_GATEWAY is stripe")
+    if not STRIPE_WEBHOOK_SECRET:
+        problems.append(
+            "STRIPE_WEBHOOK_SECRET must be set when BILLING_GATEWAY is stripe "
+            "(payments are confirmed by its signed webhooks)"
+        )
 if problems:
     raise ImproperlyConfigured("Refusing to start: " + "; ".join(problems) + ".")
 

@@ -34,3 +34,10 @@ REST_FRAMEWORK = {**REST_FRAMEWORK, "DEFAULT_THROTTLE_CLASSES": []}
 # Static files come from the app folders; no collectstatic in tests.
 WHITENOISE_AUTOREFRESH = True
 WHITENOISE_USE_FINDERS = True
+# dj-stripe's own migrations take most of a minute to apply (0002 alone has 515
+# operations); the test database takes its tables from one migration of the same
+# schema instead. After upgrading dj-stripe, regenerate it (tests/test_config.py
+# checks it is current):
+#   rm tests/djstripe_migrations/0001_initial.py
+#   DJANGO_SETTINGS_MODULE=config.settings.test .venv/bin/python manage.py makemigrations djstripe
+MIGRATION_MODULES = {"djstripe": "tests.djstripe_migrations"}

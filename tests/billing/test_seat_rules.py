@@ -126,14 +126,16 @@ def test_a_gateway_failure_never_overwrites_a_success(
     fake_gateway.result = ChargeResult(status="failed", message="card declined")
     with django_capture_on_commit_callbacks(execute=False):
         _, _, order = change(account, subscription, 5)
-    payment = Payment.objects.get(order=order)
-    services.payment_record_manual(actor=staff, order=order, reference="BANK")
+    gateway_payment = Payment.objects.get(order=order)
+    # Staff record the transfer as a payment of its own: the gateway's, if it succeeds
+    # later all the same, is held as credit (tests/billing/test_stripe.py).
+    payment = services.payment_record_manual(actor=staff, order=order, reference="BANK")
+    assert payment.pk != gateway_payment.pk
     services.payment_failed(payment=payment, message="card declined")
     payment.refresh_from_db()
     assert payment.status == "succeeded" and payment.reference == "BANK"
-    other_order_payment = payment
     assert not AuditEvent.objects.filter(action="payment.failed").exists()
-    assert other_order_payment.order.status == "paid"
+    assert payment.order.status == "paid"
 
 
 def test_a_failed_payment_is_recorded_and_audited(
@@ -220,3 +222,47 @@ def test_a_gateway_success_after_cancel_is_held_as_credit(
     assert selectors.ledger_balance(account=account, currency="USD") == usd("44.00")
     subscription.refresh_from_db()
     assert subscription.quantity == 3
+
+
+def test_a_failed_charge_can_be_paid_again_with_a_new_key(
+    client, account, subscription, fake_gateway, django_capture_on_commit_callbacks
+):
+    fake_gateway.result = ChargeResult(status="failed", message="Your card was declined.")
+    with django_capture_on_commit_callbacks(execute=True):
+        _, _, order = change(account, subscription, 5)
+    first = Payment.objects.get(order=order)
+    assert first.status == "failed"
+    client.force_login(owner_of(account))
+    page = client.get(reverse("settings_billing")).content.decode()
+    assert "The charge failed: Your card was declined." in page and "now</button>" in page
+
+    fake_gateway.result = ChargeResult(status="succeeded", reference="ch_2")
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(reverse("order_pay", args=[order.pk]), {"account_id": account.pk})
+    assert response.status_code == 302
+    order.refresh_from_db()
+    account.refresh_from_db()
+    assert order.status == "paid" and account.seats_paid == 5
+    second = Payment.objects.exclude(pk=first.pk).get(order=order)
+    assert second.idempotency_key != first.idempotency_key
+    assert second.idempotency_key.endswith(f"-order-{order.pk}-2")
+    assert AuditEvent.objects.filter(action="payment.retried").count() == 1
+    with pytest.raises(PortalError, match="is paid"):
+        services.payment_retry(actor=owner_of(account), order=order)
+
+
+def test_no_second_attempt_while_one_is_in_progress(
+    account, subscription, fake_gateway, django_capture_on_commit_callbacks
+):
+    fake_gateway.result = ChargeResult(status="pending")
+    with django_capture_on_commit_callbacks(execute=True):
+        _, _, order = change(account, subscription, 5)
+    with pytest.raises(PortalError, match="still in progress"):
+        services.payment_retry(actor=owner_of(account), order=order)
+    assert Payment.objects.filter(order=order).count() == 1
+
+
+def test_manual_orders_are_not_charged_again(account, subscription):
+    _, _, order = change(account, subscription, 5)
+    with pytest.raises(PortalError, match="bank transfer"):
+        services.payment_retry(actor=owner_of(account), order=order)

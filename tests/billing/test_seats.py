@@ -18,6 +18,7 @@ from billing import selectors, services
 from billing.models import LedgerEntry, Order, Payment
 from billing.quotes import seat_change_quote
 from tests.billing.helpers import NOW, usd
+from tests.billing.test_query_counts import MAX_QUERIES
 from tests.factories import (
     InvitationFactory,
     MembershipFactory,
@@ -77,7 +78,9 @@ class TestSeatChanges:
         account.refresh_from_db()
         assert account.seats_paid == 3  # access comes with the payment
         payment = Payment.objects.get(order=order)
-        assert payment.status == "pending" and payment.idempotency_key == f"order-{order.pk}-1"
+        assert payment.status == "pending" and payment.idempotency_key.endswith(
+            f"-order-{order.pk}-1"
+        )
         line = order.lines.get()
         assert (line.period_start, line.period_end, line.quantity) == (
             date(2026, 3, 10),
@@ -244,7 +247,7 @@ class TestBillingPage:
         few = count()
         for _ in range(20):
             add_a_paid_seat()
-        assert count() == few <= 12  # the plan choices add one
+        assert count() == few <= MAX_QUERIES["page"]
 
     def test_staff_record_a_payment_in_the_console(self, client, account, subscription):
         _, _, order = services.subscription_change_seats(

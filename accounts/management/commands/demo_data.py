@@ -41,6 +41,14 @@ ACCOUNTS = [
             ("owner@globex.example", "Gustav Owner", "owner", True),
         ],
     ),
+    (
+        "Initech (on-premise)",
+        "America/Chicago",
+        "USD",
+        1,
+        None,
+        [("owner@initech.example", "Ingrid Owner", "owner", True)],
+    ),
 ]
 
 

@@ -7,7 +7,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
-from accounts.models import Account
+from accounts.models import Account, User
 from billing.catalogue import price_terms_refusal
 from billing.models import Price, Product, Subscription
 from billing.services import account_today
@@ -167,6 +167,7 @@ class Command(BaseCommand):
                     )
                     created += new
             created += self._plans()
+            created += self._licences()
         self.stdout.write(self.style.SUCCESS(f"Demo billing ready ({created} new objects)."))
 
     def _plans(self) -> int:
@@ -190,3 +191,21 @@ class Command(BaseCommand):
             )
             created += 1
         return created
+
+    def _licences(self) -> int:
+        """Initech runs on-premise: 5 Professional licences with their first year of support."""
+        from billing.models import Licence
+        from billing.purchases import purchase_place
+        from billing.services import payment_record_manual
+
+        account = Account.objects.filter(name="Initech (on-premise)").first()
+        if account is None or Licence.objects.filter(account=account).exists():
+            return 0
+        owner = account.memberships.filter(role="owner").first().user
+        price = Price.objects.get(product__code="professional-licence", is_active=True)
+        order = purchase_place(
+            actor=owner, account=account, items=[{"price": price.pk, "quantity": 5}]
+        )
+        staff = User.objects.filter(is_superuser=True).order_by("pk").first()
+        payment_record_manual(actor=staff, order=order, reference="DEMO-WIRE-001")
+        return 1

@@ -1,0 +1,75 @@
+"""The Billing page and its API for an account that grows to 200 subscriptions and
+2,000 payments (with add-ons, licences, credit packs and usage): the query count
+of each request must not move."""
+
+import pytest
+from django.test import Client
+from django.utils import timezone
+from rest_framework.test import APIClient
+
+from billing.models import OrderLine
+from tests.billing.scale import PAYMENTS, SUBSCRIPTIONS, catalogue, grow
+from tests.factories import AccountFactory, owner_of
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def prices():
+    return catalogue()
+
+
+@pytest.fixture
+def account(prices):
+    account = AccountFactory(name="Bench Corp", seats_paid=10, timezone="UTC")
+    grow(account, prices, subscriptions=2, payments=3)
+    return account
+
+
+# Bounds as measured: the session, the user and the memberships (3), then the page's
+# own reads. Raise one only with a reason.
+MAX_QUERIES = {"page": 24, "api": 7}
+
+
+@pytest.mark.parametrize(
+    ("path", "kind"),
+    [
+        ("/settings/billing/", "page"),
+        ("/api/v1/accounts/{id}/billing/", "api"),
+        ("/api/v1/accounts/{id}/orders/", "api"),
+        ("/api/v1/accounts/{id}/payments/", "api"),
+        ("/api/v1/accounts/{id}/ledger/", "api"),
+        ("/api/v1/accounts/{id}/credits/", "api"),
+        ("/api/v1/accounts/{id}/usage/", "api"),
+        ("/api/v1/accounts/{id}/licences/", "api"),
+    ],
+)
+def test_billing_reads_use_the_same_queries_at_2000_payments(
+    account, prices, path, kind, django_assert_max_num_queries, django_assert_num_queries
+):
+    client = Client() if kind == "page" else APIClient()
+    client.force_login(owner_of(account))
+    client.get("/")  # settle the session first
+    path = path.format(id=account.pk)
+    with django_assert_max_num_queries(MAX_QUERIES[kind]) as small:
+        first = client.get(path)
+    assert first.status_code == 200, first.content[:300]
+    grow(account, prices, subscriptions=SUBSCRIPTIONS, payments=PAYMENTS)
+    with django_assert_num_queries(len(small)):
+        second = client.get(path)
+    assert second.status_code == 200
+    if path.endswith("/payments/"):
+        assert second.json()["count"] == PAYMENTS + 3
+    if path.endswith("/credits/"):
+        packs = OrderLine.objects.filter(order__account=account, kind="credit_pack").count()
+        assert packs > 600 and second.json()[0]["left"] == packs * 990
+    if kind == "page":
+        assert len(second.context["payments"]) == 50  # the newest; the API pages the rest
+        assert second.text.count("BANK-") >= 50
+
+
+def test_usage_this_month_is_summed_not_listed(account, prices):
+    from billing.purchases import usage_summary
+
+    rows = usage_summary(account=account, today=timezone.localdate())
+    assert rows[0].quantity == 300 and rows[0].product == prices["sms"].product
