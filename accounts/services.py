@@ -749,7 +749,9 @@ def invitation_accept(*, invitation: Invitation, user: User, now=None) -> Member
             usage = selectors.seat_usage(
                 account=account, now=now, exclude_invitation_id=invitation.pk
             )
-            with_seat = usage.used < usage.paid
+            # Nor does anyone take a seat that a guard refuses (on-premise without
+            # active support, say).
+            with_seat = usage.used < usage.paid and not any(guard(account) for guard in SEAT_GUARDS)
         membership = Membership.objects.filter(account=account, user=user).first()
         already_member = membership is not None and membership.is_active
         if membership is None:

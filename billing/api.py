@@ -36,8 +36,10 @@ class BillingView(AccountScopedView):
     on_licence_screen = True
 
     def subscription(self, subscription_id) -> Subscription:
+        """The account's plan: add-ons and support contracts have their own rules."""
         subscription = (
-            Subscription.objects.filter(account=self.account, pk=subscription_id)
+            Subscription.objects.plans()
+            .filter(account=self.account, pk=subscription_id)
             .select_related("price__product")
             .first()
         )

@@ -86,12 +86,28 @@ def licensed_users(account: Account) -> int | None:
 
 def support_contract(account: Account) -> Subscription | None:
     """The account's support contract for its licences: the newest one."""
+    from django.db.models import Case, Exists, IntegerField, OuterRef, Value, When
+
+    # A contract that never started (its first order cancelled) does not count, and a
+    # running one wins over one that ended.
+    started = OrderLine.objects.filter(
+        subscription=OuterRef("pk"), effect=OrderLine.Effect.START, order__paid_at__isnull=False
+    )
     return (
         Subscription.objects.support_contracts()
         .filter(account=account)
         .exclude(status=Subscription.Status.PENDING)
+        .filter(Exists(started))
+        .annotate(
+            rank=Case(
+                When(status=Subscription.Status.ACTIVE, then=Value(0)),
+                When(status=Subscription.Status.LAPSED, then=Value(1)),
+                default=Value(2),
+                output_field=IntegerField(),
+            )
+        )
         .select_related("price__product")
-        .order_by("-created_at", "-id")
+        .order_by("rank", "-created_at", "-id")
         .first()
     )
 
@@ -185,6 +201,16 @@ def support_renewal_quote(*, account: Account, users: int, today: date) -> Suppo
             "licences to cover more.",
             field="users",
         )
+    if users < licensed:
+        from accounts.selectors import seat_usage
+
+        usage = seat_usage(account=account, now=timezone.now())
+        if users < usage.used:
+            raise PortalError(
+                f"{usage.describe()}: renew for at least {usage.used} users, or take seats "
+                "from members first.",
+                field="users",
+            )
     if contract.status == Subscription.Status.ACTIVE:
         days_left = (contract.current_period_end - today).days
         if days_left > EARLY_RENEWAL_DAYS:
@@ -274,10 +300,15 @@ def licence_activate(*, key: str, instance: str = "", now=None) -> Licence:
     licence = licence_from_key(key)
     if licence is None:
         raise PortalError("This licence key is not valid.", field="key")
+    from .services import _lock
+
     with transaction.atomic():
+        _lock(licence.account)
         licence = Licence.objects.select_for_update().select_related("line").get(pk=licence.pk)
         if licence.status != Licence.Status.ACTIVE:
             raise PortalError("This licence key has been revoked.", field="key")
+        if licence.users_covered == 0:
+            raise PortalError("Every user of this licence key was renounced.", field="key")
         if licence.activated_at is None:
             licence.activated_at = now
             licence.save(update_fields=["activated_at"])

@@ -35,6 +35,9 @@ DELIVERED_ON_PAYMENT = frozenset(
 )
 MAX_ITEMS = 20
 MAX_QUANTITY = 10_000
+# What one line can hold: the amount within its column, the units within an integer.
+MAX_LINE_AMOUNT = Decimal("9999999999")
+MAX_UNITS = 2_000_000_000
 LIVE = (
     Subscription.Status.PENDING,
     Subscription.Status.TRIALING,
@@ -65,7 +68,7 @@ class PurchaseQuote:
 
 
 def _whole(value, *, field_name: str, label: str) -> int:
-    if isinstance(value, str) and value.strip().isdigit():
+    if isinstance(value, str) and value.strip().isascii() and value.strip().isdecimal():
         value = int(value.strip())
     if not isinstance(value, int) or isinstance(value, bool):
         raise PortalError(f"Give {label} as a whole number.", field=field_name)
@@ -182,6 +185,11 @@ def purchase_quote(*, account: Account, items, today: date) -> PurchaseQuote:
     )
     for price, quantity in parsed:
         product = price.product
+        if price.amount * quantity > MAX_LINE_AMOUNT or (product.units or 0) * quantity > MAX_UNITS:
+            raise PortalError(
+                f"{quantity:,} x {product.name} is more than one order can hold; split it.",
+                field="items",
+            )
         unit = Money(price.amount, price.currency)
         base = {
             "product": product,
@@ -194,6 +202,7 @@ def purchase_quote(*, account: Account, items, today: date) -> PurchaseQuote:
         if price.interval != Price.Interval.ONE_OFF:
             if product.pk in live:
                 raise PortalError(f"You already have {product.name}.", field="items")
+            live.add(product.pk)  # one period of an add-on per order, too
             if price.scheme == Price.Scheme.FLAT and quantity != 1:
                 raise PortalError(f"{product.name} is bought once, not by quantity.", field="items")
             end = next_period_end(today, price.interval)
@@ -237,6 +246,16 @@ def purchase_quote(*, account: Account, items, today: date) -> PurchaseQuote:
                 raise PortalError(
                     f"{account.name} runs on a cloud plan, whose seats come with it; on-premise "
                     "licences are for a self-hosted system: open a separate account for it.",
+                    field="items",
+                )
+            if Order.objects.filter(
+                account=account,
+                status=Order.Status.AWAITING_PAYMENT,
+                lines__kind__in=[Product.Kind.PERPETUAL_LICENSE, Product.Kind.SUPPORT_CONTRACT],
+            ).exists():
+                raise PortalError(
+                    "An order for licences or support awaits payment: pay or cancel it before "
+                    "ordering more licences.",
                     field="items",
                 )
             support, note = _support_lines(account, users=quantity, today=today)

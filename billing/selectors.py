@@ -7,6 +7,9 @@ from .ledger import CreditLot, allocate_oldest_first
 from .models import LedgerEntry
 from .money import Money
 
+# Orders and payments the Billing page lists, newest first; the API pages through all.
+PAGE_ROWS = 25
+
 
 @dataclass(frozen=True)
 class LedgerView:
@@ -61,7 +64,7 @@ def order_get(*, account: Account, order_id):
     return order
 
 
-def order_list(*, account: Account, limit: int | None = 50):
+def order_list(*, account: Account, limit: int | None = PAGE_ROWS):
     from django.db.models import Prefetch
 
     from .models import Order, OrderLine, Payment
@@ -112,7 +115,7 @@ def start_choices(*, account: Account):
     )
 
 
-def payment_list(*, account: Account, limit: int | None = 50):
+def payment_list(*, account: Account, limit: int | None = PAGE_ROWS):
     """Payments, newest first, each with the order and lines it covered."""
     from django.db.models import Prefetch
 

@@ -207,9 +207,9 @@ def _sync_seats_paid(account: Account, *, actor) -> None:
 
 def seats_paid_owned_by_plan(account: Account) -> str | None:
     """Registered with accounts: staff do not set seats paid by hand once a plan owns them."""
-    from .models import Licence
+    from .licences import licensed_users
 
-    if Licence.objects.filter(account=account).exists():
+    if licensed_users(account) is not None:
         return "Seats paid follow the account's licences: buy or renounce licensed users."
     if (
         Subscription.objects.plans()
@@ -299,8 +299,27 @@ def _mark_paid(order: Order, *, actor, now) -> None:
     order.save(update_fields=["status", "paid_at"])
     from .purchases import DELIVERED_ON_PAYMENT, deliver_line
 
-    for line in order.lines.select_related("order__account", "product"):
+    def hold(line: OrderLine, why: str) -> None:
+        entry = _append(
+            account=order.account,
+            currency=order.currency,
+            amount=line.amount,
+            kind=LedgerEntry.Kind.ORDER_CANCELLED,
+            description=f"{order.number}: {line.description} {why}: held as credit",
+            reference=order.number,
+            actor=actor,
+        )
+        _audit(entry, actor, "ledger.credited")
+
+    lines = list(order.lines.select_related("order__account", "product"))
+    support_held = False
+    # Subscriptions first: a licence is issued only if the support it needs applies.
+    for line in sorted(lines, key=lambda item: item.subscription_id is None):
         if line.effect in DELIVERED_ON_PAYMENT:
+            if support_held and line.kind == Product.Kind.PERPETUAL_LICENSE and line.amount:
+                # 1CRM terms: users added later must include their support.
+                hold(line, "could not be issued without its support")
+                continue
             deliver_line(line, actor=actor, now=now)
             continue
         if not line.subscription_id:
@@ -312,16 +331,8 @@ def _mark_paid(order: Order, *, actor, now) -> None:
         ):
             # Priced for a period that has moved on (a gateway may still settle it):
             # the money becomes credit instead of buying what no longer applies.
-            entry = _append(
-                account=order.account,
-                currency=order.currency,
-                amount=line.amount,
-                kind=LedgerEntry.Kind.ORDER_CANCELLED,
-                description=f"{order.number} paid after its period ended: held as credit",
-                reference=order.number,
-                actor=actor,
-            )
-            _audit(entry, actor, "ledger.credited")
+            hold(line, "was paid after its period ended")
+            support_held |= line.kind == Product.Kind.SUPPORT_CONTRACT
             continue
         if line.effect == OrderLine.Effect.ADD_SEATS:
             _set_quantity(
@@ -583,6 +594,12 @@ def order_cancel(*, actor, order: Order, now=None) -> Order:
                 f"{order.number} is {order.get_status_display().lower()}; only an unpaid order "
                 "can be cancelled."
             )
+        if order.lines.filter(effect=OrderLine.Effect.USAGE).exists():
+            raise PortalError(
+                f"{order.number} charges usage already consumed: it cannot be cancelled. Write "
+                "to billing if a line is wrong.",
+                field="order",
+            )
         _cancel_locked(order, account=account, actor=actor, reason="cancelled")
     return order
 
@@ -618,6 +635,8 @@ def _cancel_locked(order: Order, *, account: Account, actor, reason: str) -> Non
         subscription = line.subscription
         if subscription is None:
             continue
+        if line.kind == Product.Kind.SUPPORT_CONTRACT and line.effect == OrderLine.Effect.RENEW:
+            continue  # support stays expired, and can be renewed again
         if (line.effect, subscription.status) in (
             (OrderLine.Effect.START, Subscription.Status.PENDING),
             (OrderLine.Effect.RENEW, Subscription.Status.LAPSED),
@@ -677,11 +696,22 @@ def _open_order_for(subscription: Subscription) -> Order | None:
     )
 
 
+def _require_plan(subscription: Subscription, *, field: str) -> None:
+    """Seats and plan changes are the plan's; support follows the licences (1CRM terms)."""
+    if subscription.price.product.kind != Product.Kind.SUBSCRIPTION:
+        raise PortalError(
+            f"{subscription.price.product.name} is not the account's plan: its seats and "
+            "price do not change here.",
+            field=field,
+        )
+
+
 def subscription_seat_quote(
     *, subscription: Subscription, quantity, today, now=None
 ) -> SeatChangeQuote:
     """What a seat change would cost or credit, refusing every change the rules refuse."""
     account = subscription.account
+    _require_plan(subscription, field="quantity")
     if not isinstance(quantity, int) or isinstance(quantity, bool) or quantity < 1:
         raise PortalError("Give a whole number of seats, at least 1.", field="quantity")
     if account.reseller_id:
@@ -860,6 +890,12 @@ def _renewed(subscription: Subscription, line: OrderLine, *, actor, order: Order
         )
         subscription.quantity = line.quantity
         subscription.save(update_fields=["quantity"])
+        if (
+            subscription.status == Subscription.Status.ACTIVE
+            and line.period_start == subscription.current_period_end
+        ):
+            # Renewed before the expiry: the contract simply runs on.
+            line.period_start = subscription.current_period_start
     elif today > line.period_start:
         # Paid late: the period starts now, so no paid-for time has passed unused.
         interval = line.price.interval if line.price_id else subscription.price.interval
@@ -1023,6 +1059,7 @@ def subscription_plan_quote(
     *, subscription: Subscription, price: Price, today, now=None
 ) -> PlanChangeQuote:
     account = subscription.account
+    _require_plan(subscription, field="price")
     if account.reseller_id:
         raise PortalError(
             f"{account.name}'s billing is provided by {account.reseller.name}: ask them to "

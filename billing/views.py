@@ -74,6 +74,7 @@ def _page(
             "usage_summary": purchases.usage_summary(account=account, today=today),
             "can_buy": not account.reseller_id,
             "gateway": settings.BILLING_GATEWAY,
+            "page_rows": billing_selectors.PAGE_ROWS,
         },
         status=status,
     )

@@ -49,12 +49,15 @@ def buy(request):
                 continue
             items.append({"price": price.pk, "quantity": raw})
         try:
+            expected = _expected(request, account.currency)
+            if request.POST.get("action") == "confirm" and expected is None:
+                raise PortalError("Preview the order first: you confirm the total it shows.")
             if request.POST.get("action") == "confirm":
                 order = purchases.purchase_place(
                     actor=request.user,
                     account=account,
                     items=items,
-                    expected_total=_expected(request, account.currency),
+                    expected_total=expected,
                 )
                 _order_message(request, order, "What you bought")
                 return redirect("settings_billing")
@@ -91,8 +94,9 @@ def support_renew(request):
         messages.error(request, "Give the number of users to renew support for.")
         return redirect("settings_billing")
     renounce = request.POST.get("renounce") == "1"
+    expected = _expected(request, account.currency)
     try:
-        if request.POST.get("action") != "confirm":
+        if request.POST.get("action") != "confirm" or expected is None:
             quote = support_renewal_quote(
                 account=account, users=users, today=services.account_today(account)
             )
@@ -106,7 +110,7 @@ def support_renew(request):
             account=account,
             users=users,
             renounce=renounce,
-            expected_amount=_expected(request, account.currency),
+            expected_amount=expected,
         )
     except PortalError as exc:
         messages.error(request, exc.message)

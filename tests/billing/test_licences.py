@@ -284,3 +284,138 @@ def test_cloud_plans_and_on_premise_licences_do_not_mix(
     _buy_licences(onprem, catalogue, 2, date(2026, 3, 10), billing_staff)
     with pytest.raises(PortalError, match="licensed on-premise"):
         services.subscription_start(actor=owner_of(onprem), account=onprem, price=plan, quantity=2)
+
+
+# --- regressions found in review -------------------------------------------------------
+
+
+def test_the_plan_endpoints_never_touch_a_support_contract(
+    api_client, onprem, catalogue, billing_staff
+):
+    _buy_licences(onprem, catalogue, 5, date(2026, 3, 10), billing_staff)
+    contract = licences.support_contract(onprem)
+    api_client.force_authenticate(owner_of(onprem))
+    base = f"/api/v1/accounts/{onprem.pk}/subscriptions/{contract.pk}"
+    for path in ("/seats/preview/", "/seats/", "/plan/preview/", "/plan/", "/cancel/"):
+        assert api_client.post(base + path, {"quantity": 1}, format="json").status_code == 404
+    with pytest.raises(PortalError, match="not the account's plan"):
+        services.subscription_seat_quote(subscription=contract, quantity=1, today=date(2026, 4, 1))
+    contract.refresh_from_db()
+    assert contract.quantity == 5
+
+
+def test_an_early_renewal_keeps_support_running_without_a_gap(onprem, catalogue, billing_staff):
+    _buy_licences(onprem, catalogue, 2, date(2026, 3, 10), billing_staff)
+    order = purchases.support_renew(
+        actor=owner_of(onprem), account=onprem, users=2, now=at(date(2027, 1, 5))
+    )
+    services.payment_record_manual(
+        actor=billing_staff, order=order, reference="B", now=at(date(2027, 1, 5))
+    )
+    contract = licences.support_contract(onprem)
+    assert (contract.current_period_start, contract.current_period_end) == (
+        date(2026, 3, 10),
+        date(2028, 3, 10),
+    )
+    assert licences.support_is_active(contract, date(2027, 1, 6))
+
+
+def test_no_licences_are_ordered_while_a_support_order_awaits_payment(
+    onprem, catalogue, billing_staff
+):
+    _buy_licences(onprem, catalogue, 5, date(2026, 3, 10), billing_staff)
+    contract = licences.support_contract(onprem)
+    services.subscription_renew(subscription=contract, now=at(date(2027, 3, 10)))
+    purchases.support_renew(
+        actor=owner_of(onprem), account=onprem, users=5, now=at(date(2027, 3, 12))
+    )
+    with pytest.raises(PortalError, match="awaits payment"):
+        purchases.purchase_quote(
+            account=onprem,
+            items=[{"price": catalogue["licence"].pk, "quantity": 2}],
+            today=date(2027, 3, 12),
+        )
+
+
+def test_a_licence_whose_support_can_no_longer_apply_is_not_issued(
+    onprem, catalogue, billing_staff
+):
+    _buy_licences(onprem, catalogue, 2, date(2026, 3, 10), billing_staff)
+    order = purchases.purchase_place(
+        actor=owner_of(onprem),
+        account=onprem,
+        items=[{"price": catalogue["licence"].pk, "quantity": 1}],
+        now=at(date(2027, 2, 1)),
+    )
+    # The contract's period moved on before the order was paid (the renewal and the
+    # voiding of open orders are refused elsewhere; this is the last safety net).
+    contract = licences.support_contract(onprem)
+    Subscription.objects.filter(pk=contract.pk).update(current_period_end=date(2028, 3, 10))
+    services.payment_record_manual(
+        actor=billing_staff, order=order, reference="LATE", now=at(date(2027, 2, 2))
+    )
+    assert Licence.objects.filter(account=onprem).count() == 1
+    assert licences.licensed_users(onprem) == 2
+    from billing.selectors import ledger_balance
+
+    assert ledger_balance(account=onprem, currency="USD").amount == order.total
+
+
+def test_a_cancelled_licence_order_does_not_hide_the_running_contract(
+    onprem, catalogue, billing_staff
+):
+    first = purchases.purchase_place(
+        actor=owner_of(onprem),
+        account=onprem,
+        items=[{"price": catalogue["licence"].pk, "quantity": 3}],
+        now=at(date(2026, 3, 9)),
+    )
+    services.order_cancel(actor=owner_of(onprem), order=first)
+    _buy_licences(onprem, catalogue, 3, date(2026, 3, 10), billing_staff)
+    contract = licences.support_contract(onprem)
+    assert contract.status == "active" and contract.quantity == 3
+    assert Subscription.objects.support_contracts().filter(account=onprem).count() == 2
+
+
+def test_an_invitation_accepted_after_support_lapsed_joins_without_a_seat(
+    onprem, catalogue, billing_staff
+):
+    from tests.factories import InvitationFactory
+
+    _buy_licences(onprem, catalogue, 3, date(2026, 3, 10), billing_staff)
+    invitation = InvitationFactory(account=onprem, email="late@example.com", with_seat=True)
+    contract = licences.support_contract(onprem)
+    Subscription.objects.filter(pk=contract.pk).update(status="lapsed")
+    user = UserFactory(email="late@example.com")
+    membership = account_services.invitation_accept(invitation=invitation, user=user)
+    assert membership.is_active and not membership.has_seat
+
+
+def test_support_is_not_renewed_for_fewer_users_than_hold_seats(onprem, catalogue, billing_staff):
+    _buy_licences(onprem, catalogue, 3, date(2026, 3, 10), billing_staff)
+    MembershipFactory(account=onprem, has_seat=True)
+    MembershipFactory(account=onprem, has_seat=True)
+    contract = licences.support_contract(onprem)
+    services.subscription_renew(subscription=contract, now=at(date(2027, 3, 10)))
+    with pytest.raises(PortalError, match="at least 3 users"):
+        licences.support_renewal_quote(account=onprem, users=2, today=date(2027, 3, 12))
+
+
+def test_a_key_whose_users_were_all_renounced_does_not_activate(onprem, catalogue, billing_staff):
+    _buy_licences(onprem, catalogue, 2, date(2026, 3, 10), billing_staff)
+    licence = Licence.objects.get()
+    Licence.objects.filter(pk=licence.pk).update(renounced=2)
+    with pytest.raises(PortalError, match="renounced"):
+        licences.licence_activate(key=licences.licence_key(licence))
+
+
+def test_plugin_keys_do_not_take_seats_paid_from_staff(onprem, billing_staff):
+    plugin = Product.objects.create(code="plug", name="Plugin", kind="plugin")
+    price = Price.objects.create(
+        product=plugin, currency="USD", amount=Decimal("0"), interval="one_off"
+    )
+    purchases.purchase_place(
+        actor=owner_of(onprem), account=onprem, items=[{"price": price.pk, "quantity": 1}]
+    )
+    assert Licence.objects.filter(account=onprem).exists()
+    assert services.seats_paid_owned_by_plan(onprem) is None

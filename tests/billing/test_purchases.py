@@ -317,3 +317,54 @@ def test_members_cannot_buy(client, account, shop):
         purchases.purchase_place(
             actor=member, account=account, items=[{"price": shop["plugin"].pk, "quantity": 1}]
         )
+
+
+def test_usage_bills_cannot_be_cancelled(account, shop):
+    purchases.usage_record(
+        actor=None,
+        account=account,
+        product=shop["sms"].product,
+        quantity=10,
+        reference="r",
+        now=datetime(2026, 3, 20, 15, tzinfo=UTC),
+    )
+    order = purchases.usage_bill(account=account, now=datetime(2026, 4, 2, 15, tzinfo=UTC))
+    with pytest.raises(PortalError, match="cannot be cancelled"):
+        services.order_cancel(actor=owner_of(account), order=order)
+    order.refresh_from_db()
+    assert order.status == "awaiting_payment"
+
+
+@pytest.mark.parametrize(
+    ("quantity", "message"), [("²", "whole number"), ("٣", "whole number"), (9000, "split it")]
+)
+def test_odd_quantities_are_refused_not_crashed(account, shop, quantity, message):
+    Product.objects.filter(pk=shop["credits"].product_id).update(units=1_000_000)
+    with pytest.raises(PortalError, match=message):
+        purchases.purchase_quote(
+            account=account,
+            items=[{"price": shop["credits"].pk, "quantity": quantity}],
+            today=date(2026, 3, 10),
+        )
+
+
+def test_one_add_on_once_per_order(account, shop):
+    yearly = Price.objects.create(
+        product=shop["whatsapp"].product, currency="USD", amount=Decimal("150"), interval="year"
+    )
+    with pytest.raises(PortalError, match="already have"):
+        purchases.purchase_quote(
+            account=account,
+            items=[{"price": shop["whatsapp"].pk}, {"price": yearly.pk}],
+            today=date(2026, 3, 10),
+        )
+
+
+def test_a_confirmation_without_the_previewed_total_places_nothing(client, account, shop):
+    client.force_login(owner_of(account))
+    response = client.post(
+        reverse("billing_buy"),
+        {"account_id": account.pk, f"qty_{shop['plugin'].pk}": "1", "action": "confirm"},
+    )
+    assert response.status_code == 400 and "Preview the order first" in response.text
+    assert not Order.objects.exists()
