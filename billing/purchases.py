@@ -47,8 +47,9 @@ LIVE = (
 
 
 def catalogue(*, account: Account):
-    """What the account can buy on the Billing page, in its currency."""
-    return (
+    """What the account can buy on the Billing page, in its currency and for how it runs:
+    a cloud account is not offered on-premise items, nor an on-premise one cloud items."""
+    prices = (
         Price.objects.filter(
             is_active=True,
             product__is_active=True,
@@ -58,6 +59,16 @@ def catalogue(*, account: Account):
         .select_related("product")
         .order_by("product__kind", "product__name", "interval")
     )
+    if licences.licensed_users(account) is not None:
+        return prices.exclude(product__deployment=Product.Deployment.CLOUD)
+    if (
+        Subscription.objects.plans()
+        .filter(account=account)
+        .exclude(status=Subscription.Status.CANCELLED)
+        .exists()
+    ):
+        return prices.exclude(product__deployment=Product.Deployment.ON_PREMISE)
+    return prices
 
 
 @dataclass(frozen=True)

@@ -21,8 +21,8 @@ def _order_message(request, order, what: str) -> None:
     else:
         messages.warning(
             request,
-            f"Order {order.number} awaits payment of {order.amount_due:.2f} {order.currency}: "
-            f"{what} is yours the moment it is paid.",
+            f"Order {order.number} awaits payment of {order.amount_due:.2f} {order.currency}; "
+            f"{what.lower()} is yours the moment it is paid.",
         )
 
 

@@ -32,3 +32,15 @@ def api_client():
     from rest_framework.test import APIClient
 
     return APIClient()
+
+
+@pytest.fixture
+def billing_staff():
+    """A billing reviewer: records payments, adjusts the ledger, marks services accepted."""
+    from django.contrib.auth.models import Group
+
+    from tests.factories import UserFactory
+
+    user = UserFactory(is_staff=True)
+    user.groups.add(Group.objects.get(name="Billing reviewer"))
+    return user

@@ -53,15 +53,3 @@ def enterprise():
         scheme="per_seat",
         interval="month",
     )
-
-
-@pytest.fixture
-def billing_staff():
-    """A billing reviewer: records payments, adjusts the ledger, marks services accepted."""
-    from django.contrib.auth.models import Group
-
-    from tests.factories import UserFactory
-
-    user = UserFactory(is_staff=True)
-    user.groups.add(Group.objects.get(name="Billing reviewer"))
-    return user

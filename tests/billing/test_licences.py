@@ -275,7 +275,8 @@ def test_revoking_a_licence_lowers_the_seats(onprem, catalogue, billing_staff):
 def test_cloud_plans_and_on_premise_licences_do_not_mix(
     account, onprem, catalogue, plan, billing_staff
 ):
-    with pytest.raises(PortalError, match="cloud plan"):
+    # An on-premise licence is not even offered to a cloud account.
+    with pytest.raises(PortalError, match="not for sale"):
         purchases.purchase_quote(
             account=account,
             items=[{"price": catalogue["licence"].pk, "quantity": 1}],
@@ -419,3 +420,22 @@ def test_plugin_keys_do_not_take_seats_paid_from_staff(onprem, billing_staff):
     )
     assert Licence.objects.filter(account=onprem).exists()
     assert services.seats_paid_owned_by_plan(onprem) is None
+
+
+def test_each_kind_of_account_is_offered_its_own_catalogue(
+    account, onprem, catalogue, billing_staff
+):
+    cloud = Product.objects.create(
+        code="wa", name="WhatsApp", kind="premium_feature", deployment="cloud"
+    )
+    Price.objects.create(product=cloud, currency="USD", amount=Decimal("15"), interval="month")
+    Product.objects.filter(pk=catalogue["licence"].product_id).update(deployment="on_premise")
+    _buy_licences(onprem, catalogue, 2, date(2026, 3, 10), billing_staff)
+    onprem_codes = {p.product.code for p in purchases.catalogue(account=onprem)}
+    cloud_codes = {p.product.code for p in purchases.catalogue(account=account)}
+    assert "wa" not in onprem_codes and "pro-lic" in onprem_codes
+    assert "wa" in cloud_codes and "pro-lic" not in cloud_codes
+    with pytest.raises(PortalError, match="not for sale"):
+        purchases.purchase_quote(
+            account=onprem, items=[{"price": cloud.prices.get().pk}], today=date(2026, 3, 12)
+        )
