@@ -36,6 +36,7 @@ test: install
 
 bench: install
 	$(VENV_PY) bench/billing_page.py
+	$(VENV_PY) bench/policy_engine.py
 
 lint: install
 	.venv/bin/ruff check .

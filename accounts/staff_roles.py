@@ -36,6 +36,7 @@ STAFF_ROLES = {
         "billing.change_licence",
         "billing.view_usagerecord",
         "billing.view_credituse",
+        "refunds.view_refundsimulation",
     ],
     "Billing reviewer": [
         "accounts.view_user",
@@ -57,6 +58,7 @@ STAFF_ROLES = {
         "billing.change_licence",
         "billing.view_usagerecord",
         "billing.view_credituse",
+        "refunds.view_refundsimulation",
     ],
     "Support agent": [
         "accounts.view_user",

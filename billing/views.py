@@ -8,6 +8,7 @@ from django.utils import timezone
 from accounts import selectors
 from accounts.errors import PortalError
 from accounts.views import member_view
+from refunds import services as refund_services
 
 from . import purchases, services
 from . import selectors as billing_selectors
@@ -29,6 +30,7 @@ def _page(
     today = services.account_today(account, now)
     subscription = billing_selectors.subscription_current(account=account)
     usage = selectors.seat_usage(account=account, now=now)
+    orders = list(billing_selectors.order_list(account=account))
     # The newest plan is None only for an account that never had one: the trial is for it.
     trial_available = subscription is None
     on_premise = billing_selectors.on_premise(account=account, today=today)
@@ -65,7 +67,8 @@ def _page(
             "start_form": start_form if needs_start else None,
             "trial_available": trial_available,
             "trial_days": settings.BILLING_TRIAL_DAYS,
-            "orders": billing_selectors.order_list(account=account),
+            "orders": orders,
+            "refund_outlook": refund_services.outlook(account=account, orders=orders),
             "payments": billing_selectors.payment_list(account=account),
             "addons": billing_selectors.addon_list(account=account),
             "quota_addons": billing_selectors.quota_addons_active(account=account),
@@ -74,6 +77,7 @@ def _page(
             "usage_summary": purchases.usage_summary(account=account, today=today),
             "can_buy": not account.reseller_id,
             "gateway": settings.BILLING_GATEWAY,
+            "bank_details": settings.VENDOR_BANK_DETAILS,
             "page_rows": billing_selectors.PAGE_ROWS,
         },
         status=status,

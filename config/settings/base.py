@@ -237,6 +237,16 @@ CELERY_BEAT_SCHEDULE = {
     },
 }
 
+# Refunds: the active policy preset (onecloud | onecrm | acelle), and the vendor's
+# country and time zone, whose business days the deadlines count.
+REFUND_POLICY = env.str("REFUND_POLICY", default="acelle")
+# Shown with orders awaiting a bank transfer (the manual gateway).
+VENDOR_BANK_DETAILS = env.str(
+    "VENDOR_BANK_DETAILS", default="Example Bank, IBAN XX00 0000 0000 0000 0000 00, BIC EXAMPXXX"
+)
+VENDOR_COUNTRY = env.str("VENDOR_COUNTRY", default="US")
+VENDOR_SUBDIVISION = env.str("VENDOR_SUBDIVISION", default="") or None
+
 # Billing: "manual" (staff record outside payments) is the embedded default.
 BILLING_GATEWAY = env.str("BILLING_GATEWAY", default="manual")
 # Length of the free trial offered with an account's first plan.
