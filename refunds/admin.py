@@ -74,6 +74,8 @@ class RefundSimulationAdmin(ReadOnlyAdmin):
                     full_order=data["full_order"],
                     preset=PRESETS[data["policy"]],
                 )
+                if data["full_order"]:
+                    lines = services.whole_orders(lines)
                 rows = [(line, decisions[line.pk]) for line in lines]
         context = {
             **self.admin_site.each_context(request),

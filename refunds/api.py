@@ -80,6 +80,8 @@ class RefundQuoteView(APIView):
         today = services.account_today(account)
         order = {pk: index for index, pk in enumerate(ids)}
         lines.sort(key=lambda line: order[line.pk])
+        if data["full_order"]:
+            lines = services.whole_orders(lines)
         decisions = services.decisions_for(
             account=account,
             lines=lines,

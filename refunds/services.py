@@ -61,7 +61,20 @@ def line_facts(line: OrderLine, account: Account) -> LineFacts:
         delivered=line.delivery in DELIVERED.get(line.kind, ()),
         used=line.units_used > 0,
         description=line.description,
+        order=str(line.order_id),
     )
+
+
+def whole_orders(lines: list[OrderLine]) -> list[OrderLine]:
+    """A full-order request is about every line of its orders (acelle §4), not only the
+    ones picked: the lines left out must count too."""
+    extra = (
+        OrderLine.objects.filter(order_id__in={line.order_id for line in lines}, amount__gt=0)
+        .exclude(pk__in=[line.pk for line in lines])
+        .select_related("order")
+        .order_by("order_id", "pk")
+    )
+    return [*lines, *extra]
 
 
 def decisions_for(
@@ -74,7 +87,10 @@ def decisions_for(
     full_order: bool = False,
     preset=None,
 ) -> dict[int, Decision]:
-    """What a request received on `on` (a local date) would get, per line."""
+    """What a request received on `on` (a local date) would get, per line; a full-order
+    request also decides the order's other lines."""
+    if full_order:
+        lines = whole_orders(lines)
     facts = [line_facts(line, account) for line in lines]
     request = RequestFacts(date=on, reason=reason, event=event, full_order=full_order)
     decided = decide(

@@ -74,11 +74,19 @@ class LineFacts:
     refund_days: int | None = None
     defective: bool = False
     description: str = ""
+    order: str | None = None  # lines of one order share it; a case file's lines are one order
 
     @property
     def consumed(self) -> bool:
-        """Anything of it used, consumed, activated or delivered (acelle §4)."""
-        return self.used or self.units_used > 0 or self.activated or self.delivered
+        """Anything of it used, consumed, activated or delivered (acelle §4). A usage
+        charge exists only because the service was used."""
+        return (
+            self.used
+            or self.units_used > 0
+            or self.activated
+            or self.delivered
+            or self.kind in ("usage", "app_usage")
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -183,3 +183,42 @@ def test_the_engine_imports_no_orm_and_reads_no_clock():
                 assert not node.module.startswith(("django", "billing", "accounts")), path
             if isinstance(node, ast.Attribute) and node.attr in ("now", "today"):
                 raise AssertionError(f"{path}: reads the clock ({node.attr})")
+
+
+def test_a_full_order_request_counts_the_lines_left_out(api_client, billing_staff):
+    """acelle §4: a used credit pack left out of the request still counts as used."""
+    account = AccountFactory(timezone="UTC")
+    credits = Product.objects.create(code="cr", name="Credits", kind="credit_pack", units=10)
+    quota = Product.objects.create(code="q", name="Storage", kind="quota_addon")
+    prices = [
+        Price.objects.create(product=p, currency="USD", amount=Decimal("20"), interval="one_off")
+        for p in (credits, quota)
+    ]
+    paid_at = datetime(2026, 3, 2, 12, tzinfo=UTC)
+    order = purchases.purchase_place(
+        actor=owner_of(account),
+        account=account,
+        items=[{"price": p.pk} for p in prices],
+        now=paid_at,
+    )
+    services.payment_record_manual(actor=billing_staff, order=order, reference="B", now=paid_at)
+    # Quota add-ons activate on payment; this one is taken as not activated, so that only
+    # the credit pack can make the order "used".
+    order.lines.filter(kind="quota_addon").update(activated_at=None)
+    pack, storage = order.lines.order_by("pk")
+    api_client.force_authenticate(owner_of(account))
+
+    def ask():
+        with time_machine.travel(datetime(2026, 3, 12, 12, tzinfo=UTC), tick=False):
+            body = api_client.post(
+                "/api/v1/refunds/quote", {"lines": [storage.pk], "full_order": True}, format="json"
+            ).json()
+        return {row["line"]: row for row in body["decisions"]}
+
+    decisions = ask()
+    assert set(decisions) == {pack.pk, storage.pk}  # the whole order was decided
+    assert decisions[storage.pk]["outcome"] == "review" and "§4" in decisions[storage.pk]["clause"]
+    pack.units_used = 1
+    pack.save(update_fields=["units_used"])
+    decisions = ask()
+    assert decisions[storage.pk]["outcome"] == "none" and "2.2" in decisions[storage.pk]["clause"]

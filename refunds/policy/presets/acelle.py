@@ -195,7 +195,9 @@ class Acelle(Preset):
                 line,
                 "acelle §2.2",
                 unused_end,
-                f"Storage and API quota are refundable only within 7 days of purchase, until {day(unused_end)} (§2.1, §2.2).",
+                f"Storage and API quota are refundable only within 7 days of purchase, until {day(unused_end)} (§2.1, §2.2)."
+                if request.date > unused_end
+                else "Storage and API quota are refunded only while nothing of them was used (§2.1, §2.2).",
             )
         balance_end = last_day(line.paid, BALANCE_DAYS)
         if request.date > balance_end:
@@ -205,7 +207,16 @@ class Acelle(Preset):
                 balance_end,
                 f"Credit packs are refundable up to 30 days after purchase; that was {day(balance_end)} (§2.3).",
             )
-        units = line.units or 0
+        if not line.units or (line.used and not line.units_used):
+            # Used, but how much is not known: staff count the unused part (§2.2).
+            return ctx.review(
+                line,
+                line.amount,
+                "acelle §2.2",
+                balance_end,
+                f"Credit packs: unused credits are refunded at the unit rate within 30 days of purchase (§2.2); how many are left must be checked, up to {ctx.money(line.amount)}.",
+            )
+        units = line.units
         left = max(units - line.units_used, 0)
         if not left:
             return ctx.none(
@@ -244,13 +255,13 @@ class Acelle(Preset):
             )
         reason = request.reason
         if reason == "not_delivered":
+            # The trigger is the day the vendor's 7 business days ran out, as for a bug.
             due = add_business_days(line.paid, DELIVERY_BUSINESS_DAYS, ctx.holidays)
-            trigger = max(request.event or due, due)
             return self._claim(
                 line,
                 request,
                 ctx,
-                trigger,
+                due,
                 f"Delivery later than 7 business days after payment (due {day(due)})",
                 not_before=due,
             )
@@ -272,7 +283,8 @@ class Acelle(Preset):
                 not_before=deadline,
             )
         if reason in BILLING_REASONS:
-            trigger = request.event or line.paid
+            # A charge disputed later counts from then, never from before the payment.
+            trigger = max(request.event or line.paid, line.paid)
             label = "A duplicate charge" if reason == "duplicate_charge" else "A billing error"
             return self._claim(line, request, ctx, trigger, label, not_before=None)
         return ctx.none(
@@ -310,21 +322,25 @@ class Acelle(Preset):
     # --- §4 mixed orders ------------------------------------------------------------------
 
     def finish(self, decisions, lines, account, request, ctx):
-        if not request.full_order or not lines:
+        # §1.3 and §2.3 refuse a suspended account outright; §4 does not undo that.
+        if not request.full_order or not lines or account.status == "suspended_tos":
             return decisions
-        paid = min(line.paid for line in lines)
-        end = last_day(paid, FULL_ORDER_DAYS)
-        if request.date > end or any(line.consumed for line in lines):
-            return decisions
-        result = dict(decisions)
+        orders: dict = {}
         for line in lines:
-            if decisions[line.id].outcome in (REFUND, REVIEW, REDIRECT):
+            orders.setdefault(line.order, []).append(line)
+        result = dict(decisions)
+        for order_lines in orders.values():
+            end = last_day(min(line.paid for line in order_lines), FULL_ORDER_DAYS)
+            if request.date > end or any(line.consumed for line in order_lines):
                 continue
-            result[line.id] = ctx.review(
-                line,
-                line.amount,
-                "acelle §4",
-                end,
-                f"A full-order refund asked within 14 days with nothing used may be granted after review (§4), until {day(end)}: up to {ctx.money(line.amount)}.",
-            )
+            for line in order_lines:
+                if decisions[line.id].outcome in (REFUND, REVIEW, REDIRECT):
+                    continue
+                result[line.id] = ctx.review(
+                    line,
+                    line.amount,
+                    "acelle §4",
+                    end,
+                    f"A full-order refund asked within 14 days with nothing used may be granted after review (§4), until {day(end)}: up to {ctx.money(line.amount)}.",
+                )
         return result

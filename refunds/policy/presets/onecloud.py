@@ -60,7 +60,7 @@ class OneCloud(Preset):
                 line.amount,
                 clause,
                 end,
-                f"CRM subscription: the first payment is refunded in full within 30 days of the first billing cycle (§1), until {day(end)}.",
+                f"CRM subscription: the first payment is refunded in full within 30 days of the first day of the first billing cycle (§1), until {day(end)}.",
             )
         return ctx.none(
             line,
@@ -120,7 +120,9 @@ class OneCloud(Preset):
             amount,
             clause,
             end,
-            f"App subscriptions: cancelled within {days} days of purchase, the unused part of the cycle is refunded pro rata (§4): {ctx.money(amount)}.",
+            f"App subscriptions: cancelled within {days} days of purchase, the unused part of the cycle is refunded pro rata (§4): {ctx.money(amount)}."
+            if line.period
+            else f"App subscriptions: cancelled within {days} days of purchase, the payment is refunded (§4): {ctx.money(amount)}.",
         )
 
     def _app_one_time(self, line, request, ctx):
@@ -151,7 +153,7 @@ class OneCloud(Preset):
 
     def _app_usage(self, line, request, ctx):
         clause = "onecloud §4"
-        end = last_day(request.event or line.paid, APP_DAYS)
+        end = last_day(line.paid, APP_DAYS)  # "within 3 days of the charge": this line
         if request.reason in ("billing_error", "duplicate_charge") and request.date <= end:
             return ctx.review(
                 line,
