@@ -336,6 +336,20 @@ def account_set_status(*, actor, account: Account, status: str) -> Account:
     return account
 
 
+def account_deactivate(*, account: Account, reason: str, actor=None) -> Account:
+    """Deactivate an account for a reason another app owns (a processed SaaS refund,
+    acelle §5). Already deactivated: nothing changes."""
+    with transaction.atomic():
+        account = _lock_account(account)
+        if account.status == Account.Status.DEACTIVATED:
+            return account
+        refusal = account_status_refusal(current=account.status, new=Account.Status.DEACTIVATED)
+        if refusal:
+            raise PortalError(refusal, field="status")
+        _write_status(account, Account.Status.DEACTIVATED, actor=actor, reason=reason)
+    return account
+
+
 def account_set_seats_paid(*, actor, account: Account, seats_paid: int, now=None) -> Account:
     """Staff set the seats paid until billing owns the number."""
     now = now or timezone.now()

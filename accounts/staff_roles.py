@@ -37,6 +37,9 @@ STAFF_ROLES = {
         "billing.view_usagerecord",
         "billing.view_credituse",
         "refunds.view_refundsimulation",
+        "refunds.view_refundrequest",
+        "refunds.change_refundrequest",
+        "refunds.view_refundpayout",
     ],
     "Billing reviewer": [
         "accounts.view_user",
@@ -59,6 +62,9 @@ STAFF_ROLES = {
         "billing.view_usagerecord",
         "billing.view_credituse",
         "refunds.view_refundsimulation",
+        "refunds.view_refundrequest",
+        "refunds.change_refundrequest",
+        "refunds.view_refundpayout",
     ],
     "Support agent": [
         "accounts.view_user",

@@ -358,11 +358,17 @@ class Payment(models.Model):
     failure_message = models.CharField(max_length=300, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     succeeded_at = models.DateTimeField(null=True, blank=True)
+    # Refunded back through the gateway so far: never more than the amount.
+    refunded = models.DecimalField(**AMOUNT, default=0)
 
     class Meta:
         ordering = ["-created_at", "-id"]
         constraints = [
             models.CheckConstraint(condition=Q(amount__gt=0), name="payment_amount_positive"),
+            models.CheckConstraint(
+                condition=Q(refunded__gte=0, refunded__lte=models.F("amount")),
+                name="payment_refunded_within_amount",
+            ),
             # One succeeded payment per order: money for an order is taken once.
             models.UniqueConstraint(
                 fields=["order"],

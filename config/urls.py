@@ -33,5 +33,6 @@ urlpatterns = [
     path("stripe/webhook/", stripe_webhook, name="stripe_webhook"),
     path("stripe/", include("djstripe.urls", namespace="djstripe")),
     path("", include("billing.urls")),
+    path("", include("refunds.urls")),
     path("", include("accounts.urls")),
 ]

@@ -3,16 +3,37 @@
 The engine (refunds.policy) is pure; this module reads the database and the clock.
 """
 
+import hashlib
+import logging
+import secrets
 from datetime import date
+from decimal import Decimal
 
 from django.conf import settings
+from django.db import transaction
+from django.db.models import F
+from django.http import Http404
 from django.utils import timezone
 
-from accounts.models import CURRENCIES, Account
-from billing.models import Order, OrderLine, Product
+from accounts.errors import NotAllowed, PortalError
+from accounts.models import CURRENCIES, Account, Membership
+from accounts.services import audit_record, clean_text, require_staff
+from billing.models import Order, OrderLine, Payment, Product, Subscription
+from billing.money import Money
 
+from . import deadlines
 from .calendar import vendor_holidays
-from .policy import PRESETS, AccountFacts, Context, Decision, LineFacts, RequestFacts, decide
+from .models import RefundEvidence, RefundLine, RefundMessage, RefundPayout, RefundRequest
+from .policy import (
+    PRESETS,
+    REASONS,
+    AccountFacts,
+    Context,
+    Decision,
+    LineFacts,
+    RequestFacts,
+    decide,
+)
 
 # What "delivered" means per kind (acelle §3.1): the key downloaded or activated, the
 # plugin key activated, the service delivered and accepted.
@@ -115,3 +136,794 @@ def outlook(*, account: Account, orders) -> dict[int, Decision]:
     if not lines:
         return {}
     return decisions_for(account=account, lines=lines, on=account_today(account))
+
+
+# === refund requests ======================================================================
+
+logger = logging.getLogger(__name__)
+State = RefundRequest.State
+
+# One table of the moves a request can make (acelle §5's process).
+TRANSITIONS = {
+    State.RECEIVED: {State.ACKNOWLEDGED, State.IN_REVIEW, State.DECIDED, State.WITHDRAWN},
+    State.ACKNOWLEDGED: {State.IN_REVIEW, State.DECIDED, State.WITHDRAWN},
+    State.IN_REVIEW: {State.NEEDS_INFO, State.DECIDED, State.WITHDRAWN},
+    State.NEEDS_INFO: {State.IN_REVIEW, State.WITHDRAWN},
+    State.DECIDED: {State.PAYING, State.CLOSED},
+    State.PAYING: {State.PAID, State.CREDITED},
+    State.PAID: {State.CLOSED},
+    State.CREDITED: {State.CLOSED},
+    State.CLOSED: set(),
+    State.WITHDRAWN: set(),
+}
+BEFORE_DECISION = (State.RECEIVED, State.ACKNOWLEDGED, State.IN_REVIEW, State.NEEDS_INFO)
+EVIDENCE_TYPES = {
+    b"%PDF-": "application/pdf",
+    b"\x89PNG\r\n\x1a\n": "image/png",
+    b"\xff\xd8\xff": "image/jpeg",
+    b"GIF87a": "image/gif",
+    b"GIF89a": "image/gif",
+}
+
+
+def _lock_request(request: RefundRequest) -> RefundRequest:
+    return RefundRequest.objects.select_for_update().get(pk=request.pk)
+
+
+def _next_deadline(request: RefundRequest):
+    if request.state == State.RECEIVED:
+        return min(request.ack_due_at, request.decide_due_at)
+    if request.state in (State.ACKNOWLEDGED, State.IN_REVIEW):
+        return request.decide_due_at
+    if request.state in (State.DECIDED, State.PAYING):
+        return request.payout_due_at
+    return None
+
+
+def _transition(request: RefundRequest, new: str, *, actor, now, note: str = "") -> None:
+    """The one way a request changes state; the caller holds its lock."""
+    old = request.state
+    if new not in TRANSITIONS[old]:
+        raise PortalError(
+            f"{request.number} is {State(old).label.lower()}: it cannot become "
+            f"{State(new).label.lower()}.",
+            field="state",
+        )
+    request.state = new
+    stamp = {
+        State.ACKNOWLEDGED: "acknowledged_at",
+        State.DECIDED: "decided_at",
+        State.PAID: "paid_at",
+        State.CREDITED: "paid_at",
+        State.CLOSED: "closed_at",
+        State.WITHDRAWN: "closed_at",
+    }.get(new)
+    fields = ["state", "next_deadline"]
+    if stamp and getattr(request, stamp) is None:
+        setattr(request, stamp, now)
+        fields.append(stamp)
+    if new == State.IN_REVIEW and request.acknowledged_at is None:
+        request.acknowledged_at = now  # reviewing it acknowledges it
+        fields.append("acknowledged_at")
+    if new == State.NEEDS_INFO:
+        request.paused_at = now
+        fields.append("paused_at")
+    if old == State.NEEDS_INFO and request.paused_at:
+        # The clock stopped while the customer was asked: move the deadlines on.
+        days = deadlines.business_days_between(request.paused_at, now)
+        request.ack_due_at = deadlines.shifted(request.ack_due_at, days)
+        request.decide_due_at = deadlines.shifted(request.decide_due_at, days)
+        request.paused_at = None
+        fields += ["ack_due_at", "decide_due_at", "paused_at"]
+    request.next_deadline = _next_deadline(request)
+    request.save(update_fields=list(dict.fromkeys(fields)))
+    audit_record(
+        actor=actor,
+        action="refund.state_changed",
+        target=request,
+        account=request.account,
+        changes={"state": [old, new], **({"note": note} if note else {})},
+    )
+    _mail_on_commit(request, new)
+
+
+def _mail_on_commit(request: RefundRequest, event: str) -> None:
+    from .tasks import send_refund_email
+
+    send_refund_email.delay_on_commit(request.pk, event)
+
+
+def _require_customer(actor, account: Account) -> None:
+    allowed = Membership.objects.filter(
+        account=account,
+        user=actor,
+        is_active=True,
+        role__in=[Membership.Role.OWNER, Membership.Role.BILLING_ADMIN],
+    ).exists()
+    if not allowed:
+        raise NotAllowed("Only owners and billing admins can ask for refunds.")
+
+
+def _evidence_type(head: bytes) -> str | None:
+    for magic, content_type in EVIDENCE_TYPES.items():
+        if head.startswith(magic):
+            return content_type
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    return "text/plain" if "\x00" not in text else None
+
+
+def _check_evidence(files) -> list[tuple]:
+    files = list(files or [])
+    limit = settings.REFUND_EVIDENCE_MAX_FILES
+    if len(files) > limit:
+        raise PortalError(f"Attach at most {limit} files.", field="evidence")
+    checked = []
+    for upload in files:
+        name = (getattr(upload, "name", "") or "evidence")[-200:]
+        if upload.size > settings.REFUND_EVIDENCE_MAX_BYTES:
+            raise PortalError(
+                f"{name} is larger than {settings.REFUND_EVIDENCE_MAX_BYTES // (1024 * 1024)} MB.",
+                field="evidence",
+            )
+        upload.seek(0)
+        content = upload.read()
+        content_type = _evidence_type(content[:4096]) if content else None
+        if content_type is None:
+            raise PortalError(
+                f"{name} is not a PDF, PNG, JPEG, GIF or plain-text file.", field="evidence"
+            )
+        checked.append((upload, name, content_type, content))
+    return checked
+
+
+def _save_evidence(request: RefundRequest, checked, *, actor, now) -> None:
+    from django.core.files.base import ContentFile
+
+    for _upload, name, content_type, content in checked:
+        RefundEvidence.objects.create(
+            request=request,
+            file=ContentFile(content, name=f"{secrets.token_hex(8)}-{_safe_name(name)}"),
+            name=name,
+            content_type=content_type,
+            size=len(content),
+            sha256=hashlib.sha256(content).hexdigest(),
+            uploaded_by=actor if actor is not None and actor.pk else None,
+            created_at=now,
+        )
+
+
+def _safe_name(name: str) -> str:
+    keep = "".join(ch if ch.isalnum() or ch in "._-" else "_" for ch in name)
+    return keep[-80:] or "evidence"
+
+
+def refund_request_submit(
+    *,
+    actor,
+    account: Account,
+    line_ids,
+    reason: str,
+    payout_method: str,
+    text: str = "",
+    event_on: date | None = None,
+    full_order: bool = False,
+    channel: str = RefundRequest.Channel.WEB,
+    evidence=(),
+    now=None,
+) -> RefundRequest:
+    """A customer asks for a refund of purchases of one order (web, API or email).
+
+    The engine's decision for each line is recorded as it arrives; lines whose outcome
+    is `refund` are approved at once when REFUND_AUTO_APPROVE is on.
+    """
+    now = now or timezone.now()
+    if reason not in REASONS:
+        raise PortalError(f"“{reason}” is not a reason we know.", field="reason")
+    if payout_method not in RefundRequest.Payout.values:
+        raise PortalError("Choose the original payment method or account credit.", field="payout")
+    text = (text or "").strip()
+    if len(text) > 5000:
+        raise PortalError("Tell us in at most 5,000 characters.", field="text")
+    ids = list(dict.fromkeys(int(pk) for pk in line_ids or []))
+    if not ids:
+        raise PortalError("Choose at least one purchase.", field="lines")
+    checked = _check_evidence(evidence)
+    with transaction.atomic():
+        from billing.services import _lock
+
+        account = _lock(account)
+        _require_customer(actor, account)
+        lines = list(
+            OrderLine.objects.filter(order__account=account, pk__in=ids).select_related("order")
+        )
+        if len(lines) != len(ids):
+            raise Http404("No such purchase.")
+        orders = {line.order_id for line in lines}
+        if len(orders) > 1:
+            raise PortalError("Ask about the purchases of one order at a time.", field="lines")
+        order = lines[0].order
+        if order.status != Order.Status.PAID:
+            raise PortalError(
+                f"{order.number} is not paid: there is nothing to refund.", field="lines"
+            )
+        if full_order:
+            lines = whole_orders(lines)
+        line = (
+            RefundLine.objects.filter(
+                order_line__in=lines, request__state__in=RefundRequest.OPEN_STATES
+            )
+            .select_related("request", "order_line")
+            .first()
+        )
+        if line is not None:
+            raise PortalError(
+                f"“{line.order_line.description}” is already in {line.request.number}.",
+                field="lines",
+            )
+        today = timezone.localtime(now, account.tzinfo).date()
+        decisions = decisions_for(
+            account=account,
+            lines=lines,
+            on=today,
+            reason=reason,
+            event=event_on,
+            full_order=full_order,
+        )
+        request = RefundRequest.objects.create(
+            number=f"tmp-{secrets.token_hex(6)}",
+            account=account,
+            order=order,
+            requested_by=actor if actor is not None and actor.pk else None,
+            channel=channel,
+            preset=active_preset().id,
+            reason=reason,
+            event_on=event_on,
+            text=text,
+            full_order=full_order,
+            payout_method=payout_method,
+            currency=order.currency,
+            received_at=now,
+            created_at=now,
+            ack_due_at=deadlines.due_after(now, deadlines.ACKNOWLEDGE_DAYS),
+            decide_due_at=deadlines.due_after(now, deadlines.DECIDE_DAYS),
+        )
+        request.number = f"RR-{now:%Y}-{request.pk:06d}"
+        request.next_deadline = _next_deadline(request)
+        request.save(update_fields=["number", "next_deadline"])
+        auto = settings.REFUND_AUTO_APPROVE
+        for line in lines:
+            decision = decisions[line.pk]
+            approve = auto and decision.outcome == "refund" and decision.amount > 0
+            RefundLine.objects.create(
+                request=request,
+                order_line=line,
+                engine_outcome=decision.outcome,
+                engine_amount=decision.amount
+                if decision.outcome in ("refund", "review")
+                else Decimal(0),
+                clause=decision.clause,
+                last_day=decision.last_day,
+                explanation=decision.explanation,
+                decision=RefundLine.Decision.APPROVED if approve else RefundLine.Decision.PENDING,
+                approved_amount=decision.amount if approve else None,
+            )
+        _save_evidence(request, checked, actor=actor, now=now)
+        audit_record(
+            actor=actor,
+            action="refund.received",
+            target=request,
+            account=account,
+            changes={
+                "lines": [line.pk for line in lines],
+                "reason": reason,
+                "channel": channel,
+                "payout": payout_method,
+                "evidence": len(checked),
+            },
+        )
+        _mail_on_commit(request, "received")
+        if auto and not request.lines.exclude(decision=RefundLine.Decision.APPROVED).exists():
+            _decide(
+                request, actor=None, now=now, note="approved automatically (REFUND_AUTO_APPROVE)"
+            )
+    return request
+
+
+def refund_request_acknowledge(*, actor, request: RefundRequest, now=None) -> RefundRequest:
+    now = now or timezone.now()
+    with transaction.atomic():
+        require_staff(actor, "refunds.change_refundrequest")
+        request = _lock_request(request)
+        if request.state == State.RECEIVED:
+            _transition(request, State.ACKNOWLEDGED, actor=actor, now=now)
+        if request.holder_id is None:
+            request.holder = actor
+            request.save(update_fields=["holder"])
+    return request
+
+
+def refund_request_take(*, actor, request: RefundRequest, now=None) -> RefundRequest:
+    """A reviewer holds the request (and starts the review)."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        require_staff(actor, "refunds.change_refundrequest")
+        request = _lock_request(request)
+        old = request.holder_id
+        request.holder = actor
+        request.save(update_fields=["holder"])
+        audit_record(
+            actor=actor,
+            action="refund.held",
+            target=request,
+            account=request.account,
+            changes={"holder": [old, actor.pk]},
+        )
+        if request.state in (State.RECEIVED, State.ACKNOWLEDGED):
+            _transition(request, State.IN_REVIEW, actor=actor, now=now)
+    return request
+
+
+def refund_request_ask_info(
+    *, actor, request: RefundRequest, question: str, now=None
+) -> RefundRequest:
+    """Staff need something from the customer: the clock stops until they answer."""
+    now = now or timezone.now()
+    question = (question or "").strip()
+    if not question:
+        raise PortalError("Write what you need from the customer.", field="question")
+    with transaction.atomic():
+        require_staff(actor, "refunds.change_refundrequest")
+        request = _lock_request(request)
+        if request.state in (State.RECEIVED, State.ACKNOWLEDGED):
+            _transition(request, State.IN_REVIEW, actor=actor, now=now)
+        RefundMessage.objects.create(
+            request=request, author=actor, from_staff=True, body=question, created_at=now
+        )
+        _transition(request, State.NEEDS_INFO, actor=actor, now=now, note=question[:200])
+    return request
+
+
+def refund_request_message(
+    *, actor, request: RefundRequest, body: str, evidence=(), now=None
+) -> RefundMessage:
+    """The customer writes (or adds evidence); an answer to needs_info restarts the clock."""
+    now = now or timezone.now()
+    body = (body or "").strip()
+    checked = _check_evidence(evidence)
+    if not body and not checked:
+        raise PortalError("Write a message or attach a file.", field="body")
+    if len(body) > 5000:
+        raise PortalError("Write at most 5,000 characters.", field="body")
+    with transaction.atomic():
+        request = _lock_request(request)
+        _require_customer(actor, request.account)
+        if not request.is_open:
+            raise PortalError(
+                f"{request.number} is {request.get_state_display().lower()}.", field="body"
+            )
+        message = RefundMessage.objects.create(
+            request=request, author=actor, body=body or "(evidence attached)", created_at=now
+        )
+        _save_evidence(request, checked, actor=actor, now=now)
+        audit_record(
+            actor=actor,
+            action="refund.message",
+            target=request,
+            account=request.account,
+            changes={"evidence": len(checked)},
+        )
+        if request.state == State.NEEDS_INFO:
+            _transition(request, State.IN_REVIEW, actor=actor, now=now, note="customer answered")
+    return message
+
+
+def refund_request_withdraw(*, actor, request: RefundRequest, now=None) -> RefundRequest:
+    now = now or timezone.now()
+    with transaction.atomic():
+        request = _lock_request(request)
+        _require_customer(actor, request.account)
+        if request.state not in BEFORE_DECISION:
+            raise PortalError(
+                f"{request.number} is {request.get_state_display().lower()}: only a request "
+                "not yet decided can be withdrawn.",
+                field="state",
+            )
+        _transition(request, State.WITHDRAWN, actor=actor, now=now)
+    return request
+
+
+def refund_line_decide(
+    *, actor, line: RefundLine, approve: bool, amount=None, reason: str = "", now=None
+) -> RefundLine:
+    """Staff approve an amount up to the line's ceiling, or deny it with a reason."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        require_staff(actor, "refunds.change_refundrequest")
+        request = _lock_request(line.request)
+        line = RefundLine.objects.select_for_update().get(pk=line.pk)
+        if request.state not in BEFORE_DECISION or request.state == State.NEEDS_INFO:
+            raise PortalError(
+                f"{request.number} is {request.get_state_display().lower()}: its lines "
+                "cannot be decided now.",
+                field="decision",
+            )
+        if approve:
+            try:
+                value = Money(
+                    amount if amount is not None else line.engine_amount, request.currency
+                )
+            except Exception as exc:
+                raise PortalError("Give the amount to approve.", field="amount") from exc
+            value = value.rounded()
+            if value.amount <= 0:
+                raise PortalError("Approve more than zero, or deny the line.", field="amount")
+            if value.amount > line.engine_amount:
+                raise PortalError(
+                    f"At most {line.engine_amount:.2f} {request.currency} can be approved for "
+                    f"this line ({line.clause}).",
+                    field="amount",
+                )
+            line.decision, line.approved_amount, line.deny_reason = "approved", value.amount, ""
+        else:
+            reason = clean_text(reason, field="reason", label="the reason", max_length=500)
+            line.decision, line.approved_amount, line.deny_reason = "denied", None, reason
+        line.decided_by = actor
+        line.save(update_fields=["decision", "approved_amount", "deny_reason", "decided_by"])
+        audit_record(
+            actor=actor,
+            action="refund.line_decided",
+            target=request,
+            account=request.account,
+            changes={
+                "line": line.pk,
+                "decision": line.decision,
+                "amount": str(line.approved_amount or 0),
+                "reason": line.deny_reason,
+            },
+        )
+        if request.state in (State.RECEIVED, State.ACKNOWLEDGED):
+            _transition(request, State.IN_REVIEW, actor=actor, now=now)
+    return line
+
+
+def refund_request_decide(*, actor, request: RefundRequest, now=None) -> RefundRequest:
+    """Every line decided: the request is approved, partly approved or denied, and the
+    payout starts (acelle §5)."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        require_staff(actor, "refunds.change_refundrequest")
+        request = _lock_request(request)
+        if request.lines.filter(decision=RefundLine.Decision.PENDING).exists():
+            raise PortalError("Decide every line first.", field="decision")
+        _decide(request, actor=actor, now=now)
+    return request
+
+
+def _decide(request: RefundRequest, *, actor, now, note: str = "") -> None:
+    lines = list(request.lines.all())
+    approved = sum((line.approved_amount or Decimal(0) for line in lines), Decimal(0))
+    if approved == 0:
+        request.outcome = RefundRequest.Outcome.DENIED
+    elif all(
+        line.decision == "approved" and line.approved_amount == line.engine_amount for line in lines
+    ):
+        request.outcome = RefundRequest.Outcome.APPROVED
+    else:
+        request.outcome = RefundRequest.Outcome.PARTLY_APPROVED
+    request.approved_total = approved
+    request.payout_from = deadlines.business_day_after(now, deadlines.PAYOUT_FROM_DAYS)
+    request.payout_due_at = deadlines.due_after(now, deadlines.PAYOUT_DAYS) if approved else None
+    request.save(update_fields=["outcome", "approved_total", "payout_from", "payout_due_at"])
+    _transition(request, State.DECIDED, actor=actor, now=now, note=note)
+    if approved:
+        _transition(request, State.PAYING, actor=actor, now=now)
+        _start_payouts(request, actor=actor, now=now)
+    else:
+        _transition(request, State.CLOSED, actor=actor, now=now)
+
+
+# --- payouts ---------------------------------------------------------------------------
+
+
+def _payout_key(request: RefundRequest, method: str, attempt: int) -> str:
+    from billing.services import idempotency_key
+
+    return idempotency_key(request.order, f"refund-{request.pk}-{method}-{attempt}")
+
+
+def _start_payouts(request: RefundRequest, *, actor, now) -> None:
+    """Split the approved total between the original payment and credit, and move the
+    credit at once; the card part goes through the gateway after commit."""
+    from .tasks import refund_payout_run
+
+    total = request.approved_total
+    card = Decimal(0)
+    payment = None
+    if request.payout_method == RefundRequest.Payout.ORIGINAL:
+        payment = (
+            Payment.objects.select_for_update()
+            .filter(order=request.order, status=Payment.Status.SUCCEEDED)
+            .first()
+        )
+        if payment is not None:
+            # Never more than what remains refundable of the charge; the rest of the
+            # order was paid with credit and goes back as credit.
+            card = min(total, payment.amount - payment.refunded)
+    credit = total - card
+    if card > 0:
+        method = RefundPayout.Method.STRIPE if payment.gateway == "stripe" else "manual"
+        payout = RefundPayout.objects.create(
+            request=request,
+            payment=payment,
+            method=method,
+            amount=card,
+            currency=request.currency,
+            idempotency_key=_payout_key(request, method, 1),
+            created_at=now,
+        )
+        if method == RefundPayout.Method.STRIPE:
+            refund_payout_run.delay_on_commit(payout.pk)
+    if credit > 0:
+        payout = RefundPayout.objects.create(
+            request=request,
+            method=RefundPayout.Method.CREDIT,
+            amount=credit,
+            currency=request.currency,
+            idempotency_key=_payout_key(request, "credit", 1),
+            created_at=now,
+        )
+        from billing.models import LedgerEntry
+        from billing.services import ledger_credit
+
+        ledger_credit(
+            actor=actor,
+            account=request.account,
+            amount=Money(credit, request.currency),
+            kind=LedgerEntry.Kind.REFUND_CREDIT,
+            description=f"Refund {request.number} as account credit",
+            reference=request.number,
+        )
+        _payout_done(payout, reference=request.number, actor=actor, now=now)
+
+
+def _payout_done(payout: RefundPayout, *, reference: str, actor, now) -> None:
+    """A payout succeeded (caller holds the request's lock): the request completes
+    when every payout has."""
+    payout.status = RefundPayout.Status.SUCCEEDED
+    payout.reference = reference[:120]
+    payout.error = ""
+    payout.completed_at = now
+    payout.save(update_fields=["status", "reference", "error", "completed_at"])
+    if payout.payment_id:
+        Payment.objects.filter(pk=payout.payment_id).update(refunded=F("refunded") + payout.amount)
+    audit_record(
+        actor=actor,
+        action="refund.paid_out",
+        target=payout.request,
+        account=payout.request.account,
+        changes={"method": payout.method, "amount": str(payout.amount), "reference": reference},
+    )
+    request = payout.request
+    if request.payouts.exclude(status=RefundPayout.Status.SUCCEEDED).exists():
+        return
+    methods = set(request.payouts.values_list("method", flat=True))
+    _after_processed(request, actor=actor, now=now)
+    _transition(
+        request,
+        State.CREDITED if methods == {RefundPayout.Method.CREDIT} else State.PAID,
+        actor=actor,
+        now=now,
+    )
+
+
+def models_F(name):
+    from django.db.models import F
+
+    return F(name)
+
+
+def _after_processed(request: RefundRequest, *, actor, now) -> None:
+    """acelle §5: the SaaS account is deactivated when a refund is processed, and the keys
+    of refunded one-off items are revoked."""
+    from accounts.services import account_deactivate
+    from billing.licences import licence_revoke
+    from billing.models import Licence, Product
+
+    approved = request.lines.filter(decision="approved").select_related("order_line")
+    for line in approved:
+        kind = line.order_line.kind
+        if kind == Product.Kind.SUBSCRIPTION:
+            subscription = line.order_line.subscription
+            if subscription is not None and subscription.status != Subscription.Status.CANCELLED:
+                Subscription.objects.filter(pk=subscription.pk).update(
+                    status=Subscription.Status.CANCELLED
+                )
+                audit_record(
+                    actor=actor,
+                    action="subscription.ended",
+                    target=subscription,
+                    account=request.account,
+                    changes={"refund": request.number},
+                )
+            account_deactivate(
+                account=request.account, reason=f"refund {request.number}", actor=actor
+            )
+        elif kind in (Product.Kind.PERPETUAL_LICENSE, Product.Kind.PLUGIN):
+            licence = Licence.objects.filter(line=line.order_line).first()
+            if licence is not None:
+                licence_revoke(licence=licence, actor=actor, reason=f"refund {request.number}")
+
+
+def refund_payout_run(*, payout_id: int, now=None) -> RefundPayout:
+    """Ask the gateway for a card refund; no transaction is held during the call, and the
+    key was stored before it. Safe to run twice."""
+    from billing.gateways import get_gateway
+
+    with transaction.atomic():
+        payout = RefundPayout.objects.select_for_update().get(pk=payout_id)
+        if payout.status != RefundPayout.Status.PENDING or payout.method != "stripe":
+            return payout
+        payout.attempts += 1
+        payout.save(update_fields=["attempts"])
+        payment = payout.payment
+    result = get_gateway("stripe").refund(
+        charge_reference=payment.reference,
+        amount=Money(payout.amount, payout.currency),
+        idempotency_key=payout.idempotency_key,
+        metadata={"refund_payout_id": str(payout.pk), "refund_request": payout.request.number},
+    )
+    if result.status == "succeeded":
+        return refund_payout_succeeded(payout=payout, reference=result.reference, now=now)
+    if result.status == "failed":
+        return refund_payout_failed(payout=payout, message=result.message, now=now)
+    if result.reference:
+        RefundPayout.objects.filter(pk=payout.pk, reference="").update(reference=result.reference)
+    return payout
+
+
+def refund_payout_succeeded(*, payout: RefundPayout, reference: str, actor=None, now=None):
+    now = now or timezone.now()
+    with transaction.atomic():
+        request = _lock_request(payout.request)
+        payout = RefundPayout.objects.select_for_update().get(pk=payout.pk)
+        if payout.status == RefundPayout.Status.SUCCEEDED:
+            return payout  # a replayed webhook or a second run: nothing moves twice
+        payout.request = request
+        _payout_done(payout, reference=reference, actor=actor, now=now)
+    return payout
+
+
+def refund_payout_failed(*, payout: RefundPayout, message: str, now=None) -> RefundPayout:
+    """The gateway refused: the request stays paying, with the error shown and a retry."""
+    with transaction.atomic():
+        request = _lock_request(payout.request)
+        payout = RefundPayout.objects.select_for_update().get(pk=payout.pk)
+        if payout.status != RefundPayout.Status.PENDING:
+            return payout
+        payout.status = RefundPayout.Status.FAILED
+        payout.error = (message or "The gateway refused the refund.")[:300]
+        payout.save(update_fields=["status", "error"])
+        audit_record(
+            actor=None,
+            action="refund.payout_failed",
+            target=request,
+            account=request.account,
+            changes={"payout": payout.pk, "error": payout.error},
+        )
+    return payout
+
+
+def refund_payout_retry(*, actor, payout: RefundPayout, now=None) -> RefundPayout:
+    """Try a failed card refund again, with a new key (the old one is Stripe's answer)."""
+    from .tasks import refund_payout_run
+
+    with transaction.atomic():
+        require_staff(actor, "refunds.change_refundrequest")
+        request = _lock_request(payout.request)
+        payout = RefundPayout.objects.select_for_update().get(pk=payout.pk)
+        if payout.status != RefundPayout.Status.FAILED:
+            raise PortalError("Only a failed payout can be retried.", field="payout")
+        payout.status = RefundPayout.Status.PENDING
+        payout.idempotency_key = _payout_key(request, payout.method, payout.attempts + 1)
+        payout.save(update_fields=["status", "idempotency_key"])
+        audit_record(
+            actor=actor,
+            action="refund.payout_retried",
+            target=request,
+            account=request.account,
+            changes={"payout": payout.pk, "attempt": payout.attempts + 1},
+        )
+        refund_payout_run.delay_on_commit(payout.pk)
+    return payout
+
+
+def refund_payout_record_manual(
+    *, actor, payout: RefundPayout, reference: str, now=None
+) -> RefundPayout:
+    """Staff paid the refund outside the portal (bank transfer) and record its reference."""
+    now = now or timezone.now()
+    reference = clean_text(reference, field="reference", label="the reference", max_length=120)
+    with transaction.atomic():
+        require_staff(actor, "refunds.change_refundrequest")
+        request = _lock_request(payout.request)
+        payout = RefundPayout.objects.select_for_update().get(pk=payout.pk)
+        if payout.method != RefundPayout.Method.MANUAL:
+            raise PortalError("Only a manual payout is recorded by hand.", field="payout")
+        if payout.status == RefundPayout.Status.SUCCEEDED:
+            return payout
+        payout.request = request
+        _payout_done(payout, reference=reference, actor=actor, now=now)
+    return payout
+
+
+def refund_request_close(*, actor, request: RefundRequest, now=None) -> RefundRequest:
+    now = now or timezone.now()
+    with transaction.atomic():
+        require_staff(actor, "refunds.change_refundrequest")
+        request = _lock_request(request)
+        _transition(request, State.CLOSED, actor=actor, now=now)
+    return request
+
+
+# --- the deadline sweep ------------------------------------------------------------------
+
+DEADLINE_FIELDS = (
+    ("acknowledge", "ack_due_at", (State.RECEIVED,)),
+    ("decide", "decide_due_at", (State.RECEIVED, State.ACKNOWLEDGED, State.IN_REVIEW)),
+    ("pay out", "payout_due_at", (State.DECIDED, State.PAYING)),
+)
+# The furthest a business day before a deadline can be in calendar days (a weekend and
+# a holiday): the sweep's index range.
+REMINDER_REACH_DAYS = 5
+
+
+def refund_deadlines_due(*, now):
+    """Open requests whose next deadline is near or past: an index range scan."""
+    from datetime import timedelta
+
+    return RefundRequest.objects.filter(
+        state__in=RefundRequest.OPEN_STATES,
+        next_deadline__lte=now + timedelta(days=REMINDER_REACH_DAYS),
+    ).order_by("next_deadline")
+
+
+def refund_deadlines_sweep(*, now=None) -> dict:
+    """Remind the holder a business day before a deadline, escalate a breach to the
+    billing leads, and record each reminder and breach once."""
+    now = now or timezone.now()
+    counts = {"reminded": 0, "breached": 0}
+    for pk in list(refund_deadlines_due(now=now).values_list("pk", flat=True)):
+        with transaction.atomic():
+            request = RefundRequest.objects.select_for_update().get(pk=pk)
+            changed = False
+            for name, field, states in DEADLINE_FIELDS:
+                due = getattr(request, field)
+                if due is None or request.state not in states:
+                    continue
+                if now > due and name not in request.breached:
+                    request.breached = [*request.breached, name]
+                    counts["breached"] += 1
+                    changed = True
+                    audit_record(
+                        actor=None,
+                        action="refund.deadline_breached",
+                        target=request,
+                        account=request.account,
+                        changes={"deadline": name, "due": due.isoformat()},
+                    )
+                    _mail_on_commit(request, f"breach:{name}")
+                elif (
+                    now <= due
+                    and now >= deadlines.reminder_from(due)
+                    and name not in request.reminded
+                ):
+                    request.reminded = [*request.reminded, name]
+                    counts["reminded"] += 1
+                    changed = True
+                    _mail_on_commit(request, f"reminder:{name}")
+            if changed:
+                request.save(update_fields=["breached", "reminded"])
+    return counts

@@ -38,6 +38,11 @@ class Gateway(Protocol):
         `description` is the order's number; `payment_id` the portal Payment asked
         for, which the gateway's notifications (webhooks) carry back."""
 
+    def refund(
+        self, *, charge_reference: str, amount: Money, idempotency_key: str, metadata: dict
+    ) -> ChargeResult:
+        """Give back `amount` of a charge; the same idempotency key never refunds twice."""
+
 
 GATEWAYS = {
     "manual": "billing.gateways.manual.ManualGateway",

@@ -16,3 +16,9 @@ class ManualGateway:
                 "our billing team records the payment."
             ),
         )
+
+    def refund(self, *, charge_reference, amount, idempotency_key, metadata) -> ChargeResult:
+        return ChargeResult(
+            status="pending",
+            message=f"Pay {amount} back by bank transfer and record its reference.",
+        )

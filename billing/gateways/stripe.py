@@ -127,3 +127,26 @@ class StripeGateway:
                 message=exc.user_message or "The card was declined.",
             )
         return _result(intent)
+
+    def refund(self, *, charge_reference, amount: Money, idempotency_key, metadata) -> ChargeResult:
+        """Refund part or all of a PaymentIntent; the same key never refunds twice."""
+        try:
+            refund = stripe.Refund.create(
+                payment_intent=charge_reference,
+                amount=minor_units(amount),
+                metadata=metadata,
+                idempotency_key=idempotency_key,
+                **api_options(),
+            )
+        except stripe.InvalidRequestError as exc:
+            # Stripe refuses the refund itself (already refunded, charge too old...).
+            return ChargeResult(status="failed", message=exc.user_message or str(exc)[:300])
+        status = _field(refund, "status")
+        if status == "succeeded":
+            return ChargeResult(status="succeeded", reference=refund.id)
+        if status in ("failed", "canceled"):
+            reason = _field(refund, "failure_reason") or status
+            return ChargeResult(
+                status="failed", reference=refund.id, message=f"The refund {reason}."
+            )
+        return ChargeResult(status="pending", reference=refund.id, message="Refund pending.")

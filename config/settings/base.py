@@ -231,6 +231,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "billing.tasks.usage_bill_due",
         "schedule": env.int("USAGE_SWEEP_SECONDS", default=60 * 60),
     },
+    "sweep-refund-deadlines": {
+        "task": "refunds.tasks.refund_deadlines_sweep",
+        "schedule": env.int("REFUND_SWEEP_SECONDS", default=15 * 60),
+    },
     "expire-invitations": {
         "task": "accounts.tasks.invitations_expire",
         "schedule": env.int("INVITATION_SWEEP_SECONDS", default=15 * 60),
@@ -246,6 +250,14 @@ VENDOR_BANK_DETAILS = env.str(
 )
 VENDOR_COUNTRY = env.str("VENDOR_COUNTRY", default="US")
 VENDOR_SUBDIVISION = env.str("VENDOR_SUBDIVISION", default="") or None
+VENDOR_TIMEZONE = env.str("VENDOR_TIMEZONE", default="America/New_York")
+# Approve lines whose engine outcome is "refund" as soon as the request arrives.
+REFUND_AUTO_APPROVE = env.bool("REFUND_AUTO_APPROVE", default=False)
+# Evidence files: at most this many per request, each at most this size.
+REFUND_EVIDENCE_MAX_FILES = env.int("REFUND_EVIDENCE_MAX_FILES", default=5)
+REFUND_EVIDENCE_MAX_BYTES = env.int("REFUND_EVIDENCE_MAX_BYTES", default=5 * 1024 * 1024)
+# Who hears of a breached refund deadline.
+REFUND_BILLING_LEADS = env.list("REFUND_BILLING_LEADS", default=["billing-leads@vendor.example"])
 
 # Billing: "manual" (staff record outside payments) is the embedded default.
 BILLING_GATEWAY = env.str("BILLING_GATEWAY", default="manual")

@@ -27,3 +27,9 @@ def refund_hint(outlook, line_id):
         text,
         decision.clause,
     )
+
+
+@register.simple_tag
+def refund_hint_map(decision):
+    """The same hint for a decision already in hand (the refund request page)."""
+    return refund_hint({0: decision} if decision else {}, 0)

@@ -1,0 +1,63 @@
+"""Mail about refund requests: to the customer at every state, to the holder before a
+deadline, to the billing leads when one is breached."""
+
+from django.conf import settings
+from django.urls import reverse
+
+from accounts.emails import _send
+
+CUSTOMER_TEXT = {
+    "received": "We received your refund request. We acknowledge it within 2 business days "
+    "and decide within 5 (AcelleMail policy §5).",
+    "acknowledged": "We acknowledged your refund request; our billing team reviews it now.",
+    "in_review": "Your refund request is in review.",
+    "needs_info": "We need more information to decide: please answer on the request's page. "
+    "The review waits for your answer.",
+    "decided": "We decided your refund request.",
+    "paying": "Your refund is being paid out.",
+    "paid": "Your refund was paid back to your original payment method.",
+    "credited": "Your refund was put on your account as credit.",
+    "closed": "Your refund request is closed.",
+    "withdrawn": "You withdrew your refund request.",
+}
+
+
+def _url(request) -> str:
+    return settings.PORTAL_BASE_URL.rstrip("/") + reverse(
+        "refund_request_detail", args=[request.number]
+    )
+
+
+def send_refund_update(*, request, event: str) -> bool:
+    kind, _, deadline = event.partition(":")
+    lines = list(request.lines.select_related("order_line"))
+    context = {"request": request, "lines": lines, "url": _url(request), "deadline": deadline}
+    if kind == "reminder":
+        if request.holder is None:
+            return False
+        _send(
+            to=request.holder.email,
+            subject=f"{request.number}: the {deadline} deadline is tomorrow",
+            template="refund_staff",
+            context={**context, "text": f"The {deadline} deadline of {request.number} is near."},
+        )
+        return True
+    if kind == "breach":
+        for to in settings.REFUND_BILLING_LEADS:
+            _send(
+                to=to,
+                subject=f"{request.number}: the {deadline} deadline was missed",
+                template="refund_staff",
+                context={**context, "text": f"The {deadline} deadline of {request.number} passed."},
+            )
+        return True
+    recipient = request.requested_by.email if request.requested_by else None
+    if recipient is None:
+        return False
+    _send(
+        to=recipient,
+        subject=f"{request.number}: {request.get_state_display()}",
+        template="refund_update",
+        context={**context, "text": CUSTOMER_TEXT.get(kind, "")},
+    )
+    return True
