@@ -37,6 +37,7 @@ test: install
 bench: install
 	$(VENV_PY) bench/billing_page.py
 	$(VENV_PY) bench/policy_engine.py
+	@if [ -n "$$DATABASE_URL" ]; then $(VENV_PY) bench/deadline_sweep.py; else echo "bench/deadline_sweep.py needs DATABASE_URL (PostgreSQL)"; fi
 
 lint: install
 	.venv/bin/ruff check .

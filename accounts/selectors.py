@@ -158,3 +158,24 @@ def member_counts(*, account: Account) -> dict:
         active=Count("pk", filter=Q(is_active=True)),
         inactive=Count("pk", filter=Q(is_active=False)),
     )
+
+
+BILLING_ROLES = (Membership.Role.OWNER, Membership.Role.BILLING_ADMIN)
+
+
+def billing_accounts_q(*, user, prefix: str = "") -> Q:
+    """Rows (reached through `prefix`) of accounts where `user` acts on billing."""
+    return Q(
+        **{
+            f"{prefix}memberships__user": user,
+            f"{prefix}memberships__is_active": True,
+            f"{prefix}memberships__role__in": BILLING_ROLES,
+        }
+    )
+
+
+def acts_on_billing(*, user, account: Account) -> bool:
+    """Owners and billing admins act on an account's billing (and ask for its refunds)."""
+    return Membership.objects.filter(
+        account=account, user=user, is_active=True, role__in=BILLING_ROLES
+    ).exists()

@@ -21,7 +21,7 @@ from django.utils import timezone
 from accounts import selectors as account_selectors
 from accounts import services as account_services
 from accounts.errors import NotAllowed, PortalError
-from accounts.models import Account, Membership
+from accounts.models import Account
 from accounts.services import audit_record, clean_text, require_staff
 
 from .gateways import get_gateway
@@ -161,13 +161,7 @@ def _require_billing_role(*, actor, account: Account) -> None:
     """Owners and billing admins act on billing; staff may act from the console."""
     if actor is not None and actor.is_staff and actor.has_perm("billing.change_subscription"):
         return
-    allowed = Membership.objects.filter(
-        account=account,
-        user=actor,
-        is_active=True,
-        role__in=[Membership.Role.OWNER, Membership.Role.BILLING_ADMIN],
-    ).exists()
-    if not allowed:
+    if not account_selectors.acts_on_billing(user=actor, account=account):
         raise NotAllowed("Only owners and billing admins can change billing.")
 
 

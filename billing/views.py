@@ -8,11 +8,14 @@ from django.utils import timezone
 from accounts import selectors
 from accounts.errors import PortalError
 from accounts.views import member_view
-from refunds import services as refund_services
 
 from . import purchases, services
 from . import selectors as billing_selectors
 from .forms import PlanChangeForm, SeatChangeForm, StartPlanForm
+
+# Functions (account, orders) -> extra context for the Billing page, registered by the
+# apps built on billing in their AppConfig.ready.
+PAGE_EXTENSIONS: list = []
 
 
 def _page(
@@ -68,7 +71,12 @@ def _page(
             "trial_available": trial_available,
             "trial_days": settings.BILLING_TRIAL_DAYS,
             "orders": orders,
-            "refund_outlook": refund_services.outlook(account=account, orders=orders),
+            # Apps above billing (refunds) add their sections; billing never imports them.
+            **{
+                key: value
+                for extension in PAGE_EXTENSIONS
+                for key, value in extension(account=account, orders=orders).items()
+            },
             "payments": billing_selectors.payment_list(account=account),
             "addons": billing_selectors.addon_list(account=account),
             "quota_addons": billing_selectors.quota_addons_active(account=account),

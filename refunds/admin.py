@@ -1,17 +1,28 @@
-"""Staff console: the active refund policy with its sections, and a simulator that runs
-the engine for any account's lines on any date."""
+"""Staff console: the active refund policy with its sections, a simulator that runs
+the engine for any account's lines on any date, and the review queue of refund requests."""
 
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
+from django.db.models import F
+from django.http import FileResponse, Http404, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.html import format_html_join
 
 from accounts.admin import ReadOnlyAdmin
-from accounts.models import Account
+from accounts.errors import PortalError
+from accounts.models import Account, AuditEvent
 from billing.models import Order, OrderLine
+from billing.money import Money
 
 from . import services
-from .models import RefundSimulation
+from .admin_forms import AskInfoForm, LineDecisionForm, ManualPayoutForm
+from .deadlines import vendor_tz
+from .models import RefundEvidence, RefundPayout, RefundRequest, RefundSimulation
 from .policy import PRESETS, REASON_LABELS, REASONS
 
 
@@ -88,3 +99,372 @@ class RefundSimulationAdmin(ReadOnlyAdmin):
             "error": error,
         }
         return TemplateResponse(request, "admin/refunds/simulate.html", context)
+
+
+# --- the review queue ----------------------------------------------------------------------
+
+State = RefundRequest.State
+# States in which staff decide lines and may ask the customer (not while waiting on them).
+REVIEWABLE = (State.RECEIVED, State.ACKNOWLEDGED, State.IN_REVIEW)
+CLOSABLE = (State.DECIDED, State.PAID, State.CREDITED)
+
+
+def deadline_name(refund: RefundRequest) -> str:
+    """Which deadline `next_deadline` is (services._next_deadline's choice)."""
+    if refund.next_deadline is None:
+        return ""
+    if refund.state == State.RECEIVED and refund.next_deadline == refund.ack_due_at:
+        return "acknowledge"
+    if refund.state in (State.DECIDED, State.PAYING):
+        return "pay out"
+    return "decide"
+
+
+def deadline_badges(refund: RefundRequest, now) -> list[tuple[str, str]]:
+    """(css class, text): overdue, due today (in the vendor's zone), breached deadlines."""
+    badges = []
+    due = refund.next_deadline
+    if due is not None:
+        tz = vendor_tz()
+        if due < now:
+            badges.append(("overdue", "overdue"))
+        elif due.astimezone(tz).date() == now.astimezone(tz).date():
+            badges.append(("due-today", "due today"))
+    if refund.breached:
+        badges.append(("breached", "breached: " + ", ".join(refund.breached)))
+    return badges
+
+
+def render_badges(badges):
+    return format_html_join(" ", '<span class="refund-badge refund-badge-{}">{}</span>', badges)
+
+
+def describe_changes(changes) -> str:
+    """An audit row's changes in one line: `state: received → in_review; note: …`."""
+    if not isinstance(changes, dict):
+        return str(changes or "")
+    parts = []
+    for key, value in changes.items():
+        if isinstance(value, list) and len(value) == 2 and key in ("state", "holder"):
+            value = f"{value[0]} → {value[1]}"
+        parts.append(f"{key}: {value}")
+    return "; ".join(parts)
+
+
+def _money(amount, currency: str) -> str:
+    return f"{Money(amount, currency).rounded().amount} {currency}"
+
+
+def _pk(raw) -> int:
+    try:
+        value = int(raw)
+    except (TypeError, ValueError) as exc:
+        raise Http404("No such row.") from exc
+    if not 0 < value < 2**63:
+        raise Http404("No such row.")
+    return value
+
+
+@admin.register(RefundRequest)
+class RefundRequestAdmin(admin.ModelAdmin):
+    """The refund review queue: sorted by the next deadline, one review page per request.
+
+    Requests arrive from customers and change only through the services: rows are never
+    added, edited as a form, or deleted here.
+    """
+
+    list_display = [
+        "number",
+        "account",
+        "state",
+        "outcome",
+        "holder",
+        "channel",
+        "preset",
+        "next_due",
+        "badges",
+    ]
+    list_filter = [
+        "state",
+        ("holder", admin.RelatedOnlyFieldListFilter),
+        "channel",
+        "preset",
+    ]
+    search_fields = ["number", "account__name", "order__number"]
+    list_select_related = ["account", "holder"]
+    ordering = [F("next_deadline").asc(nulls_last=True), "id"]
+    actions = ["acknowledge", "take"]
+    review_template = "admin/refunds/refundrequest/review.html"
+
+    # --- rows are the services' ----------------------------------------------------------
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    # --- the queue -------------------------------------------------------------------------
+
+    @admin.display(description="Next deadline", ordering="next_deadline")
+    def next_due(self, refund):
+        if refund.next_deadline is None:
+            return "—"
+        local = refund.next_deadline.astimezone(vendor_tz())
+        return f"{deadline_name(refund)} by {local:%a} {local.day} {local:%b %Y}"
+
+    @admin.display(description="Badges", ordering="next_deadline")
+    def badges(self, refund):
+        return render_badges(deadline_badges(refund, timezone.now()))
+
+    def _bulk(self, request, queryset, run, done, *, skip=None):
+        for refund in queryset.order_by("pk"):
+            refusal = skip(refund) if skip else ""
+            if refusal:
+                self.message_user(request, f"{refund.number}: {refusal}", messages.WARNING)
+                continue
+            try:
+                refund = run(actor=request.user, request=refund)
+            except PortalError as exc:
+                self.message_user(request, f"{refund.number}: {exc.message}", messages.ERROR)
+            else:
+                self.message_user(request, f"{refund.number}: {done(refund)}", messages.SUCCESS)
+
+    @admin.action(description="Acknowledge", permissions=["change"])
+    def acknowledge(self, request, queryset):
+        self._bulk(
+            request,
+            queryset,
+            services.refund_request_acknowledge,
+            lambda refund: f"acknowledged, held by {refund.holder}.",
+            skip=lambda refund: (
+                ""
+                if refund.state == State.RECEIVED
+                else f"{refund.get_state_display().lower()}: nothing to acknowledge."
+            ),
+        )
+
+    @admin.action(description="Take and start review", permissions=["change"])
+    def take(self, request, queryset):
+        self._bulk(
+            request,
+            queryset,
+            services.refund_request_take,
+            lambda refund: f"you hold it; {refund.get_state_display().lower()}.",
+            skip=lambda refund: (
+                "" if refund.is_open else f"{refund.get_state_display().lower()}: nothing to take."
+            ),
+        )
+
+    # --- one request: the review page -----------------------------------------------------
+
+    def get_urls(self):
+        info = self.opts.app_label, self.opts.model_name
+        return [
+            path(
+                "<path:object_id>/evidence/<int:evidence_id>/",
+                self.admin_site.admin_view(self.evidence_view),
+                name="{}_{}_evidence".format(*info),
+            ),
+            *super().get_urls(),
+        ]
+
+    def _get_viewable(self, request, object_id) -> RefundRequest:
+        if not self.has_view_or_change_permission(request):
+            raise PermissionDenied
+        refund = self.get_object(request, unquote(object_id))
+        if refund is None:
+            raise Http404("No such refund request.")
+        if not self.has_view_or_change_permission(request, refund):
+            raise PermissionDenied
+        return refund
+
+    def evidence_view(self, request, object_id, evidence_id):
+        """A customer's evidence file, for staff who may see the request only."""
+        refund = self._get_viewable(request, object_id)
+        evidence = get_object_or_404(RefundEvidence, pk=evidence_id, request=refund)
+        try:
+            handle = evidence.file.open("rb")
+        except (FileNotFoundError, ValueError) as exc:
+            raise Http404("The file is missing from storage.") from exc
+        response = FileResponse(
+            handle,
+            as_attachment=True,
+            filename=evidence.name,
+            content_type=evidence.content_type,
+        )
+        response["Content-Security-Policy"] = "sandbox"
+        response["Cache-Control"] = "private, no-store"
+        return response
+
+    def history_view(self, request, object_id, extra_context=None):
+        # The request's history is its audit trail, shown on the review page.
+        self._get_viewable(request, object_id)
+        url = reverse(
+            f"admin:{self.opts.app_label}_{self.opts.model_name}_change", args=[object_id]
+        )
+        return HttpResponseRedirect(f"{url}#history")
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        refund = self._get_viewable(request, object_id)
+        bound = {}
+        if request.method == "POST":
+            if not self.has_change_permission(request, refund):
+                raise PermissionDenied
+            done, bound = self._act(request, refund)
+            if done:
+                return HttpResponseRedirect(request.path)
+            refund = self.get_object(request, unquote(object_id))
+        return self._review(request, refund, bound, extra_context)
+
+    def _act(self, request, refund):
+        """Run the action posted; (True, {}) when done, else (False, the bound forms)."""
+        action = request.POST.get("action", "")
+        user = request.user
+        form = None
+        try:
+            if action == "take":
+                refund = services.refund_request_take(actor=user, request=refund)
+                done = f"You hold {refund.number}; it is {refund.get_state_display().lower()}."
+            elif action == "acknowledge":
+                refund = services.refund_request_acknowledge(actor=user, request=refund)
+                done = f"{refund.number} is {refund.get_state_display().lower()}."
+            elif action == "line":
+                line = get_object_or_404(
+                    refund.lines.select_related("order_line"), pk=_pk(request.POST.get("line"))
+                )
+                form = LineDecisionForm(request.POST, line=line)
+                if not form.is_valid():
+                    raise PortalError("Correct the decision below.")
+                data = form.cleaned_data
+                line = services.refund_line_decide(
+                    actor=user,
+                    line=line,
+                    approve=form.approve,
+                    amount=data["amount"].strip() or None,
+                    reason=data["reason"],
+                )
+                if line.decision == "approved":
+                    done = (
+                        f"{form.line.order_line.description}: "
+                        f"{_money(line.approved_amount, refund.currency)} approved."
+                    )
+                else:
+                    done = f"{form.line.order_line.description}: denied."
+            elif action == "ask":
+                form = AskInfoForm(request.POST)
+                if not form.is_valid():
+                    raise PortalError("Correct the question below.")
+                refund = services.refund_request_ask_info(
+                    actor=user, request=refund, question=form.cleaned_data["question"]
+                )
+                done = (
+                    f"{refund.number}: the customer was asked; the clock stops until they answer."
+                )
+            elif action == "decide":
+                refund = services.refund_request_decide(actor=user, request=refund)
+                done = (
+                    f"{refund.number} decided: {refund.get_outcome_display().lower()}, "
+                    f"{_money(refund.approved_total, refund.currency)}; it is "
+                    f"{refund.get_state_display().lower()}."
+                )
+            elif action == "close":
+                refund = services.refund_request_close(actor=user, request=refund)
+                done = f"{refund.number} is closed."
+            elif action in ("record_payout", "retry"):
+                payout = get_object_or_404(refund.payouts.all(), pk=_pk(request.POST.get("payout")))
+                if action == "retry":
+                    payout = services.refund_payout_retry(actor=user, payout=payout)
+                    done = f"The {payout.get_method_display().lower()} is tried again."
+                else:
+                    form = ManualPayoutForm(request.POST, payout=payout)
+                    if not form.is_valid():
+                        raise PortalError("Correct the reference below.")
+                    payout = services.refund_payout_record_manual(
+                        actor=user, payout=payout, reference=form.cleaned_data["reference"]
+                    )
+                    refund.refresh_from_db()
+                    done = (
+                        f"Payout of {_money(payout.amount, payout.currency)} recorded "
+                        f"({payout.reference}); {refund.number} is "
+                        f"{refund.get_state_display().lower()}."
+                    )
+            else:
+                raise PortalError("Choose an action.")
+        except PortalError as exc:
+            self.message_user(request, exc.message, messages.ERROR)
+            if form is not None:
+                if exc.field in form.fields:
+                    form.add_error(exc.field, exc.message)
+                return False, {form.prefix: form}
+            return False, {}
+        self.message_user(request, done, messages.SUCCESS)
+        return True, {}
+
+    def _review(self, request, refund, bound, extra_context=None):
+        can_act = self.has_change_permission(request, refund)
+        reviewable = refund.state in REVIEWABLE
+        lines = list(refund.lines.select_related("order_line", "decided_by"))
+        line_rows = []
+        for line in lines:
+            form = None
+            if can_act and reviewable:
+                form = bound.get(f"line-{line.pk}") or LineDecisionForm(line=line)
+            line_rows.append((line, form))
+        payout_rows = []
+        for payout in refund.payouts.all():
+            form = None
+            if (
+                can_act
+                and payout.method == RefundPayout.Method.MANUAL
+                and payout.status != RefundPayout.Status.SUCCEEDED
+            ):
+                form = bound.get(f"payout-{payout.pk}") or ManualPayoutForm(payout=payout)
+            payout_rows.append((payout, form))
+        history = [
+            (event, describe_changes(event.changes))
+            for event in AuditEvent.objects.filter(
+                object_type=RefundRequest._meta.label_lower, object_id=str(refund.pk)
+            ).order_by("created_at", "id")
+        ]
+        pending = sum(1 for line in lines if line.decision == "pending")
+        now = timezone.now()
+        tz = vendor_tz()
+        deadlines = [
+            (name, due.astimezone(tz))
+            for name, due in (
+                ("Acknowledge by", refund.ack_due_at),
+                ("Decide by", refund.decide_due_at),
+                ("Pay out by", refund.payout_due_at),
+            )
+            if due is not None
+        ]
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Refund request {refund.number}",
+            "subtitle": None,
+            "opts": self.opts,
+            "original": refund,
+            "refund": refund,
+            "has_view_permission": True,
+            "can_act": can_act,
+            "reason_label": REASON_LABELS.get(refund.reason, refund.reason),
+            "badges": render_badges(deadline_badges(refund, now)),
+            "next_deadline_name": deadline_name(refund),
+            "deadlines": deadlines,
+            "vendor_timezone": str(tz),
+            "line_rows": line_rows,
+            "payout_rows": payout_rows,
+            "evidence": list(refund.evidence.all()),
+            "thread": list(refund.messages.select_related("author")),
+            "history": history,
+            "pending": pending,
+            "may_take": can_act and refund.is_open and refund.holder_id != request.user.pk,
+            "may_acknowledge": can_act and refund.state == State.RECEIVED,
+            "may_ask": can_act and reviewable,
+            "ask_form": (bound.get("ask") or AskInfoForm()) if can_act and reviewable else None,
+            "may_decide": can_act and reviewable and pending == 0,
+            "may_close": can_act and refund.state in CLOSABLE,
+            **(extra_context or {}),
+        }
+        return TemplateResponse(request, self.review_template, context)

@@ -8,7 +8,8 @@ from rest_framework.views import APIView
 
 from accounts.api import _validated
 from accounts.errors import PortalError
-from accounts.models import Account, Membership
+from accounts.models import Account
+from accounts.selectors import billing_accounts_q
 from billing.models import Order, OrderLine
 
 from . import services
@@ -56,13 +57,7 @@ class RefundQuoteView(APIView):
         ids = list(dict.fromkeys(data["lines"]))
         lines = list(
             OrderLine.objects.filter(
-                pk__in=ids,
-                order__account__memberships__user=request.user,
-                order__account__memberships__is_active=True,
-                order__account__memberships__role__in=[
-                    Membership.Role.OWNER,
-                    Membership.Role.BILLING_ADMIN,
-                ],
+                billing_accounts_q(user=request.user, prefix="order__account__"), pk__in=ids
             ).select_related("order__account__reseller")
         )
         if len(lines) != len(ids):

@@ -6,4 +6,10 @@ class RefundsConfig(AppConfig):
     verbose_name = "Refunds"
 
     def ready(self):
+        from billing.views import PAGE_EXTENSIONS
+
         from . import webhooks  # noqa: F401  (registers the Stripe refund receivers)
+        from .services import billing_page_sections
+
+        if billing_page_sections not in PAGE_EXTENSIONS:
+            PAGE_EXTENSIONS.append(billing_page_sections)

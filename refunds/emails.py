@@ -3,6 +3,7 @@ deadline, to the billing leads when one is breached."""
 
 from django.conf import settings
 from django.urls import reverse
+from django.utils import timezone
 
 from accounts.emails import _send
 
@@ -29,6 +30,12 @@ def _url(request) -> str:
 
 
 def send_refund_update(*, request, event: str) -> bool:
+    # Dates in the mail in the account's zone, as on its pages.
+    with timezone.override(request.account.tzinfo):
+        return _send_update(request=request, event=event)
+
+
+def _send_update(*, request, event: str) -> bool:
     kind, _, deadline = event.partition(":")
     lines = list(request.lines.select_related("order_line"))
     context = {"request": request, "lines": lines, "url": _url(request), "deadline": deadline}

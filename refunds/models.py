@@ -120,6 +120,12 @@ class RefundRequest(models.Model):
     def is_open(self) -> bool:
         return self.state in self.OPEN_STATES
 
+    @property
+    def reason_label(self) -> str:
+        from .policy import REASON_LABELS
+
+        return REASON_LABELS.get(self.reason, self.reason)
+
 
 class RefundLine(models.Model):
     """One purchase asked about: the engine's decision at arrival, then staff's."""

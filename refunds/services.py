@@ -16,7 +16,8 @@ from django.http import Http404
 from django.utils import timezone
 
 from accounts.errors import NotAllowed, PortalError
-from accounts.models import CURRENCIES, Account, Membership
+from accounts.models import CURRENCIES, Account
+from accounts.selectors import acts_on_billing
 from accounts.services import audit_record, clean_text, require_staff
 from billing.models import Order, OrderLine, Payment, Product, Subscription
 from billing.money import Money
@@ -138,6 +139,17 @@ def outlook(*, account: Account, orders) -> dict[int, Decision]:
     return decisions_for(account=account, lines=lines, on=account_today(account))
 
 
+def billing_page_sections(*, account: Account, orders) -> dict:
+    """The Billing page's refund parts: the outlook of each paid purchase, the account's
+    requests, and which paid orders can still be asked about."""
+    requests = list(
+        RefundRequest.objects.filter(account=account)
+        .select_related("order")
+        .order_by("-received_at", "-id")[:25]
+    )
+    return {"refund_outlook": outlook(account=account, orders=orders), "refund_requests": requests}
+
+
 # === refund requests ======================================================================
 
 logger = logging.getLogger(__name__)
@@ -234,13 +246,7 @@ def _mail_on_commit(request: RefundRequest, event: str) -> None:
 
 
 def _require_customer(actor, account: Account) -> None:
-    allowed = Membership.objects.filter(
-        account=account,
-        user=actor,
-        is_active=True,
-        role__in=[Membership.Role.OWNER, Membership.Role.BILLING_ADMIN],
-    ).exists()
-    if not allowed:
+    if not acts_on_billing(user=actor, account=account):
         raise NotAllowed("Only owners and billing admins can ask for refunds.")
 
 
@@ -572,6 +578,9 @@ def refund_line_decide(
             line.decision, line.approved_amount, line.deny_reason = "denied", None, reason
         line.decided_by = actor
         line.save(update_fields=["decision", "approved_amount", "deny_reason", "decided_by"])
+        if request.holder_id is None:
+            request.holder = actor  # who decides holds it
+            request.save(update_fields=["holder"])
         audit_record(
             actor=actor,
             action="refund.line_decided",
@@ -773,12 +782,19 @@ def refund_payout_run(*, payout_id: int, now=None) -> RefundPayout:
         charge_reference=payment.reference,
         amount=Money(payout.amount, payout.currency),
         idempotency_key=payout.idempotency_key,
-        metadata={"refund_payout_id": str(payout.pk), "refund_request": payout.request.number},
+        # Stripe echoes the key back in its webhooks: which attempt a failure is about.
+        metadata={
+            "refund_payout_id": str(payout.pk),
+            "refund_request": payout.request.number,
+            "refund_key": payout.idempotency_key,
+        },
     )
     if result.status == "succeeded":
         return refund_payout_succeeded(payout=payout, reference=result.reference, now=now)
     if result.status == "failed":
-        return refund_payout_failed(payout=payout, message=result.message, now=now)
+        return refund_payout_failed(
+            payout=payout, message=result.message, idempotency_key=payout.idempotency_key, now=now
+        )
     if result.reference:
         RefundPayout.objects.filter(pk=payout.pk, reference="").update(reference=result.reference)
     return payout
@@ -796,12 +812,19 @@ def refund_payout_succeeded(*, payout: RefundPayout, reference: str, actor=None,
     return payout
 
 
-def refund_payout_failed(*, payout: RefundPayout, message: str, now=None) -> RefundPayout:
-    """The gateway refused: the request stays paying, with the error shown and a retry."""
+def refund_payout_failed(
+    *, payout: RefundPayout, message: str, idempotency_key: str = "", now=None
+) -> RefundPayout:
+    """The gateway refused: the request stays paying, with the error shown and a retry.
+
+    A failure of an earlier attempt (its key), told late after staff retried, is old
+    news: it neither fails the attempt in flight nor opens the way to another refund."""
     with transaction.atomic():
         request = _lock_request(payout.request)
         payout = RefundPayout.objects.select_for_update().get(pk=payout.pk)
         if payout.status != RefundPayout.Status.PENDING:
+            return payout
+        if idempotency_key and idempotency_key != payout.idempotency_key:
             return payout
         payout.status = RefundPayout.Status.FAILED
         payout.error = (message or "The gateway refused the refund.")[:300]
@@ -828,7 +851,8 @@ def refund_payout_retry(*, actor, payout: RefundPayout, now=None) -> RefundPayou
             raise PortalError("Only a failed payout can be retried.", field="payout")
         payout.status = RefundPayout.Status.PENDING
         payout.idempotency_key = _payout_key(request, payout.method, payout.attempts + 1)
-        payout.save(update_fields=["status", "idempotency_key"])
+        payout.reference = ""  # the failed refund's id is not this attempt's
+        payout.save(update_fields=["status", "idempotency_key", "reference"])
         audit_record(
             actor=actor,
             action="refund.payout_retried",

@@ -25,7 +25,11 @@ def _settle(refund: dict) -> None:
         services.refund_payout_succeeded(payout=payout, reference=refund.get("id", ""))
     elif status in ("failed", "canceled"):
         reason = refund.get("failure_reason") or status
-        services.refund_payout_failed(payout=payout, message=f"The refund {reason}.")
+        services.refund_payout_failed(
+            payout=payout,
+            message=f"The refund {reason}.",
+            idempotency_key=str(metadata.get("refund_key") or ""),
+        )
 
 
 @djstripe_receiver(["refund.updated", "charge.refund.updated", "refund.created"])

@@ -2,18 +2,16 @@
 seats agree. Skipped without PostgreSQL; CI runs it."""
 
 import os
-import threading
 from datetime import date, datetime
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 import pytest
-from django.db import close_old_connections, connection
 
-from accounts.errors import PortalError
 from billing import selectors, services
 from billing.models import LedgerEntry, Price, Product, Subscription
 from tests.factories import AccountFactory, MembershipFactory, owner_of
+from tests.races import assert_only_refusals, run_together
 
 NOW = datetime(2026, 3, 11, 2, 0, tzinfo=ZoneInfo("UTC"))
 
@@ -23,28 +21,6 @@ pytestmark = [
     ),
     pytest.mark.django_db(transaction=True),
 ]
-
-
-def _run_together(*calls):
-    barrier = threading.Barrier(len(calls))
-    outcomes = []
-
-    def run(call):
-        try:
-            barrier.wait(timeout=5)
-            outcomes.append(call())
-        except PortalError as exc:
-            outcomes.append(exc)
-        finally:
-            close_old_connections()
-            connection.close()
-
-    threads = [threading.Thread(target=run, args=(call,)) for call in calls]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=30)
-    return outcomes
 
 
 @pytest.fixture
@@ -73,7 +49,7 @@ def test_the_same_decrease_twice_at_once_credits_once(plan_account):
             actor=actor, subscription=Subscription.objects.get(), quantity=4, now=NOW
         )
 
-    _run_together(*(decrease(a) for a in actors))
+    assert_only_refusals(run_together(*(decrease(a) for a in actors)))
     account.refresh_from_db()
     assert Subscription.objects.get().quantity == 4 == account.seats_paid
     credits = LedgerEntry.objects.filter(kind="seat_credit")
@@ -83,7 +59,7 @@ def test_the_same_decrease_twice_at_once_credits_once(plan_account):
 def test_two_different_decreases_at_once_leave_ledger_and_seats_agreeing(plan_account):
     account, actors = plan_account
     targets = [4, 2]
-    _run_together(
+    outcomes = run_together(
         *(
             (
                 lambda actor=actor, q=q: services.subscription_change_seats(
@@ -93,6 +69,7 @@ def test_two_different_decreases_at_once_leave_ledger_and_seats_agreeing(plan_ac
             for actor, q in zip(actors, targets, strict=True)
         )
     )
+    assert_only_refusals(outcomes)
     account.refresh_from_db()
     final = Subscription.objects.get().quantity
     assert final == account.seats_paid and final in targets
