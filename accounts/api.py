@@ -66,8 +66,13 @@ class AccountScopedView(APIView):
         self.account, self.membership = selectors.account_get_for_user(
             user=request.user, account_id=kwargs["account_id"]
         )
-        if self.account.status == Account.Status.LICENSE_SCREEN and not self.on_licence_screen:
-            raise LicenceScreen()
+        if self.account.status in Account.LOCKED_STATUSES and not self.on_licence_screen:
+            if self.account.status == Account.Status.LICENSE_SCREEN:
+                raise LicenceScreen()
+            raise PermissionDenied(
+                f"The account is {self.account.get_status_display().lower()}: only billing "
+                "is available."
+            )
         if self.need == "manage" and not self.membership.can_manage_members:
             raise PermissionDenied("Only an owner of the account can manage users and seats.")
         if self.need == "billing" and not self.membership.can_see_billing:

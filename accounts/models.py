@@ -113,6 +113,9 @@ class Account(models.Model):
         SUSPENDED_TOS = "suspended_tos", "Suspended (terms of service)"
         DEACTIVATED = "deactivated", "Deactivated"
 
+    # Statuses in which the product is unusable: only Billing and Profile open.
+    LOCKED_STATUSES = ("license_screen", "suspended_tos", "deactivated")
+
     name = models.CharField(max_length=200)
     timezone = models.CharField(max_length=64, default="UTC", validators=[validate_timezone])
     currency = models.CharField(max_length=3, default="USD", choices=[(c, c) for c in CURRENCIES])

@@ -54,12 +54,15 @@ def member_view(need: str | None = None, *, on_licence_screen: bool = False):
                     f"{membership.account.name}. Nothing was changed: check and try again.",
                 )
                 return redirect("settings_users" if need == "manage" else "dashboard")
-            if membership.account.status == Account.Status.LICENSE_SCREEN and not on_licence_screen:
+            status = membership.account.status
+            if status in Account.LOCKED_STATUSES and not on_licence_screen:
+                # Lapsed (1CRM terms), deactivated (a processed SaaS refund, acelle §5) or
+                # suspended: the product is unusable; Billing and Profile stay open.
                 return render(
                     request,
                     "accounts/licence_screen.html",
                     {"account": membership.account},
-                    status=402,
+                    status=402 if status == Account.Status.LICENSE_SCREEN else 403,
                 )
             if need == "manage" and not membership.can_manage_members:
                 raise PermissionDenied("Only an owner of the account can manage users and seats.")

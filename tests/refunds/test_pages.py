@@ -123,3 +123,26 @@ def test_another_accounts_request_answers_404_and_members_403(client, paid_order
     member = MembershipFactory(account=account, role="member").user
     client.force_login(member)
     assert client.get(reverse("refund_request_detail", args=[request.number])).status_code == 403
+
+
+def test_a_deactivated_account_keeps_only_billing_and_its_refunds(client, paid_order):
+    from accounts.models import Account
+
+    account, order = paid_order()
+    request = services.refund_request_submit(
+        actor=owner_of(account),
+        account=account,
+        line_ids=[order.lines.first().pk],
+        reason="no_longer_needed",
+        payout_method="credit",
+    )
+    Account.objects.filter(pk=account.pk).update(status="deactivated")
+    client.force_login(owner_of(account))
+    home = client.get("/")
+    assert home.status_code == 403 and "is deactivated" in home.text
+    assert client.get(reverse("settings_users")).status_code == 403
+    assert client.get(reverse("settings_billing")).status_code == 200
+    assert client.get(reverse("refund_request_detail", args=[request.number])).status_code == 200
+    api = client.get(f"/api/v1/accounts/{account.pk}/members/")
+    assert api.status_code == 403 and "deactivated" in api.json()["detail"]
+    assert client.get(f"/api/v1/accounts/{account.pk}/refund-requests/").status_code == 200
