@@ -40,6 +40,8 @@ STAFF_ROLES = {
         "refunds.view_refundrequest",
         "refunds.change_refundrequest",
         "refunds.view_refundpayout",
+        "refunds.view_inboundmail",
+        "refunds.change_inboundmail",
     ],
     "Billing reviewer": [
         "accounts.view_user",
@@ -65,6 +67,8 @@ STAFF_ROLES = {
         "refunds.view_refundrequest",
         "refunds.change_refundrequest",
         "refunds.view_refundpayout",
+        "refunds.view_inboundmail",
+        "refunds.change_inboundmail",
     ],
     "Support agent": [
         "accounts.view_user",

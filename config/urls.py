@@ -32,6 +32,7 @@ urlpatterns = [
     # (one per endpoint created from the staff console) live beside it.
     path("stripe/webhook/", stripe_webhook, name="stripe_webhook"),
     path("stripe/", include("djstripe.urls", namespace="djstripe")),
+    path("anymail/", include("anymail.urls")),  # inbound refund mail (refunds.mail.webhook)
     path("", include("billing.urls")),
     path("", include("refunds.urls")),
     path("", include("accounts.urls")),

@@ -468,3 +468,6 @@ class RefundRequestAdmin(admin.ModelAdmin):
             **(extra_context or {}),
         }
         return TemplateResponse(request, self.review_template, context)
+
+
+from . import admin_mail  # noqa: E402, F401  (mails to billing and their triage queue)

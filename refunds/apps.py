@@ -8,7 +8,8 @@ class RefundsConfig(AppConfig):
     def ready(self):
         from billing.views import PAGE_EXTENSIONS
 
-        from . import webhooks  # noqa: F401  (registers the Stripe refund receivers)
+        from . import webhooks  # noqa: F401  (Stripe's refund events)
+        from .mail import webhook  # noqa: F401  (anymail's inbound mail signal)
         from .services import billing_page_sections
 
         if billing_page_sections not in PAGE_EXTENSIONS:

@@ -147,6 +147,10 @@ EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.cons
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Vendor Portal <portal@example.com>")
 SERVER_EMAIL = env.str("SERVER_EMAIL", default=DEFAULT_FROM_EMAIL)
 ANYMAIL = env.dict("ANYMAIL", default={})
+# Anymail's webhooks (refund mail comes in at /anymail/<esp>/inbound/) require this
+# "user:password" HTTP basic auth; without it the refund-mail receiver refuses every post.
+if env.str("ANYMAIL_WEBHOOK_SECRET", default=""):
+    ANYMAIL["WEBHOOK_SECRET"] = env.str("ANYMAIL_WEBHOOK_SECRET")
 # Public base URL used in links inside emails sent by background jobs.
 PORTAL_BASE_URL = env.str("PORTAL_BASE_URL", default="http://127.0.0.1:8000")
 
@@ -240,6 +244,17 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": env.int("INVITATION_SWEEP_SECONDS", default=15 * 60),
     },
 }
+# Refund mail from IMAP (imaps://user:password@host:993/INBOX, special characters
+# percent-encoded), fetched every REFUND_MAIL_FETCH_SECONDS when set. The mail tasks
+# live outside refunds/tasks.py, so the worker imports them by name.
+REFUND_MAIL_IMAP_URL = env.str("REFUND_MAIL_IMAP_URL", default="")
+REFUND_MAIL_FETCH_SECONDS = env.int("REFUND_MAIL_FETCH_SECONDS", default=5 * 60)
+CELERY_IMPORTS = ["refunds.mail.tasks", "refunds.mail.tasks_fetch"]
+if REFUND_MAIL_IMAP_URL:
+    CELERY_BEAT_SCHEDULE["fetch-refund-mail"] = {
+        "task": "refunds.mail.tasks_fetch.fetch_imap_task",
+        "schedule": REFUND_MAIL_FETCH_SECONDS,
+    }
 
 # Refunds: the active policy preset (onecloud | onecrm | acelle), and the vendor's
 # country and time zone, whose business days the deadlines count.
