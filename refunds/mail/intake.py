@@ -93,6 +93,15 @@ def _triage(mail: InboundMail, reasons: list[str], *, tell: str = "missing") -> 
         send_intake_reply.delay_on_commit(mail.pk, tell)
 
 
+def _tell_refused(mail: InboundMail, refused: list[str]) -> None:
+    """The sender learns which attachments were not kept, and why."""
+    from .tasks import send_intake_reply
+
+    if refused:
+        InboundMail.objects.filter(pk=mail.pk).update(reasons=refused)
+        send_intake_reply.delay_on_commit(mail.pk, "attachments")
+
+
 def mail_process(*, mail: InboundMail, parsed: ParsedMail, now) -> InboundMail:
     if parsed.is_auto:
         InboundMail.objects.filter(pk=mail.pk).update(
@@ -141,6 +150,7 @@ def _reply(mail, parsed, request, user, now) -> InboundMail:
         _triage(mail, [exc.message])
         return mail
     InboundMail.objects.filter(pk=mail.pk).update(status=InboundMail.Status.REPLY, request=request)
+    _tell_refused(mail, refused)
     return mail
 
 
@@ -203,6 +213,7 @@ def _new_request(mail, parsed, user, now) -> InboundMail:
     InboundMail.objects.filter(pk=mail.pk).update(
         status=InboundMail.Status.REQUEST, request=request
     )
+    _tell_refused(mail, refused)
     return mail
 
 

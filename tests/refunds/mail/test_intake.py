@@ -148,7 +148,9 @@ def test_auto_replies_are_recorded_and_never_answered(customer, django_capture_o
     assert stored.status == "auto" and not outbox.outbox
 
 
-def test_refused_attachments_are_named_and_the_rest_kept(customer):
+def test_refused_attachments_are_named_and_the_rest_kept(
+    customer, django_capture_on_commit_callbacks
+):
     _, order, owner = customer
     raw = ask(
         order,
@@ -158,9 +160,12 @@ def test_refused_attachments_are_named_and_the_rest_kept(customer):
             ("receipt.png", b"\x89PNG\r\n\x1a\n" + bytes(32), "image", "png"),
         ],
     )
-    stored, _ = intake.mail_receive(raw=raw, source="test")
+    with django_capture_on_commit_callbacks(execute=True):
+        stored, _ = intake.mail_receive(raw=raw, source="test")
     request = RefundRequest.objects.get()
     assert [e.name for e in request.evidence.all()] == ["receipt.png"]
+    told = [m for m in outbox.outbox if "did not keep" in m.body]
+    assert len(told) == 1 and told[0].to == [owner.email] and "tool.exe" in told[0].body
     assert "Attachments not kept: tool.exe is not a PDF" in request.text
     assert stored.status == "request"
 
