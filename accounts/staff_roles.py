@@ -42,6 +42,11 @@ STAFF_ROLES = {
         "refunds.view_refundpayout",
         "refunds.view_inboundmail",
         "refunds.change_inboundmail",
+        "support.view_incident",
+        "support.change_incident",
+        "support.view_maintenancenotice",
+        "support.add_maintenancenotice",
+        "support.change_maintenancenotice",
     ],
     "Billing reviewer": [
         "accounts.view_user",
@@ -80,6 +85,11 @@ STAFF_ROLES = {
         "billing.view_price",
         "billing.view_subscription",
         "billing.view_licence",
+        "support.view_incident",
+        "support.change_incident",
+        "support.view_maintenancenotice",
+        "support.add_maintenancenotice",
+        "support.change_maintenancenotice",
     ],
 }
 

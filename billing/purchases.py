@@ -738,3 +738,59 @@ def support_renew(
         )
     order.refresh_from_db()
     return order
+
+
+def support_incident_order(*, actor, account: Account, description: str, now=None) -> Order:
+    """Order one extra support incident (1CRM terms: US$150 beyond the yearly quota), at
+    the catalogue's price in the account's currency; credit pays first."""
+    from .services import _lock, _place_order
+
+    now = now or timezone.now()
+    price = (
+        Price.objects.filter(
+            is_active=True,
+            product__is_active=True,
+            product__kind=Product.Kind.SUPPORT_INCIDENT,
+            currency=account.currency,
+        )
+        .select_related("product")
+        .order_by("pk")
+        .first()
+    )
+    if price is None:
+        raise PortalError(
+            f"Extra support incidents are not sold in {account.currency}: write to billing.",
+            field="confirm_extra",
+        )
+    with transaction.atomic():
+        account = _lock(account)
+        return _place_order(
+            account=account,
+            line={
+                "product": price.product,
+                "price": price,
+                "kind": Product.Kind.SUPPORT_INCIDENT,
+                "description": description[:300],
+                "quantity": 1,
+                "amount": Money(price.amount, price.currency).rounded().amount,
+                "first_purchase": True,
+                "effect": OrderLine.Effect.NONE,
+            },
+            actor=actor,
+            now=now,
+            changes={"extra_incident": description[:100], "total": str(price.amount)},
+        )
+
+
+def support_incident_price(account: Account) -> Money | None:
+    price = (
+        Price.objects.filter(
+            is_active=True,
+            product__is_active=True,
+            product__kind=Product.Kind.SUPPORT_INCIDENT,
+            currency=account.currency,
+        )
+        .order_by("pk")
+        .first()
+    )
+    return Money(price.amount, price.currency).rounded() if price else None

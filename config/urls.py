@@ -35,5 +35,6 @@ urlpatterns = [
     path("anymail/", include("anymail.urls")),  # inbound refund mail (refunds.mail.webhook)
     path("", include("billing.urls")),
     path("", include("refunds.urls")),
+    path("", include("support.urls")),
     path("", include("accounts.urls")),
 ]

@@ -4,3 +4,11 @@ from django.apps import AppConfig
 class SupportConfig(AppConfig):
     name = "support"
     verbose_name = "Support"
+
+    def ready(self):
+        from billing.services import ORDER_PAID_HOOKS
+
+        from .services import on_order_paid
+
+        if on_order_paid not in ORDER_PAID_HOOKS:
+            ORDER_PAID_HOOKS.append(on_order_paid)

@@ -235,6 +235,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "billing.tasks.usage_bill_due",
         "schedule": env.int("USAGE_SWEEP_SECONDS", default=60 * 60),
     },
+    "sweep-support-deadlines": {
+        "task": "support.tasks.incident_deadlines_sweep",
+        "schedule": env.int("SUPPORT_SWEEP_SECONDS", default=5 * 60),
+    },
     "sweep-refund-deadlines": {
         "task": "refunds.tasks.refund_deadlines_sweep",
         "schedule": env.int("REFUND_SWEEP_SECONDS", default=15 * 60),
@@ -255,6 +259,23 @@ if REFUND_MAIL_IMAP_URL:
         "task": "refunds.mail.tasks_fetch.fetch_imap_task",
         "schedule": REFUND_MAIL_FETCH_SECONDS,
     }
+
+# Support (1CRM terms): one incident a year per two licensed users, at least one;
+# extra incidents are billed at the catalogue's support_incident price (US$150).
+SUPPORT_USERS_PER_INCIDENT = env.int("SUPPORT_USERS_PER_INCIDENT", default=2)
+SUPPORT_MIN_INCIDENTS = env.int("SUPPORT_MIN_INCIDENTS", default=1)
+SUPPORT_REOPEN_DAYS = env.int("SUPPORT_REOPEN_DAYS", default=14)
+SUPPORT_EMAIL = env.str("SUPPORT_EMAIL", default="support@vendor.example")
+SUPPORT_DOCS_URL = env.str("SUPPORT_DOCS_URL", default="https://docs.vendor.example/")
+SUPPORT_LEADS = env.list("SUPPORT_LEADS", default=["support-leads@vendor.example"])
+# Working hours (vendor time zone) and the service levels in business hours, per severity.
+SUPPORT_HOURS = (9, 17)
+SUPPORT_TARGETS = {
+    "P1": {"first_response_hours": 1, "update_hours": 2},
+    "P2": {"first_response_hours": 4, "update_hours": 8},
+    "P3": {"first_response_hours": 8, "update_hours": 16},
+    "P4": {"first_response_hours": 16, "update_hours": 40},
+}
 
 # Refunds: the active policy preset (onecloud | onecrm | acelle), and the vendor's
 # country and time zone, whose business days the deadlines count.

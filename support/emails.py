@@ -1,0 +1,48 @@
+"""Mail about incidents: to the contact as it moves, to the support leads on a breach.
+The subject carries [INC-…] so that replies thread onto the incident."""
+
+from django.conf import settings
+from django.urls import reverse
+from django.utils import timezone
+
+from accounts.emails import _send
+
+TEXT = {
+    "opened": "We received your support incident.",
+    "answered": "Our support team answered your incident.",
+    "resolved": "Your incident is resolved. Reply within 14 days if the problem comes back.",
+    "closed": "Your incident is closed.",
+}
+
+
+def send_incident_update(*, incident, event: str) -> bool:
+    kind, _, deadline = event.partition(":")
+    url = settings.PORTAL_BASE_URL.rstrip("/") + reverse("incident_detail", args=[incident.number])
+    context = {"incident": incident, "url": url}
+    if kind == "breach":
+        for to in settings.SUPPORT_LEADS:
+            _send(
+                to=to,
+                subject=f"[{incident.number}] {deadline} deadline missed ({incident.severity})",
+                template="incident_staff",
+                context={
+                    **context,
+                    "text": f"The {deadline} deadline of {incident.number} passed.",
+                },
+            )
+        return True
+    if incident.opened_by is None:
+        return False
+    messages = list(incident.messages.filter(internal=False).order_by("-created_at")[:1])
+    with timezone.override(incident.account.tzinfo):
+        _send(
+            to=incident.opened_by.email,
+            subject=f"[{incident.number}] {incident.subject}",
+            template="incident_update",
+            context={
+                **context,
+                "text": TEXT.get(kind, ""),
+                "last": messages[0] if messages else None,
+            },
+        )
+    return True

@@ -1,0 +1,543 @@
+"""Every state change of support (1CRM terms of service): who may ask, the yearly quota,
+extra incidents billed through billing, incidents and their service-level deadlines."""
+
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from accounts.errors import NotAllowed, PortalError
+from accounts.models import Account, Membership
+from accounts.services import audit_record, clean_text, require_staff
+from billing import licences
+from billing.models import Licence, Order, OrderLine, Product, Subscription
+
+from . import deadlines
+from .models import Incident, IncidentMessage
+
+State = Incident.State
+
+
+# --- who may ask --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Refusal:
+    kind: str  # reseller | startup | lapsed | not_contact | no_plan
+    message: str
+
+
+def _add_years(day: date, years: int) -> date:
+    try:
+        return day.replace(year=day.year + years)
+    except ValueError:  # 29 February
+        return day.replace(year=day.year + years, day=28)
+
+
+def support_start(account: Account) -> date | None:
+    """The support start date: the first paid support contract (on-premise) or the
+    first paid period of the plan (cloud)."""
+    kind = (
+        Product.Kind.SUPPORT_CONTRACT
+        if licences.licensed_users(account) is not None
+        else Product.Kind.SUBSCRIPTION
+    )
+    first = (
+        OrderLine.objects.filter(order__account=account, order__status=Order.Status.PAID, kind=kind)
+        .exclude(period_start=None)
+        .order_by("period_start")
+        .values_list("period_start", flat=True)
+        .first()
+    )
+    if first is not None:
+        return first
+    plan = Subscription.objects.plans().filter(account=account).order_by("created_at").first()
+    return plan.current_period_start if plan else None
+
+
+def support_refusal(*, account: Account, user=None, today: date) -> Refusal | None:
+    """Why this account (or this member) cannot open an incident, or None."""
+    if account.reseller_id:
+        reseller = account.reseller
+        how = f" at {reseller.support_email}" if reseller.support_email else ""
+        return Refusal(
+            "reseller",
+            f"{account.name} bought through {reseller.name}: its support is provided by "
+            f"{reseller.name}{how} (1CRM terms).",
+        )
+    on_premise = licences.licensed_users(account) is not None
+    if on_premise:
+        if not licences.support_is_active(licences.support_contract(account), today):
+            return Refusal(
+                "lapsed",
+                "Your support contract is not active: renew it under Account Settings > "
+                "Billing to open incidents.",
+            )
+    else:
+        has_startup = Licence.objects.filter(
+            account=account, product__edition=Product.Edition.STARTUP
+        ).exists()
+        plan = Subscription.objects.plans().filter(account=account).order_by("-created_at").first()
+        live = plan is not None and plan.status in (
+            Subscription.Status.ACTIVE,
+            Subscription.Status.TRIALING,
+        )
+        if has_startup and not live:
+            return Refusal(
+                "startup",
+                "Support is not available for the free Startup Edition (1CRM terms). The "
+                f"documentation is at {settings.SUPPORT_DOCS_URL}.",
+            )
+        if not live:
+            return Refusal(
+                "lapsed",
+                "Support comes with an active subscription: renew it under Account Settings > "
+                "Billing to open incidents.",
+            )
+    if user is not None:
+        contact = support_contact(account)
+        if contact is None or contact.user_id != user.pk:
+            who = (
+                f"{contact.user.get_full_name()} ({contact.user.email})"
+                if contact
+                else "nobody yet"
+            )
+            return Refusal(
+                "not_contact",
+                f"Support requests go through {account.name}'s designated support contact: "
+                f"{who} (1CRM terms: a single designated contact).",
+            )
+    return None
+
+
+def support_contact(account: Account) -> Membership | None:
+    return (
+        Membership.objects.filter(account=account, is_support_contact=True, is_active=True)
+        .select_related("user")
+        .first()
+    )
+
+
+# --- the yearly quota ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Quota:
+    year_start: date
+    next_reset: date
+    licensed: int
+    quota: int
+    used: int
+
+    @property
+    def left(self) -> int:
+        return max(self.quota - self.used, 0)
+
+
+def quota_for(seats: int) -> int:
+    return max(settings.SUPPORT_MIN_INCIDENTS, seats // settings.SUPPORT_USERS_PER_INCIDENT)
+
+
+def support_year(start: date, today: date) -> tuple[date, date]:
+    years = today.year - start.year
+    year_start = _add_years(start, years)
+    if year_start > today:
+        year_start = _add_years(start, years - 1)
+    return year_start, _add_years(year_start, 1)
+
+
+def quota_get(*, account: Account, today: date) -> Quota | None:
+    start = support_start(account)
+    if start is None:
+        return None
+    year_start, next_reset = support_year(start, min(max(today, start), today))
+    used = (
+        Incident.objects.filter(
+            account=account,
+            support_year_start=year_start,
+            billing=Incident.Billing.QUOTA,
+        )
+        .exclude(state__in=[State.DECLINED, State.AWAITING_PAYMENT])
+        .count()
+    )
+    seats = account.seats_paid
+    return Quota(year_start, next_reset, seats, quota_for(seats), used)
+
+
+# --- scope -------------------------------------------------------------------------------
+
+SCOPE_WORDS = {
+    Incident.Scope.DEVELOPER: r"\b(custom(?:i[sz](?:e|ed|ing|ation))?\s+(?:code|module|field|report|development)|"
+    r"develop(?:er|ment|ing)?|source code|programming|write (?:a |some )?code|sql query|php|javascript)\b",
+    Incident.Scope.TRAINING: r"\b(training|train (?:us|our|my)|teach (?:us|me)|walk (?:us|me) through)\b",
+    Incident.Scope.IMPLEMENTATION: r"\b(implementation|implement(?:ing)? (?:the|our|a)|install(?:ation|ing)?|"
+    r"set ?up (?:our|a new) server|data migration|migrate our data)\b",
+}
+
+
+def classify_scope(text: str) -> str:
+    """1CRM terms: support covers end-user issues with the standard product; developer or
+    customisation questions, training and implementation are paid services."""
+    lowered = text.lower()
+    for scope, pattern in SCOPE_WORDS.items():
+        if re.search(pattern, lowered):
+            return scope
+    return Incident.Scope.STANDARD
+
+
+# --- incidents ---------------------------------------------------------------------------
+
+
+def _next_deadline(incident: Incident):
+    if incident.state == State.OPEN and incident.first_response_at is None:
+        return incident.first_response_due_at
+    if incident.state in (State.OPEN, State.IN_PROGRESS):
+        return incident.update_due_at
+    return None
+
+
+def _save(incident: Incident, fields: list[str]) -> None:
+    incident.next_deadline = _next_deadline(incident)
+    incident.save(update_fields=list(dict.fromkeys([*fields, "next_deadline"])))
+
+
+def _mail(incident: Incident, event: str) -> None:
+    from .tasks import send_incident_email
+
+    send_incident_email.delay_on_commit(incident.pk, event)
+
+
+def _start_clock(incident: Incident, now) -> None:
+    first, _ = deadlines.targets(incident.severity)
+    incident.state = State.OPEN
+    incident.first_response_due_at = deadlines.add_business_hours(now, first)
+
+
+def incident_open(
+    *,
+    actor,
+    account: Account,
+    subject: str,
+    description: str,
+    severity: str,
+    confirm_extra: bool = False,
+    channel: str = Incident.Channel.WEB,
+    now=None,
+) -> Incident:
+    """The designated contact opens an incident: in this year's quota, or as an extra
+    incident billed once they confirm its price, or declined as out of scope."""
+    from billing.purchases import support_incident_order, support_incident_price
+
+    now = now or timezone.now()
+    subject = clean_text(subject, field="subject", label="a subject", max_length=200)
+    description = (description or "").strip()
+    if not description:
+        raise PortalError("Describe the problem.", field="description")
+    if len(description) > 20_000:
+        raise PortalError("Describe it in at most 20,000 characters.", field="description")
+    if severity not in Incident.Severity.values:
+        raise PortalError("Choose a severity from P1 to P4.", field="severity")
+    with transaction.atomic():
+        account = Account.objects.select_for_update().get(pk=account.pk)
+        today = timezone.localtime(now, account.tzinfo).date()
+        refusal = support_refusal(account=account, user=actor, today=today)
+        if refusal is not None:
+            if refusal.kind == "not_contact":
+                raise NotAllowed(refusal.message)
+            raise PortalError(refusal.message, field="support", code=refusal.kind)
+        quota = quota_get(account=account, today=today)
+        scope = classify_scope(f"{subject}\n{description}")
+        incident = Incident(
+            number=f"tmp-{secrets.token_hex(6)}",
+            account=account,
+            opened_by=actor,
+            channel=channel,
+            subject=subject,
+            description=description,
+            severity=severity,
+            scope=scope,
+            support_year_start=quota.year_start,
+            seats_at_open=quota.licensed,
+            opened_at=now,
+        )
+        if scope != Incident.Scope.STANDARD:
+            incident.state, incident.billing = State.DECLINED, Incident.Billing.FREE
+        elif quota.left:
+            incident.billing = Incident.Billing.QUOTA
+            _start_clock(incident, now)
+        else:
+            price = support_incident_price(account)
+            if not confirm_extra:
+                raise PortalError(
+                    f"This support year's {quota.quota} incident(s) are used (until "
+                    f"{quota.next_reset:%d %B %Y}). An extra incident costs "
+                    f"{price or 'US$150'} (1CRM terms): confirm to open it.",
+                    field="confirm_extra",
+                    code="extra_needed",
+                )
+            incident.state, incident.billing = State.AWAITING_PAYMENT, Incident.Billing.BILLED
+        incident.save()
+        incident.number = f"INC-{now:%Y}-{incident.pk:06d}"
+        _save(incident, ["number"])
+        audit_record(
+            actor=actor,
+            action="incident.opened",
+            target=incident,
+            account=account,
+            changes={"state": incident.state, "billing": incident.billing, "scope": scope},
+        )
+        if incident.state == State.AWAITING_PAYMENT:
+            order = support_incident_order(
+                actor=actor,
+                account=account,
+                description=f"Extra support incident {incident.number}",
+                now=now,
+            )
+            incident.order = order
+            incident.save(update_fields=["order"])
+            if order.status == Order.Status.PAID:
+                _opened_after_payment(incident, now=now)
+        _mail(incident, "opened")
+    return incident
+
+
+def _opened_after_payment(incident: Incident, *, now) -> None:
+    _start_clock(incident, now)
+    _save(incident, ["state", "first_response_due_at"])
+    audit_record(
+        actor=None,
+        action="incident.extra_paid",
+        target=incident,
+        account=incident.account,
+        changes={"order": incident.order.number if incident.order_id else ""},
+    )
+
+
+def on_order_paid(*, order: Order, actor, now) -> None:
+    """Registered with billing: an extra incident opens once its order is paid."""
+    for incident in Incident.objects.select_for_update().filter(
+        order=order, state=State.AWAITING_PAYMENT
+    ):
+        _opened_after_payment(incident, now=now)
+        _mail(incident, "opened")
+
+
+def _lock(incident: Incident) -> Incident:
+    return Incident.objects.select_for_update().get(pk=incident.pk)
+
+
+def incident_respond(
+    *, actor, incident: Incident, body: str, internal: bool = False, wait: bool = False, now=None
+) -> IncidentMessage:
+    """Staff answer (or note internally). An answer is the first response or an update;
+    `wait` puts the incident on the customer, which stops the clock."""
+    now = now or timezone.now()
+    body = (body or "").strip()
+    if not body:
+        raise PortalError("Write the answer.", field="body")
+    with transaction.atomic():
+        require_staff(actor, "support.change_incident")
+        incident = _lock(incident)
+        if incident.state not in Incident.ACTIVE_STATES and not internal:
+            raise PortalError(
+                f"{incident.number} is {incident.get_state_display().lower()}.", field="body"
+            )
+        message = IncidentMessage.objects.create(
+            incident=incident,
+            author=actor,
+            from_staff=True,
+            internal=internal,
+            body=body,
+            created_at=now,
+        )
+        fields = []
+        if not internal:
+            _, update = deadlines.targets(incident.severity)
+            if incident.first_response_at is None:
+                incident.first_response_at = now
+                fields.append("first_response_at")
+            incident.state = State.WAITING if wait else State.IN_PROGRESS
+            incident.update_due_at = deadlines.add_business_hours(now, update)
+            fields += ["state", "update_due_at"]
+            if incident.assignee_id is None:
+                incident.assignee = actor
+                fields.append("assignee")
+        _save(incident, fields)
+        audit_record(
+            actor=actor,
+            action="incident.note" if internal else "incident.answered",
+            target=incident,
+            account=incident.account,
+            changes={"state": incident.state, "internal": internal},
+        )
+        if not internal:
+            _mail(incident, "answered")
+    return message
+
+
+def incident_reply(*, actor, incident: Incident, body: str, message_id: str = "", now=None):
+    """The customer writes; a waiting incident resumes, a resolved one reopens within
+    SUPPORT_REOPEN_DAYS."""
+    now = now or timezone.now()
+    body = (body or "").strip()
+    if not body:
+        raise PortalError("Write your message.", field="body")
+    with transaction.atomic():
+        incident = _lock(incident)
+        if not Membership.objects.filter(
+            account=incident.account, user=actor, is_active=True
+        ).exists():
+            raise NotAllowed("Only members of the account can write on its incidents.")
+        if incident.state == State.RESOLVED:
+            if now - incident.resolved_at > timedelta(days=settings.SUPPORT_REOPEN_DAYS):
+                raise PortalError(
+                    f"{incident.number} was resolved more than {settings.SUPPORT_REOPEN_DAYS} "
+                    "days ago: open a new incident.",
+                    field="body",
+                )
+            incident.reopened += 1
+            incident.state = State.IN_PROGRESS
+        elif incident.state == State.WAITING:
+            incident.state = State.IN_PROGRESS
+        elif incident.state not in (State.OPEN, State.IN_PROGRESS):
+            raise PortalError(
+                f"{incident.number} is {incident.get_state_display().lower()}.", field="body"
+            )
+        _, update = deadlines.targets(incident.severity)
+        if incident.first_response_at is not None:
+            incident.update_due_at = deadlines.add_business_hours(now, update)
+        message = IncidentMessage.objects.create(
+            incident=incident, author=actor, body=body, message_id=message_id[:998], created_at=now
+        )
+        _save(incident, ["state", "reopened", "update_due_at"])
+        audit_record(
+            actor=actor,
+            action="incident.customer_replied",
+            target=incident,
+            account=incident.account,
+            changes={"state": incident.state},
+        )
+    return message
+
+
+def incident_set_state(*, actor, incident: Incident, state: str, now=None) -> Incident:
+    """Staff resolve or close an incident."""
+    now = now or timezone.now()
+    allowed = {
+        State.RESOLVED: {State.OPEN, State.IN_PROGRESS, State.WAITING},
+        State.CLOSED: {
+            State.RESOLVED,
+            State.DECLINED,
+            State.OPEN,
+            State.IN_PROGRESS,
+            State.WAITING,
+        },
+    }
+    with transaction.atomic():
+        require_staff(actor, "support.change_incident")
+        incident = _lock(incident)
+        if state not in allowed or incident.state not in allowed[state]:
+            raise PortalError(
+                f"{incident.number} is {incident.get_state_display().lower()}: it cannot become "
+                f"{State(state).label.lower() if state in State.values else state}.",
+                field="state",
+            )
+        old = incident.state
+        incident.state = state
+        stamp = "resolved_at" if state == State.RESOLVED else "closed_at"
+        setattr(incident, stamp, now)
+        _save(incident, ["state", stamp])
+        audit_record(
+            actor=actor,
+            action="incident.state_changed",
+            target=incident,
+            account=incident.account,
+            changes={"state": [old, state]},
+        )
+        _mail(incident, state)
+    return incident
+
+
+def incident_update(
+    *, actor, incident: Incident, severity=None, scope=None, billing=None, assignee=None, now=None
+) -> Incident:
+    """Staff change severity, scope (reclassify) or billing (billed or free), or assign."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        require_staff(actor, "support.change_incident")
+        incident = _lock(incident)
+        changes, fields = {}, []
+        if severity is not None and severity != incident.severity:
+            if severity not in Incident.Severity.values:
+                raise PortalError("Choose a severity from P1 to P4.", field="severity")
+            changes["severity"] = [incident.severity, severity]
+            incident.severity = severity
+            fields.append("severity")
+        if scope is not None and scope != incident.scope:
+            if scope not in Incident.Scope.values:
+                raise PortalError("Choose a scope.", field="scope")
+            changes["scope"] = [incident.scope, scope]
+            incident.scope = scope
+            fields.append("scope")
+            if scope == Incident.Scope.STANDARD and incident.state == State.DECLINED:
+                # Reclassified into support: it opens now, counted in the quota.
+                incident.billing = Incident.Billing.QUOTA
+                _start_clock(incident, now)
+                fields += ["state", "billing", "first_response_due_at"]
+            elif scope != Incident.Scope.STANDARD and incident.state in Incident.ACTIVE_STATES:
+                incident.state, incident.billing = State.DECLINED, Incident.Billing.FREE
+                fields += ["state", "billing"]
+        if billing is not None and billing != incident.billing:
+            if billing not in Incident.Billing.values:
+                raise PortalError("Choose quota, billed or free.", field="billing")
+            changes["billing"] = [incident.billing, billing]
+            incident.billing = billing
+            fields.append("billing")
+        if assignee is not None and assignee.pk != incident.assignee_id:
+            changes["assignee"] = [incident.assignee_id, assignee.pk]
+            incident.assignee = assignee
+            fields.append("assignee")
+        if fields:
+            _save(incident, fields)
+            audit_record(
+                actor=actor,
+                action="incident.updated",
+                target=incident,
+                account=incident.account,
+                changes=changes,
+            )
+    return incident
+
+
+def incident_deadlines_sweep(*, now=None) -> int:
+    """Escalate each missed first response or update to the support leads, once."""
+    now = now or timezone.now()
+    breached = 0
+    due = Incident.objects.filter(
+        state__in=Incident.ACTIVE_STATES, next_deadline__lt=now
+    ).values_list("pk", flat=True)
+    for pk in list(due):
+        with transaction.atomic():
+            incident = Incident.objects.select_for_update().get(pk=pk)
+            if incident.next_deadline is None or incident.next_deadline >= now:
+                continue
+            name = "first response" if incident.first_response_at is None else "update"
+            key = f"{name} due {incident.next_deadline.isoformat()}"
+            if key in incident.breached:
+                continue
+            incident.breached = [*incident.breached, key]
+            incident.save(update_fields=["breached"])
+            audit_record(
+                actor=None,
+                action="incident.deadline_breached",
+                target=incident,
+                account=incident.account,
+                changes={"deadline": key},
+            )
+            _mail(incident, f"breach:{name}")
+            breached += 1
+    return breached
