@@ -239,3 +239,51 @@ class AuditEventAdmin(ReadOnlyAdmin):
     search_fields = ["actor_email", "object_repr", "action", "object_id"]
     list_select_related = ["account"]
     date_hierarchy = "created_at"
+
+
+class ReviewPageAdmin(admin.ModelAdmin):
+    """A console whose change page is a review page of service-backed actions (refund
+    requests, incidents): `_act(request, obj)` runs a posted action and returns
+    (done, bound forms); `_review(request, obj, bound, extra_context)` renders the page.
+    Staff who may only view see it without forms; a POST from them is refused."""
+
+    def _get_viewable(self, request, object_id):
+        from django.contrib.admin.utils import unquote
+        from django.core.exceptions import PermissionDenied
+        from django.http import Http404
+
+        if not self.has_view_or_change_permission(request):
+            raise PermissionDenied
+        obj = self.get_object(request, unquote(object_id))
+        if obj is None:
+            raise Http404(f"No such {self.opts.verbose_name}.")
+        if not self.has_view_or_change_permission(request, obj):
+            raise PermissionDenied
+        return obj
+
+    def history_view(self, request, object_id, extra_context=None):
+        # The history is the object's audit trail, shown on the review page.
+        from django.http import HttpResponseRedirect
+        from django.urls import reverse
+
+        self._get_viewable(request, object_id)
+        url = reverse(
+            f"admin:{self.opts.app_label}_{self.opts.model_name}_change", args=[object_id]
+        )
+        return HttpResponseRedirect(f"{url}#history")
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        from django.contrib.admin.utils import unquote
+        from django.core.exceptions import PermissionDenied
+        from django.http import HttpResponseRedirect
+
+        obj = self._get_viewable(request, object_id)
+        bound = {}
+        if request.method == "POST":
+            if not self.has_change_permission(request, obj):
+                raise PermissionDenied
+            done, bound = self._act(request, obj)
+            if done:
+                return HttpResponseRedirect(request.path)
+            obj = self.get_object(request, unquote(object_id))
+        return self._review(request, obj, bound, extra_context)

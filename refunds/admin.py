@@ -3,17 +3,16 @@ the engine for any account's lines on any date, and the review queue of refund r
 
 from django import forms
 from django.contrib import admin, messages
-from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
 from django.db.models import F
-from django.http import FileResponse, Http404, HttpResponseRedirect
+from django.http import FileResponse, Http404
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
-from django.urls import path, reverse
+from django.urls import path
 from django.utils import timezone
 from django.utils.html import format_html_join
 
-from accounts.admin import ReadOnlyAdmin
+from accounts.admin import ReadOnlyAdmin, ReviewPageAdmin
 from accounts.errors import PortalError
 from accounts.models import Account, AuditEvent
 from billing.models import Order, OrderLine
@@ -166,7 +165,7 @@ def _pk(raw) -> int:
 
 
 @admin.register(RefundRequest)
-class RefundRequestAdmin(admin.ModelAdmin):
+class RefundRequestAdmin(ReviewPageAdmin):
     """The refund review queue: sorted by the next deadline, one review page per request.
 
     Requests arrive from customers and change only through the services: rows are never
@@ -269,16 +268,6 @@ class RefundRequestAdmin(admin.ModelAdmin):
             *super().get_urls(),
         ]
 
-    def _get_viewable(self, request, object_id) -> RefundRequest:
-        if not self.has_view_or_change_permission(request):
-            raise PermissionDenied
-        refund = self.get_object(request, unquote(object_id))
-        if refund is None:
-            raise Http404("No such refund request.")
-        if not self.has_view_or_change_permission(request, refund):
-            raise PermissionDenied
-        return refund
-
     def evidence_view(self, request, object_id, evidence_id):
         """A customer's evidence file, for staff who may see the request only."""
         refund = self._get_viewable(request, object_id)
@@ -296,26 +285,6 @@ class RefundRequestAdmin(admin.ModelAdmin):
         response["Content-Security-Policy"] = "sandbox"
         response["Cache-Control"] = "private, no-store"
         return response
-
-    def history_view(self, request, object_id, extra_context=None):
-        # The request's history is its audit trail, shown on the review page.
-        self._get_viewable(request, object_id)
-        url = reverse(
-            f"admin:{self.opts.app_label}_{self.opts.model_name}_change", args=[object_id]
-        )
-        return HttpResponseRedirect(f"{url}#history")
-
-    def change_view(self, request, object_id, form_url="", extra_context=None):
-        refund = self._get_viewable(request, object_id)
-        bound = {}
-        if request.method == "POST":
-            if not self.has_change_permission(request, refund):
-                raise PermissionDenied
-            done, bound = self._act(request, refund)
-            if done:
-                return HttpResponseRedirect(request.path)
-            refund = self.get_object(request, unquote(object_id))
-        return self._review(request, refund, bound, extra_context)
 
     def _act(self, request, refund):
         """Run the action posted; (True, {}) when done, else (False, the bound forms)."""
