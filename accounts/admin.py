@@ -247,6 +247,13 @@ class ReviewPageAdmin(admin.ModelAdmin):
     (done, bound forms); `_review(request, obj, bound, extra_context)` renders the page.
     Staff who may only view see it without forms; a POST from them is refused."""
 
+    # Rows are the services': never added or deleted in the console.
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
     def _get_viewable(self, request, object_id):
         from django.contrib.admin.utils import unquote
         from django.core.exceptions import PermissionDenied

@@ -195,14 +195,6 @@ class RefundRequestAdmin(ReviewPageAdmin):
     actions = ["acknowledge", "take"]
     review_template = "admin/refunds/refundrequest/review.html"
 
-    # --- rows are the services' ----------------------------------------------------------
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
     # --- the queue -------------------------------------------------------------------------
 
     @admin.display(description="Next deadline", ordering="next_deadline")

@@ -104,14 +104,6 @@ class IncidentAdmin(ReviewPageAdmin):
     actions = ["assign_to_me"]
     review_template = "admin/support/incident/review.html"
 
-    # --- rows are the services' ----------------------------------------------------------
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
     # --- the queue -------------------------------------------------------------------------
 
     @admin.display(description="Severity", ordering="severity")
