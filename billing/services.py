@@ -289,6 +289,8 @@ def _set_quantity(subscription: Subscription, quantity: int, *, actor, reason: s
 # Functions (order, actor, now) called when an order is paid, registered by the apps
 # built on billing (support opens an extra incident once it is paid).
 ORDER_PAID_HOOKS: list = []
+# Functions (order, actor) called when an unpaid order is cancelled.
+ORDER_CANCELLED_HOOKS: list = []
 
 
 def _mark_paid(order: Order, *, actor, now) -> None:
@@ -607,6 +609,8 @@ def order_cancel(*, actor, order: Order, now=None) -> Order:
 
 def _cancel_locked(order: Order, *, account: Account, actor, reason: str) -> None:
     """Cancel an unpaid order; the caller holds the account's and the order's locks."""
+    for hook in ORDER_CANCELLED_HOOKS:  # apps above billing withdraw what it was for
+        hook(order=order, actor=actor)
     Payment.objects.filter(order=order, status=Payment.Status.PENDING).update(
         status=Payment.Status.FAILED, failure_message=f"Order {reason}."
     )

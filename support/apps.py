@@ -6,9 +6,11 @@ class SupportConfig(AppConfig):
     verbose_name = "Support"
 
     def ready(self):
-        from billing.services import ORDER_PAID_HOOKS
+        from billing.services import ORDER_CANCELLED_HOOKS, ORDER_PAID_HOOKS
 
-        from .services import on_order_paid
+        from .services import on_order_cancelled, on_order_paid
 
         if on_order_paid not in ORDER_PAID_HOOKS:
             ORDER_PAID_HOOKS.append(on_order_paid)
+        if on_order_cancelled not in ORDER_CANCELLED_HOOKS:
+            ORDER_CANCELLED_HOOKS.append(on_order_cancelled)

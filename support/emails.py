@@ -9,6 +9,8 @@ from accounts.emails import _send
 
 TEXT = {
     "opened": "We received your support incident.",
+    "declined": "Your request is outside what support covers (1CRM terms of service).",
+    "awaiting_payment": "Your incident is beyond this year's quota: it opens once its order is paid.",
     "answered": "Our support team answered your incident.",
     "resolved": "Your incident is resolved. Reply within 14 days if the problem comes back.",
     "closed": "Your incident is closed.",
@@ -31,12 +33,18 @@ def send_incident_update(*, incident, event: str) -> bool:
                 },
             )
         return True
-    if incident.opened_by is None:
+    from .services import support_contact
+
+    contact = support_contact(incident.account)
+    recipient = contact.user if contact else incident.opened_by
+    if recipient is None:
         return False
+    if kind == "opened" and incident.state in ("declined", "awaiting_payment"):
+        kind = incident.state
     messages = list(incident.messages.filter(internal=False).order_by("-created_at")[:1])
     with timezone.override(incident.account.tzinfo):
         _send(
-            to=incident.opened_by.email,
+            to=recipient.email,
             subject=f"[{incident.number}] {incident.subject}",
             template="incident_update",
             context={

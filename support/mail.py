@@ -285,7 +285,7 @@ def _open(parsed, message_id, account, user, now) -> Received:
                 actor=user,
                 account=account,
                 subject=_subject(parsed),
-                description=parsed.body,
+                description=parsed.body[:20_000],
                 severity=severity_of(parsed.subject),
                 channel=Incident.Channel.EMAIL,
                 now=now,

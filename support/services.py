@@ -4,7 +4,7 @@ extra incidents billed through billing, incidents and their service-level deadli
 import re
 import secrets
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, time, timedelta
 
 from django.conf import settings
 from django.db import transaction
@@ -143,11 +143,12 @@ def quota_for(seats: int) -> int:
 
 
 def support_year(start: date, today: date) -> tuple[date, date]:
+    """The support year holding `today`: both ends counted from the start date, so that
+    a 29 February start keeps its anniversaries."""
     years = today.year - start.year
-    year_start = _add_years(start, years)
-    if year_start > today:
-        year_start = _add_years(start, years - 1)
-    return year_start, _add_years(year_start, 1)
+    if _add_years(start, years) > today:
+        years -= 1
+    return _add_years(start, years), _add_years(start, years + 1)
 
 
 def quota_get(*, account: Account, today: date) -> Quota | None:
@@ -155,10 +156,17 @@ def quota_get(*, account: Account, today: date) -> Quota | None:
     if start is None:
         return None
     year_start, next_reset = support_year(start, min(max(today, start), today))
+    tz = account.tzinfo
+    # Counted by when they were opened, so a start date found later moves nothing.
+    window = (
+        datetime.combine(year_start, time(0), tzinfo=tz),
+        datetime.combine(next_reset, time(0), tzinfo=tz),
+    )
     used = (
         Incident.objects.filter(
             account=account,
-            support_year_start=year_start,
+            opened_at__gte=window[0],
+            opened_at__lt=window[1],
             billing=Incident.Billing.QUOTA,
         )
         .exclude(state__in=[State.DECLINED, State.AWAITING_PAYMENT])
@@ -193,7 +201,7 @@ def classify_scope(text: str) -> str:
 
 
 def _next_deadline(incident: Incident):
-    if incident.state == State.OPEN and incident.first_response_at is None:
+    if incident.state in (State.OPEN, State.IN_PROGRESS) and incident.first_response_at is None:
         return incident.first_response_due_at
     if incident.state in (State.OPEN, State.IN_PROGRESS):
         return incident.update_due_at
@@ -270,6 +278,13 @@ def incident_open(
             incident.billing = Incident.Billing.QUOTA
             _start_clock(incident, now)
         else:
+            waiting = Incident.objects.filter(account=account, state=State.AWAITING_PAYMENT).first()
+            if waiting is not None:
+                raise PortalError(
+                    f"{waiting.number} is an extra incident awaiting payment of its order: pay "
+                    "or cancel that order first.",
+                    field="confirm_extra",
+                )
             price = support_incident_price(account)
             if not confirm_extra:
                 raise PortalError(
@@ -326,6 +341,40 @@ def on_order_paid(*, order: Order, actor, now) -> None:
         _mail(incident, "opened")
 
 
+def on_order_cancelled(*, order: Order, actor) -> None:
+    """Registered with billing: an extra incident whose order is cancelled never opens."""
+    now = timezone.now()
+    for incident in Incident.objects.select_for_update().filter(
+        order=order, state=State.AWAITING_PAYMENT
+    ):
+        incident.state, incident.closed_at = State.CLOSED, now
+        _save(incident, ["state", "closed_at"])
+        audit_record(
+            actor=actor,
+            action="incident.withdrawn",
+            target=incident,
+            account=incident.account,
+            changes={"order": order.number, "reason": "its order was cancelled"},
+        )
+
+
+def _record_breach(incident: Incident, name: str, due) -> bool:
+    """Record a missed deadline once, and tell the support leads."""
+    key = f"{name} due {due.isoformat()}"
+    if key in incident.breached:
+        return False
+    incident.breached = [*incident.breached, key]
+    audit_record(
+        actor=None,
+        action="incident.deadline_breached",
+        target=incident,
+        account=incident.account,
+        changes={"deadline": key},
+    )
+    _mail(incident, f"breach:{name}")
+    return True
+
+
 def _lock(incident: Incident) -> Incident:
     return Incident.objects.select_for_update().get(pk=incident.pk)
 
@@ -358,6 +407,9 @@ def incident_respond(
         if not internal:
             _, update = deadlines.targets(incident.severity)
             if incident.first_response_at is None:
+                if incident.first_response_due_at and now > incident.first_response_due_at:
+                    _record_breach(incident, "first response", incident.first_response_due_at)
+                    fields.append("breached")
                 incident.first_response_at = now
                 fields.append("first_response_at")
             incident.state = State.WAITING if wait else State.IN_PROGRESS
@@ -386,12 +438,15 @@ def incident_reply(*, actor, incident: Incident, body: str, message_id: str = ""
     body = (body or "").strip()
     if not body:
         raise PortalError("Write your message.", field="body")
+    if len(body) > 20_000:
+        raise PortalError("Write at most 20,000 characters.", field="body")
     with transaction.atomic():
         incident = _lock(incident)
         if not Membership.objects.filter(
             account=incident.account, user=actor, is_active=True
         ).exists():
             raise NotAllowed("Only members of the account can write on its incidents.")
+        reopening = incident.state in (State.RESOLVED, State.WAITING)
         if incident.state == State.RESOLVED:
             if now - incident.resolved_at > timedelta(days=settings.SUPPORT_REOPEN_DAYS):
                 raise PortalError(
@@ -409,7 +464,12 @@ def incident_reply(*, actor, incident: Incident, body: str, message_id: str = ""
             )
         _, update = deadlines.targets(incident.severity)
         if incident.first_response_at is not None:
-            incident.update_due_at = deadlines.add_business_hours(now, update)
+            due = deadlines.add_business_hours(now, update)
+            # A customer's message never moves staff's deadline later.
+            if incident.update_due_at is None or incident.state != State.IN_PROGRESS or reopening:
+                incident.update_due_at = due
+            else:
+                incident.update_due_at = min(incident.update_due_at, due)
         message = IncidentMessage.objects.create(
             incident=incident, author=actor, body=body, message_id=message_id[:998], created_at=now
         )
@@ -477,6 +537,16 @@ def incident_update(
             changes["severity"] = [incident.severity, severity]
             incident.severity = severity
             fields.append("severity")
+            # The new severity's targets apply from now on.
+            first, update = deadlines.targets(severity)
+            if incident.first_response_at is None and incident.first_response_due_at:
+                incident.first_response_due_at = deadlines.add_business_hours(
+                    incident.opened_at, first
+                )
+                fields.append("first_response_due_at")
+            elif incident.state == State.IN_PROGRESS:
+                incident.update_due_at = deadlines.add_business_hours(now, update)
+                fields.append("update_due_at")
         if scope is not None and scope != incident.scope:
             if scope not in Incident.Scope.values:
                 raise PortalError("Choose a scope.", field="scope")
@@ -494,6 +564,12 @@ def incident_update(
         if billing is not None and billing != incident.billing:
             if billing not in Incident.Billing.values:
                 raise PortalError("Choose quota, billed or free.", field="billing")
+            if incident.state == State.AWAITING_PAYMENT:
+                raise PortalError(
+                    f"{incident.number} awaits payment of its order: record or cancel the order "
+                    "first.",
+                    field="billing",
+                )
             changes["billing"] = [incident.billing, billing]
             incident.billing = billing
             fields.append("billing")
@@ -526,18 +602,7 @@ def incident_deadlines_sweep(*, now=None) -> int:
             if incident.next_deadline is None or incident.next_deadline >= now:
                 continue
             name = "first response" if incident.first_response_at is None else "update"
-            key = f"{name} due {incident.next_deadline.isoformat()}"
-            if key in incident.breached:
-                continue
-            incident.breached = [*incident.breached, key]
-            incident.save(update_fields=["breached"])
-            audit_record(
-                actor=None,
-                action="incident.deadline_breached",
-                target=incident,
-                account=incident.account,
-                changes={"deadline": key},
-            )
-            _mail(incident, f"breach:{name}")
-            breached += 1
+            if _record_breach(incident, name, incident.next_deadline):
+                incident.save(update_fields=["breached"])
+                breached += 1
     return breached

@@ -77,7 +77,7 @@ def support_home(request):
             "form": form,
             "extra_needed": extra_needed,
             "extra_price": support_incident_price(account),
-            "incidents": Incident.objects.filter(account=account).order_by("-opened_at")[:50],
+            "incidents": Incident.objects.filter(account=account).order_by("-opened_at"),
             "docs_url": settings.SUPPORT_DOCS_URL,
             "support_email": settings.SUPPORT_EMAIL,
         },

@@ -244,3 +244,66 @@ def test_the_support_page_and_another_accounts_incident(client):
     page = client.get(reverse("support_home"))
     assert "designated support contact" in page.text and owner_of(account).email in page.text
     assert client.get(reverse("service_levels")).status_code == 200
+
+
+# --- regressions from review ---------------------------------------------------------
+
+
+def test_a_cancelled_extra_order_closes_its_incident_and_one_extra_waits_at_a_time(extra_price):
+    account = cloud_account(1)
+    open_one(account)
+    extra = open_one(account, confirm_extra=True)
+    with pytest.raises(PortalError, match="awaiting payment of its order"):
+        open_one(account, confirm_extra=True)
+    billing_services.order_cancel(
+        actor=owner_of(account), order=Order.objects.get(pk=extra.order_id)
+    )
+    extra.refresh_from_db()
+    assert extra.state == "closed" and extra.next_deadline is None
+    assert open_one(account, confirm_extra=True).state == "awaiting_payment"
+
+
+def test_a_new_severity_brings_its_own_targets():
+    from django.contrib.auth.models import Group
+
+    account = cloud_account(4)
+    incident = open_one(account, severity="P4")  # 16 business hours
+    agent = UserFactory(is_staff=True)
+    agent.groups.add(Group.objects.get(name="Support agent"))
+    services.incident_update(actor=agent, incident=incident, severity="P1", now=TUESDAY)
+    incident.refresh_from_db()
+    assert incident.first_response_due_at == deadlines.add_business_hours(TUESDAY, 1)
+    assert incident.next_deadline == incident.first_response_due_at
+
+
+def test_a_late_first_answer_is_recorded_as_a_breach_and_a_reopened_unanswered_incident_keeps_its_deadline():
+    from django.contrib.auth.models import Group
+
+    account = cloud_account(4)
+    incident = open_one(account, severity="P1")  # due 15:00
+    agent = UserFactory(is_staff=True)
+    agent.groups.add(Group.objects.get(name="Support agent"))
+    services.incident_set_state(actor=agent, incident=incident, state="resolved", now=TUESDAY)
+    services.incident_reply(
+        actor=owner_of(account), incident=incident, body="Still broken", now=TUESDAY
+    )
+    incident.refresh_from_db()
+    assert (
+        incident.state == "in_progress" and incident.next_deadline == incident.first_response_due_at
+    )
+    late = datetime(2026, 3, 10, 20, 30, tzinfo=UTC)
+    services.incident_respond(actor=agent, incident=incident, body="Looking", now=late)
+    incident.refresh_from_db()
+    assert len(incident.breached) == 1 and incident.breached[0].startswith("first response")
+    assert services.incident_deadlines_sweep(now=late) == 0
+
+
+def test_a_29_february_start_keeps_its_anniversaries():
+    assert services.support_year(date(2024, 2, 29), date(2028, 2, 28)) == (
+        date(2027, 2, 28),
+        date(2028, 2, 29),
+    )
+    assert services.support_year(date(2024, 2, 29), date(2028, 2, 29)) == (
+        date(2028, 2, 29),
+        date(2029, 2, 28),
+    )
