@@ -241,11 +241,65 @@ class AuditEventAdmin(ReadOnlyAdmin):
     date_hierarchy = "created_at"
 
 
+def describe_changes(changes, transition_keys=()) -> str:
+    """An audit row's changes in one line: `state: received → in_review; note: …`."""
+    if not isinstance(changes, dict):
+        return str(changes or "")
+    parts = []
+    for key, value in changes.items():
+        if isinstance(value, list) and len(value) == 2 and key in transition_keys:
+            value = f"{value[0]} → {value[1]}"
+        parts.append(f"{key}: {value}")
+    return "; ".join(parts)
+
+
 class ReviewPageAdmin(admin.ModelAdmin):
     """A console whose change page is a review page of service-backed actions (refund
-    requests, incidents): `_act(request, obj)` runs a posted action and returns
-    (done, bound forms); `_review(request, obj, bound, extra_context)` renders the page.
+    requests, incidents): `_perform(request, obj, action, posted)` runs a posted action
+    and returns what it did (None when it said so itself), putting the form it bound in
+    `posted["form"]`; `_review(request, obj, bound, extra_context)` renders the page.
     Staff who may only view see it without forms; a POST from them is refused."""
+
+    badge_prefix = "review"  # CSS class of the queue's badges
+    vendor_tz = None  # the zone "due today" is counted in: refunds.deadlines.vendor_tz
+    transition_keys = ("state",)  # audit changes shown as "old → new" in the history
+
+    def breached_names(self, obj) -> list[str]:
+        return list(obj.breached or [])
+
+    def deadline_badges(self, obj, now) -> list[tuple[str, str]]:
+        """(css class, text): overdue, due today (in the vendor's zone), breached."""
+        badges = []
+        due = obj.next_deadline
+        if due is not None:
+            tz = self.vendor_tz()
+            if due < now:
+                badges.append(("overdue", "overdue"))
+            elif due.astimezone(tz).date() == now.astimezone(tz).date():
+                badges.append(("due-today", "due today"))
+        names = self.breached_names(obj)
+        if names:
+            badges.append(("breached", "breached: " + ", ".join(names)))
+        return badges
+
+    def render_badges(self, obj, now):
+        from django.utils.html import format_html_join
+
+        prefix = self.badge_prefix
+        return format_html_join(
+            " ",
+            f'<span class="{prefix}-badge {prefix}-badge-{{}}">{{}}</span>',
+            self.deadline_badges(obj, now),
+        )
+
+    def history(self, obj) -> list:
+        """The object's audit trail, oldest first, each with its changes in one line."""
+        return [
+            (event, describe_changes(event.changes, self.transition_keys))
+            for event in AuditEvent.objects.filter(
+                object_type=obj._meta.label_lower, object_id=str(obj.pk)
+            ).order_by("created_at", "id")
+        ]
 
     # Rows are the services': never added or deleted in the console.
     def has_add_permission(self, request):
@@ -278,6 +332,27 @@ class ReviewPageAdmin(admin.ModelAdmin):
             f"admin:{self.opts.app_label}_{self.opts.model_name}_change", args=[object_id]
         )
         return HttpResponseRedirect(f"{url}#history")
+
+    def _act(self, request, obj):
+        """(True, {}) when the posted action was done, else (False, the bound forms)."""
+        from django.contrib import messages
+
+        from .errors import PortalError
+
+        posted = {}
+        try:
+            done = self._perform(request, obj, request.POST.get("action", ""), posted)
+        except PortalError as exc:
+            self.message_user(request, exc.message, messages.ERROR)
+            form = posted.get("form")
+            if form is None:
+                return False, {}
+            if exc.field in form.fields:
+                form.add_error(exc.field, exc.message)
+            return False, {form.prefix: form}
+        if done:
+            self.message_user(request, done, messages.SUCCESS)
+        return True, {}
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
         from django.contrib.admin.utils import unquote

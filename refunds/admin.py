@@ -10,11 +10,10 @@ from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path
 from django.utils import timezone
-from django.utils.html import format_html_join
 
 from accounts.admin import ReadOnlyAdmin, ReviewPageAdmin
 from accounts.errors import PortalError
-from accounts.models import Account, AuditEvent
+from accounts.models import Account
 from billing.models import Order, OrderLine
 from billing.money import Money
 
@@ -119,37 +118,6 @@ def deadline_name(refund: RefundRequest) -> str:
     return "decide"
 
 
-def deadline_badges(refund: RefundRequest, now) -> list[tuple[str, str]]:
-    """(css class, text): overdue, due today (in the vendor's zone), breached deadlines."""
-    badges = []
-    due = refund.next_deadline
-    if due is not None:
-        tz = vendor_tz()
-        if due < now:
-            badges.append(("overdue", "overdue"))
-        elif due.astimezone(tz).date() == now.astimezone(tz).date():
-            badges.append(("due-today", "due today"))
-    if refund.breached:
-        badges.append(("breached", "breached: " + ", ".join(refund.breached)))
-    return badges
-
-
-def render_badges(badges):
-    return format_html_join(" ", '<span class="refund-badge refund-badge-{}">{}</span>', badges)
-
-
-def describe_changes(changes) -> str:
-    """An audit row's changes in one line: `state: received → in_review; note: …`."""
-    if not isinstance(changes, dict):
-        return str(changes or "")
-    parts = []
-    for key, value in changes.items():
-        if isinstance(value, list) and len(value) == 2 and key in ("state", "holder"):
-            value = f"{value[0]} → {value[1]}"
-        parts.append(f"{key}: {value}")
-    return "; ".join(parts)
-
-
 def _money(amount, currency: str) -> str:
     return f"{Money(amount, currency).rounded().amount} {currency}"
 
@@ -194,6 +162,9 @@ class RefundRequestAdmin(ReviewPageAdmin):
     ordering = [F("next_deadline").asc(nulls_last=True), "id"]
     actions = ["acknowledge", "take"]
     review_template = "admin/refunds/refundrequest/review.html"
+    badge_prefix = "refund"
+    transition_keys = ("state", "holder")
+    vendor_tz = staticmethod(vendor_tz)
 
     # --- the queue -------------------------------------------------------------------------
 
@@ -206,7 +177,7 @@ class RefundRequestAdmin(ReviewPageAdmin):
 
     @admin.display(description="Badges", ordering="next_deadline")
     def badges(self, refund):
-        return render_badges(deadline_badges(refund, timezone.now()))
+        return self.render_badges(refund, timezone.now())
 
     def _bulk(self, request, queryset, run, done, *, skip=None):
         for refund in queryset.order_by("pk"):
@@ -278,89 +249,77 @@ class RefundRequestAdmin(ReviewPageAdmin):
         response["Cache-Control"] = "private, no-store"
         return response
 
-    def _act(self, request, refund):
-        """Run the action posted; (True, {}) when done, else (False, the bound forms)."""
-        action = request.POST.get("action", "")
+    def _perform(self, request, refund, action, posted):
+        """Run the action posted and say what was done; a form bound from the post goes
+        in posted["form"], so that a refusal shows it again with its input."""
         user = request.user
-        form = None
-        try:
-            if action == "take":
-                refund = services.refund_request_take(actor=user, request=refund)
-                done = f"You hold {refund.number}; it is {refund.get_state_display().lower()}."
-            elif action == "acknowledge":
-                refund = services.refund_request_acknowledge(actor=user, request=refund)
-                done = f"{refund.number} is {refund.get_state_display().lower()}."
-            elif action == "line":
-                line = get_object_or_404(
-                    refund.lines.select_related("order_line"), pk=_pk(request.POST.get("line"))
-                )
-                form = LineDecisionForm(request.POST, line=line)
-                if not form.is_valid():
-                    raise PortalError("Correct the decision below.")
-                data = form.cleaned_data
-                line = services.refund_line_decide(
-                    actor=user,
-                    line=line,
-                    approve=form.approve,
-                    amount=data["amount"].strip() or None,
-                    reason=data["reason"],
-                )
-                if line.decision == "approved":
-                    done = (
-                        f"{form.line.order_line.description}: "
-                        f"{_money(line.approved_amount, refund.currency)} approved."
-                    )
-                else:
-                    done = f"{form.line.order_line.description}: denied."
-            elif action == "ask":
-                form = AskInfoForm(request.POST)
-                if not form.is_valid():
-                    raise PortalError("Correct the question below.")
-                refund = services.refund_request_ask_info(
-                    actor=user, request=refund, question=form.cleaned_data["question"]
-                )
+        if action == "take":
+            refund = services.refund_request_take(actor=user, request=refund)
+            done = f"You hold {refund.number}; it is {refund.get_state_display().lower()}."
+        elif action == "acknowledge":
+            refund = services.refund_request_acknowledge(actor=user, request=refund)
+            done = f"{refund.number} is {refund.get_state_display().lower()}."
+        elif action == "line":
+            line = get_object_or_404(
+                refund.lines.select_related("order_line"), pk=_pk(request.POST.get("line"))
+            )
+            form = posted["form"] = LineDecisionForm(request.POST, line=line)
+            if not form.is_valid():
+                raise PortalError("Correct the decision below.")
+            data = form.cleaned_data
+            line = services.refund_line_decide(
+                actor=user,
+                line=line,
+                approve=form.approve,
+                amount=data["amount"].strip() or None,
+                reason=data["reason"],
+            )
+            if line.decision == "approved":
                 done = (
-                    f"{refund.number}: the customer was asked; the clock stops until they answer."
+                    f"{form.line.order_line.description}: "
+                    f"{_money(line.approved_amount, refund.currency)} approved."
                 )
-            elif action == "decide":
-                refund = services.refund_request_decide(actor=user, request=refund)
+            else:
+                done = f"{form.line.order_line.description}: denied."
+        elif action == "ask":
+            form = posted["form"] = AskInfoForm(request.POST)
+            if not form.is_valid():
+                raise PortalError("Correct the question below.")
+            refund = services.refund_request_ask_info(
+                actor=user, request=refund, question=form.cleaned_data["question"]
+            )
+            done = f"{refund.number}: the customer was asked; the clock stops until they answer."
+        elif action == "decide":
+            refund = services.refund_request_decide(actor=user, request=refund)
+            done = (
+                f"{refund.number} decided: {refund.get_outcome_display().lower()}, "
+                f"{_money(refund.approved_total, refund.currency)}; it is "
+                f"{refund.get_state_display().lower()}."
+            )
+        elif action == "close":
+            refund = services.refund_request_close(actor=user, request=refund)
+            done = f"{refund.number} is closed."
+        elif action in ("record_payout", "retry"):
+            payout = get_object_or_404(refund.payouts.all(), pk=_pk(request.POST.get("payout")))
+            if action == "retry":
+                payout = services.refund_payout_retry(actor=user, payout=payout)
+                done = f"The {payout.get_method_display().lower()} is tried again."
+            else:
+                form = posted["form"] = ManualPayoutForm(request.POST, payout=payout)
+                if not form.is_valid():
+                    raise PortalError("Correct the reference below.")
+                payout = services.refund_payout_record_manual(
+                    actor=user, payout=payout, reference=form.cleaned_data["reference"]
+                )
+                refund.refresh_from_db()
                 done = (
-                    f"{refund.number} decided: {refund.get_outcome_display().lower()}, "
-                    f"{_money(refund.approved_total, refund.currency)}; it is "
+                    f"Payout of {_money(payout.amount, payout.currency)} recorded "
+                    f"({payout.reference}); {refund.number} is "
                     f"{refund.get_state_display().lower()}."
                 )
-            elif action == "close":
-                refund = services.refund_request_close(actor=user, request=refund)
-                done = f"{refund.number} is closed."
-            elif action in ("record_payout", "retry"):
-                payout = get_object_or_404(refund.payouts.all(), pk=_pk(request.POST.get("payout")))
-                if action == "retry":
-                    payout = services.refund_payout_retry(actor=user, payout=payout)
-                    done = f"The {payout.get_method_display().lower()} is tried again."
-                else:
-                    form = ManualPayoutForm(request.POST, payout=payout)
-                    if not form.is_valid():
-                        raise PortalError("Correct the reference below.")
-                    payout = services.refund_payout_record_manual(
-                        actor=user, payout=payout, reference=form.cleaned_data["reference"]
-                    )
-                    refund.refresh_from_db()
-                    done = (
-                        f"Payout of {_money(payout.amount, payout.currency)} recorded "
-                        f"({payout.reference}); {refund.number} is "
-                        f"{refund.get_state_display().lower()}."
-                    )
-            else:
-                raise PortalError("Choose an action.")
-        except PortalError as exc:
-            self.message_user(request, exc.message, messages.ERROR)
-            if form is not None:
-                if exc.field in form.fields:
-                    form.add_error(exc.field, exc.message)
-                return False, {form.prefix: form}
-            return False, {}
-        self.message_user(request, done, messages.SUCCESS)
-        return True, {}
+        else:
+            raise PortalError("Choose an action.")
+        return done
 
     def _review(self, request, refund, bound, extra_context=None):
         can_act = self.has_change_permission(request, refund)
@@ -382,12 +341,6 @@ class RefundRequestAdmin(ReviewPageAdmin):
             ):
                 form = bound.get(f"payout-{payout.pk}") or ManualPayoutForm(payout=payout)
             payout_rows.append((payout, form))
-        history = [
-            (event, describe_changes(event.changes))
-            for event in AuditEvent.objects.filter(
-                object_type=RefundRequest._meta.label_lower, object_id=str(refund.pk)
-            ).order_by("created_at", "id")
-        ]
         pending = sum(1 for line in lines if line.decision == "pending")
         now = timezone.now()
         tz = vendor_tz()
@@ -410,7 +363,7 @@ class RefundRequestAdmin(ReviewPageAdmin):
             "has_view_permission": True,
             "can_act": can_act,
             "reason_label": REASON_LABELS.get(refund.reason, refund.reason),
-            "badges": render_badges(deadline_badges(refund, now)),
+            "badges": self.render_badges(refund, now),
             "next_deadline_name": deadline_name(refund),
             "deadlines": deadlines,
             "vendor_timezone": str(tz),
@@ -418,7 +371,7 @@ class RefundRequestAdmin(ReviewPageAdmin):
             "payout_rows": payout_rows,
             "evidence": list(refund.evidence.all()),
             "thread": list(refund.messages.select_related("author")),
-            "history": history,
+            "history": self.history(refund),
             "pending": pending,
             "may_take": can_act and refund.is_open and refund.holder_id != request.user.pk,
             "may_acknowledge": can_act and refund.state == State.RECEIVED,

@@ -7,11 +7,9 @@ from django.contrib import admin, messages
 from django.db.models import F
 from django.template.response import TemplateResponse
 from django.utils import timezone
-from django.utils.html import format_html_join
 
 from accounts.admin import AuditedAdmin, ReviewPageAdmin
 from accounts.errors import PortalError
-from accounts.models import AuditEvent
 from refunds.deadlines import vendor_tz
 
 from . import services
@@ -38,38 +36,6 @@ def breached_names(incident: Incident) -> list[str]:
         if name not in names:
             names.append(name)
     return names
-
-
-def deadline_badges(incident: Incident, now) -> list[tuple[str, str]]:
-    """(css class, text): overdue, due today (in the vendor's zone), breached deadlines."""
-    badges = []
-    due = incident.next_deadline
-    if due is not None:
-        tz = vendor_tz()
-        if due < now:
-            badges.append(("overdue", "overdue"))
-        elif due.astimezone(tz).date() == now.astimezone(tz).date():
-            badges.append(("due-today", "due today"))
-    names = breached_names(incident)
-    if names:
-        badges.append(("breached", "breached: " + ", ".join(names)))
-    return badges
-
-
-def render_badges(badges):
-    return format_html_join(" ", '<span class="incident-badge incident-badge-{}">{}</span>', badges)
-
-
-def describe_changes(changes) -> str:
-    """An audit row's changes in one line: `severity: P3 → P1; assignee: 4 → 7`."""
-    if not isinstance(changes, dict):
-        return str(changes or "")
-    parts = []
-    for key, value in changes.items():
-        if isinstance(value, list) and len(value) == 2:
-            value = f"{value[0]} → {value[1]}"
-        parts.append(f"{key}: {value}")
-    return "; ".join(parts)
 
 
 @admin.register(Incident)
@@ -103,6 +69,14 @@ class IncidentAdmin(ReviewPageAdmin):
     ordering = [F("next_deadline").asc(nulls_last=True), "id"]
     actions = ["assign_to_me"]
     review_template = "admin/support/incident/review.html"
+    badge_prefix = "incident"
+    # Every two-value change of an incident is a move: state, severity, scope, billing,
+    # assignee.
+    transition_keys = ("state", "severity", "scope", "billing", "assignee")
+    vendor_tz = staticmethod(vendor_tz)
+
+    def breached_names(self, incident):
+        return breached_names(incident)
 
     # --- the queue -------------------------------------------------------------------------
 
@@ -119,7 +93,7 @@ class IncidentAdmin(ReviewPageAdmin):
 
     @admin.display(description="Badges", ordering="next_deadline")
     def badges(self, incident):
-        return render_badges(deadline_badges(incident, timezone.now()))
+        return self.render_badges(incident, timezone.now())
 
     @admin.action(description="Assign to me", permissions=["change"])
     def assign_to_me(self, request, queryset):
@@ -143,70 +117,60 @@ class IncidentAdmin(ReviewPageAdmin):
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("account", "assignee", "opened_by")
 
-    def _act(self, request, incident):
-        """Run the action posted; (True, {}) when done, else (False, the bound forms)."""
-        action = request.POST.get("action", "")
+    def _perform(self, request, incident, action, posted):
+        """Run the action posted and say what was done; a form bound from the post goes
+        in posted["form"], so that a refusal shows it again with its input."""
         user = request.user
-        form = None
-        try:
-            if action == "answer":
-                form = AnswerForm(request.POST)
-                if not form.is_valid():
-                    raise PortalError("Correct the answer below.")
-                data = form.cleaned_data
-                services.incident_respond(
-                    actor=user, incident=incident, body=data["body"], wait=data["wait"]
-                )
-                incident.refresh_from_db()
-                done = (
-                    f"{incident.number}: the customer was answered; it is "
-                    f"{incident.get_state_display().lower()}."
-                )
-            elif action == "note":
-                form = NoteForm(request.POST)
-                if not form.is_valid():
-                    raise PortalError("Correct the note below.")
-                services.incident_respond(
-                    actor=user, incident=incident, body=form.cleaned_data["body"], internal=True
-                )
-                done = f"{incident.number}: internal note added (the customer does not see it)."
-            elif action == "update":
-                form = UpdateForm(request.POST, incident=incident)
-                if not form.is_valid():
-                    raise PortalError("Correct the changes below.")
-                # Only what staff changed: a reclassified incident's new billing (counted
-                # in the quota) is not overwritten by the billing the page showed.
-                changed = {
-                    name: form.cleaned_data[name]
-                    for name in ("severity", "scope", "billing", "assignee")
-                    if name in form.changed_data
-                }
-                if not changed:
-                    self.message_user(request, "Nothing changed.", messages.INFO)
-                    return True, {}
-                incident = services.incident_update(actor=user, incident=incident, **changed)
-                done = (
-                    f"{incident.number} updated: {incident.severity}, "
-                    f"{incident.get_scope_display().lower()}, "
-                    f"{incident.get_billing_display().lower()}; it is "
-                    f"{incident.get_state_display().lower()}"
-                    f"{f', assigned to {incident.assignee.email}' if incident.assignee else ''}."
-                )
-            elif action in ("resolve", "close"):
-                state = State.RESOLVED if action == "resolve" else State.CLOSED
-                incident = services.incident_set_state(actor=user, incident=incident, state=state)
-                done = f"{incident.number} is {incident.get_state_display().lower()}."
-            else:
-                raise PortalError("Choose an action.")
-        except PortalError as exc:
-            self.message_user(request, exc.message, messages.ERROR)
-            if form is not None:
-                if exc.field in form.fields:
-                    form.add_error(exc.field, exc.message)
-                return False, {form.prefix: form}
-            return False, {}
-        self.message_user(request, done, messages.SUCCESS)
-        return True, {}
+        if action == "answer":
+            form = posted["form"] = AnswerForm(request.POST)
+            if not form.is_valid():
+                raise PortalError("Correct the answer below.")
+            data = form.cleaned_data
+            services.incident_respond(
+                actor=user, incident=incident, body=data["body"], wait=data["wait"]
+            )
+            incident.refresh_from_db()
+            done = (
+                f"{incident.number}: the customer was answered; it is "
+                f"{incident.get_state_display().lower()}."
+            )
+        elif action == "note":
+            form = posted["form"] = NoteForm(request.POST)
+            if not form.is_valid():
+                raise PortalError("Correct the note below.")
+            services.incident_respond(
+                actor=user, incident=incident, body=form.cleaned_data["body"], internal=True
+            )
+            done = f"{incident.number}: internal note added (the customer does not see it)."
+        elif action == "update":
+            form = posted["form"] = UpdateForm(request.POST, incident=incident)
+            if not form.is_valid():
+                raise PortalError("Correct the changes below.")
+            # Only what staff changed: a reclassified incident's new billing (counted
+            # in the quota) is not overwritten by the billing the page showed.
+            changed = {
+                name: form.cleaned_data[name]
+                for name in ("severity", "scope", "billing", "assignee")
+                if name in form.changed_data
+            }
+            if not changed:
+                self.message_user(request, "Nothing changed.", messages.INFO)
+                return None
+            incident = services.incident_update(actor=user, incident=incident, **changed)
+            done = (
+                f"{incident.number} updated: {incident.severity}, "
+                f"{incident.get_scope_display().lower()}, "
+                f"{incident.get_billing_display().lower()}; it is "
+                f"{incident.get_state_display().lower()}"
+                f"{f', assigned to {incident.assignee.email}' if incident.assignee else ''}."
+            )
+        elif action in ("resolve", "close"):
+            state = State.RESOLVED if action == "resolve" else State.CLOSED
+            incident = services.incident_set_state(actor=user, incident=incident, state=state)
+            done = f"{incident.number} is {incident.get_state_display().lower()}."
+        else:
+            raise PortalError("Choose an action.")
+        return done
 
     def _review(self, request, incident, bound, extra_context=None):
         can_act = self.has_change_permission(request, incident)
@@ -220,12 +184,6 @@ class IncidentAdmin(ReviewPageAdmin):
             )
             if due is not None
         ]
-        history = [
-            (event, describe_changes(event.changes))
-            for event in AuditEvent.objects.filter(
-                object_type=Incident._meta.label_lower, object_id=str(incident.pk)
-            ).order_by("created_at", "id")
-        ]
         context = {
             **self.admin_site.each_context(request),
             "title": f"Incident {incident.number}",
@@ -235,14 +193,14 @@ class IncidentAdmin(ReviewPageAdmin):
             "incident": incident,
             "has_view_permission": True,
             "can_act": can_act,
-            "badges": render_badges(deadline_badges(incident, timezone.now())),
+            "badges": self.render_badges(incident, timezone.now()),
             "breached": breached_names(incident),
             "next_deadline_name": deadline_name(incident),
             "deadlines": deadlines,
             "vendor_timezone": str(tz),
             "contact": services.support_contact(incident.account),
             "thread": list(incident.messages.select_related("author")),
-            "history": history,
+            "history": self.history(incident),
             # A refused answer keeps its text on the page, even once the incident is shut.
             "answer_form": (
                 (bound.get("answer") or (AnswerForm() if active else None)) if can_act else None
