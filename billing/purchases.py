@@ -415,10 +415,6 @@ def credits_use(
     if units < 1:
         raise PortalError("Use at least one credit.", field="units")
     reference = clean_text(reference, field="reference", label="the reference", max_length=100)
-    if not reference:
-        raise PortalError(
-            "Give a reference, so that a retry is not counted twice.", field="reference"
-        )
     now = now or timezone.now()
     with transaction.atomic():
         _lock(account)
@@ -490,10 +486,6 @@ def usage_record(
     if quantity < 1:
         raise PortalError("Record a quantity of at least 1.", field="quantity")
     reference = clean_text(reference, field="reference", label="the reference", max_length=100)
-    if not reference:
-        raise PortalError(
-            "Give a reference, so that a retry is not counted twice.", field="reference"
-        )
     if product.kind != Product.Kind.USAGE or usage_price(account, product) is None:
         raise PortalError(
             f"{product.name} is not metered for this account's currency.", field="product"
@@ -746,17 +738,7 @@ def support_incident_order(*, actor, account: Account, description: str, now=Non
     from .services import _lock, _place_order
 
     now = now or timezone.now()
-    price = (
-        Price.objects.filter(
-            is_active=True,
-            product__is_active=True,
-            product__kind=Product.Kind.SUPPORT_INCIDENT,
-            currency=account.currency,
-        )
-        .select_related("product")
-        .order_by("pk")
-        .first()
-    )
+    price = _incident_price(account)
     if price is None:
         raise PortalError(
             f"Extra support incidents are not sold in {account.currency}: write to billing.",
@@ -782,15 +764,21 @@ def support_incident_order(*, actor, account: Account, description: str, now=Non
         )
 
 
-def support_incident_price(account: Account) -> Money | None:
-    price = (
+def _incident_price(account: Account) -> Price | None:
+    """The catalogue's price of an extra support incident in the account's currency."""
+    return (
         Price.objects.filter(
             is_active=True,
             product__is_active=True,
             product__kind=Product.Kind.SUPPORT_INCIDENT,
             currency=account.currency,
         )
+        .select_related("product")
         .order_by("pk")
         .first()
     )
+
+
+def support_incident_price(account: Account) -> Money | None:
+    price = _incident_price(account)
     return Money(price.amount, price.currency).rounded() if price else None

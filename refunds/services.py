@@ -21,6 +21,7 @@ from accounts.selectors import acts_on_billing
 from accounts.services import audit_record, clean_text, require_staff
 from billing.models import Order, OrderLine, Payment, Product, Subscription
 from billing.money import Money
+from billing.services import account_today
 
 from . import deadlines
 from .calendar import vendor_holidays
@@ -43,10 +44,6 @@ DELIVERED = {
     Product.Kind.PLUGIN: {OrderLine.Delivery.DOWNLOADED},
     Product.Kind.SERVICE: {OrderLine.Delivery.ACCEPTED},
 }
-
-
-def account_today(account: Account) -> date:
-    return timezone.localtime(timezone.now(), account.tzinfo).date()
 
 
 def active_preset():
@@ -369,7 +366,7 @@ def refund_request_submit(
                 f"“{line.order_line.description}” is already in {line.request.number}.",
                 field="lines",
             )
-        today = timezone.localtime(now, account.tzinfo).date()
+        today = account_today(account, now)
         decisions = decisions_for(
             account=account,
             lines=lines,

@@ -15,6 +15,7 @@ from accounts.models import Account, Membership
 from accounts.services import audit_record, clean_text, require_staff
 from billing import licences
 from billing.models import Licence, Order, OrderLine, Product, Subscription
+from billing.services import account_today
 
 from . import deadlines
 from .models import Incident, IncidentMessage
@@ -251,7 +252,7 @@ def incident_open(
         raise PortalError("Choose a severity from P1 to P4.", field="severity")
     with transaction.atomic():
         account = Account.objects.select_for_update().get(pk=account.pk)
-        today = timezone.localtime(now, account.tzinfo).date()
+        today = account_today(account, now)
         refusal = support_refusal(account=account, user=actor, today=today)
         if refusal is not None:
             if refusal.kind == "not_contact":

@@ -11,6 +11,7 @@ from django.utils import timezone
 from accounts.errors import NotAllowed, PortalError
 from accounts.views import member_view
 from billing.purchases import support_incident_price
+from billing.services import account_today
 
 from . import services
 from .forms import IncidentForm, ReplyForm
@@ -20,7 +21,7 @@ from .models import Incident, MaintenanceNotice
 @member_view()
 def support_home(request):
     account = request.portal.account
-    today = timezone.localtime(timezone.now(), account.tzinfo).date()
+    today = account_today(account)
     refusal = services.support_refusal(account=account, user=request.user, today=today)
     form = IncidentForm(request.POST or None)
     status, extra_needed = 200, False
