@@ -261,7 +261,7 @@ class ReviewPageAdmin(admin.ModelAdmin):
     Staff who may only view see it without forms; a POST from them is refused."""
 
     badge_prefix = "review"  # CSS class of the queue's badges
-    vendor_tz = None  # the zone "due today" is counted in: refunds.deadlines.vendor_tz
+    vendor_tz = None  # the zone "due today" is counted in: core.calendar.vendor_tz
     transition_keys = ("state",)  # audit changes shown as "old → new" in the history
 
     def breached_names(self, obj) -> list[str]:

@@ -49,7 +49,7 @@ def exception_handler(exc, context):
     return drf_exception_handler(exc, context)
 
 
-def _validated(serializer_class, request, **kwargs):
+def validated_input(serializer_class, request, **kwargs):
     serializer = serializer_class(data=request.data, **kwargs)
     serializer.is_valid(raise_exception=True)
     return serializer.validated_data
@@ -137,7 +137,7 @@ class MemberDetailView(AccountScopedView):
         if not self.membership.can_manage_members:
             raise PermissionDenied("Only an owner of the account can manage users and seats.")
         member = selectors.member_get(account=self.account, membership_id=membership_id)
-        data = _validated(MemberUpdateIn, request)
+        data = validated_input(MemberUpdateIn, request)
         member = services.membership_update(
             actor=request.user,
             membership=member,
@@ -163,7 +163,7 @@ class MemberReactivateView(AccountScopedView):
     @extend_schema(request=ReactivateIn, responses=MemberOut, summary="Reactivate a member")
     def post(self, request, account_id, membership_id):
         member = selectors.member_get(account=self.account, membership_id=membership_id)
-        data = _validated(ReactivateIn, request)
+        data = validated_input(ReactivateIn, request)
         member = services.membership_reactivate(
             actor=request.user, membership=member, with_seat=data["with_seat"]
         )
@@ -183,7 +183,7 @@ class InvitationListView(AccountScopedView):
         request=InvitationIn, responses={201: InvitationOut}, summary="Invite someone by email"
     )
     def post(self, request, account_id):
-        data = _validated(InvitationIn, request)
+        data = validated_input(InvitationIn, request)
         invitation, _ = services.invitation_create(
             actor=request.user,
             account=self.account,
@@ -233,7 +233,7 @@ class SupportContactView(AccountScopedView):
     def put(self, request, account_id):
         if not self.membership.can_manage_members:
             raise PermissionDenied("Only an owner can change the support contact.")
-        data = _validated(SupportContactIn, request)
+        data = validated_input(SupportContactIn, request)
         try:
             member = selectors.member_get(account=self.account, membership_id=data["membership"])
         except Http404 as exc:

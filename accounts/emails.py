@@ -7,7 +7,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 
-def _send(*, to: str, subject: str, template: str, context: dict) -> None:
+def send_templated(*, to: str, subject: str, template: str, context: dict) -> None:
     context = {**context, "PORTAL_NAME": settings.PORTAL_NAME}
     text = render_to_string(f"emails/{template}.txt", context)
     message = EmailMultiAlternatives(
@@ -27,7 +27,7 @@ def send_invitation(*, invitation, token: str) -> None:
     inviter = invitation.invited_by.get_full_name() if invitation.invited_by else "The owner"
     # Times in the mail are the account's local times, as on its pages.
     with timezone.override(invitation.account.tzinfo):
-        _send(
+        send_templated(
             to=invitation.email,
             subject=f"{inviter} invited you to {invitation.account.name} on {settings.PORTAL_NAME}",
             template="invitation",
@@ -36,7 +36,7 @@ def send_invitation(*, invitation, token: str) -> None:
 
 
 def send_invitation_expired(*, invitation) -> None:
-    _send(
+    send_templated(
         to=invitation.invited_by.email,
         subject=f"Your invitation to {invitation.email} expired",
         template="invitation_expired",

@@ -115,7 +115,7 @@ def customers(count: int):
 
     from django.contrib.auth.models import Group
 
-    from billing import purchases, services
+    from billing import services
     from billing.models import Price, Product
     from tests.factories import AccountFactory, UserFactory, owner_of
 
@@ -135,7 +135,7 @@ def customers(count: int):
     when = datetime(2026, 3, 2, 15, 0, tzinfo=UTC)
     for _ in range(count):
         account = AccountFactory(timezone="America/New_York")
-        order = purchases.purchase_place(
+        order = services.purchase_place(
             actor=owner_of(account),
             account=account,
             items=[{"price": price.pk} for price in prices],

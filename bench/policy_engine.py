@@ -25,7 +25,7 @@ import django
 
 django.setup()
 
-from refunds.calendar import vendor_holidays  # noqa: E402
+from core.calendar import vendor_holidays  # noqa: E402
 from refunds.policy import (  # noqa: E402
     KINDS,
     PRESETS,

@@ -240,14 +240,12 @@ class OrderAdmin(ReadOnlyRowsMixin, admin.ModelAdmin):
         permissions=["change"],
     )
     def accept_services(self, request, queryset):
-        from . import purchases
-
         lines = OrderLine.objects.filter(order__in=queryset, kind="service").exclude(
             delivery=OrderLine.Delivery.ACCEPTED
         )
         for line in lines.select_related("order"):
             try:
-                purchases.service_mark_accepted(actor=request.user, line=line)
+                services.service_mark_accepted(actor=request.user, line=line)
             except PortalError as exc:
                 self.message_user(request, f"{line.order.number}: {exc.message}", level="error")
             else:
@@ -374,10 +372,10 @@ class LicenceAdmin(ReadOnlyRowsMixin, admin.ModelAdmin):
 
     @admin.action(description="Revoke the selected keys", permissions=["change"])
     def revoke(self, request, queryset):
-        from .licences import licence_revoke
-
         for licence in queryset:
-            licence_revoke(licence=licence, actor=request.user, reason="revoked in the console")
+            services.licence_revoke(
+                licence=licence, actor=request.user, reason="revoked in the console"
+            )
         self.message_user(request, f"{queryset.count()} key(s) revoked.")
 
 

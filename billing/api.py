@@ -5,7 +5,7 @@ from drf_spectacular.utils import extend_schema
 from rest_framework.exceptions import ValidationError as DRFValidationError
 from rest_framework.response import Response
 
-from accounts.api import AccountScopedView, _validated
+from accounts.api import AccountScopedView, validated_input
 from accounts.pagination import Pagination
 
 from . import selectors, services
@@ -70,11 +70,11 @@ class SeatPreviewView(BillingView):
     )
     def post(self, request, account_id, subscription_id):
         subscription = self.subscription(subscription_id)
-        data = _validated(SeatChangeIn, request)
+        data = validated_input(SeatChangeIn, request)
         quote = services.subscription_seat_quote(
             subscription=subscription,
             quantity=data["quantity"],
-            today=services.account_today(self.account),
+            today=selectors.account_today(self.account),
         )
         return Response(QuoteOut(quote).data)
 
@@ -87,7 +87,7 @@ class SeatChangeView(BillingView):
     )
     def post(self, request, account_id, subscription_id):
         subscription = self.subscription(subscription_id)
-        data = _validated(SeatChangeIn, request)
+        data = validated_input(SeatChangeIn, request)
         expected = data.get("expected_amount")
         subscription, quote, order = services.subscription_change_seats(
             actor=request.user,
@@ -143,11 +143,11 @@ class PlanPreviewView(BillingView):
     )
     def post(self, request, account_id, subscription_id):
         subscription = self.subscription(subscription_id)
-        data = _validated(PlanChangeIn, request)
+        data = validated_input(PlanChangeIn, request)
         quote = services.subscription_plan_quote(
             subscription=subscription,
             price=_price(data["price"]),
-            today=services.account_today(self.account),
+            today=selectors.account_today(self.account),
         )
         return Response(PlanQuoteOut(plan_quote_data(quote)).data)
 
@@ -160,7 +160,7 @@ class PlanChangeView(BillingView):
     )
     def post(self, request, account_id, subscription_id):
         subscription = self.subscription(subscription_id)
-        data = _validated(PlanChangeIn, request)
+        data = validated_input(PlanChangeIn, request)
         price = _price(data["price"])
         expected = data.get("expected_amount")
         subscription, quote, order = services.subscription_change_plan(
@@ -186,7 +186,7 @@ class CancelView(BillingView):
     )
     def post(self, request, account_id, subscription_id):
         subscription = self.subscription(subscription_id)
-        data = _validated(CancelIn, request)
+        data = validated_input(CancelIn, request)
         subscription = services.subscription_set_cancel_at_period_end(
             actor=request.user, subscription=subscription, cancel=data["cancel"]
         )
@@ -200,7 +200,7 @@ class StartView(BillingView):
         summary="Start a plan: a free trial, or the first period paid now",
     )
     def post(self, request, account_id):
-        data = _validated(StartIn, request)
+        data = validated_input(StartIn, request)
         subscription, order = services.subscription_start(
             actor=request.user,
             account=self.account,

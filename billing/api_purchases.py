@@ -8,10 +8,10 @@ from rest_framework.response import Response
 from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
-from accounts.api import _validated
+from accounts.api import validated_input
 from accounts.pagination import Pagination
 
-from . import licences, purchases, selectors, services
+from . import selectors, services
 from .api import BillingView
 from .models import Product
 from .money import Money
@@ -34,11 +34,11 @@ class PriceOut(serializers.Serializer):
 
 class ItemIn(serializers.Serializer):
     price = serializers.IntegerField(min_value=1, max_value=2**63 - 1)
-    quantity = serializers.IntegerField(min_value=1, max_value=purchases.MAX_QUANTITY, default=1)
+    quantity = serializers.IntegerField(min_value=1, max_value=services.MAX_QUANTITY, default=1)
 
 
 class PurchaseIn(serializers.Serializer):
-    items = ItemIn(many=True, allow_empty=False, max_length=purchases.MAX_ITEMS)
+    items = ItemIn(many=True, allow_empty=False, max_length=services.MAX_ITEMS)
     expected_total = serializers.DecimalField(
         max_digits=14,
         decimal_places=2,
@@ -74,7 +74,7 @@ def _quote_data(quote) -> dict:
 class CatalogueView(BillingView):
     @extend_schema(responses=PriceOut(many=True), summary="What the account can buy")
     def get(self, request, account_id):
-        return Response(PriceOut(purchases.catalogue(account=self.account), many=True).data)
+        return Response(PriceOut(selectors.catalogue(account=self.account), many=True).data)
 
 
 class PurchasePreviewView(BillingView):
@@ -84,11 +84,11 @@ class PurchasePreviewView(BillingView):
         summary="What buying these items would cost, line by line (changes nothing)",
     )
     def post(self, request, account_id):
-        data = _validated(PurchaseIn, request)
-        quote = purchases.purchase_quote(
+        data = validated_input(PurchaseIn, request)
+        quote = services.purchase_quote(
             account=self.account,
             items=[dict(item) for item in data["items"]],
-            today=services.account_today(self.account),
+            today=selectors.account_today(self.account),
         )
         return Response(PurchaseQuoteOut(_quote_data(quote)).data)
 
@@ -100,9 +100,9 @@ class PurchaseView(BillingView):
         summary="Buy catalogue items: one order, one payment, delivered when paid",
     )
     def post(self, request, account_id):
-        data = _validated(PurchaseIn, request)
+        data = validated_input(PurchaseIn, request)
         expected = data.get("expected_total")
-        order = purchases.purchase_place(
+        order = services.purchase_place(
             actor=request.user,
             account=self.account,
             items=[dict(item) for item in data["items"]],
@@ -148,7 +148,7 @@ class LicenceOut(serializers.Serializer):
     key = serializers.SerializerMethodField()
 
     def get_key(self, licence) -> str | None:
-        return licences.licence_key(licence) if licence.status == "active" else None
+        return selectors.licence_key(licence) if licence.status == "active" else None
 
 
 class SupportRenewalIn(serializers.Serializer):
@@ -192,7 +192,7 @@ class LicencesView(BillingView):
     )
     def get(self, request, account_id):
         view = selectors.on_premise(
-            account=self.account, today=services.account_today(self.account)
+            account=self.account, today=selectors.account_today(self.account)
         )
         if view is None:
             raise Http404("This account has no licences.")
@@ -217,9 +217,9 @@ class SupportRenewalPreviewView(BillingView):
         summary="What renewing on-premise support would cover and cost (changes nothing)",
     )
     def post(self, request, account_id):
-        data = _validated(SupportRenewalIn, request)
-        quote = licences.support_renewal_quote(
-            account=self.account, users=data["users"], today=services.account_today(self.account)
+        data = validated_input(SupportRenewalIn, request)
+        quote = selectors.support_renewal_quote(
+            account=self.account, users=data["users"], today=selectors.account_today(self.account)
         )
         return Response(SupportRenewalOut(quote).data)
 
@@ -229,9 +229,9 @@ class SupportRenewalView(BillingView):
         request=SupportRenewalIn, responses={201: OrderOut}, summary="Renew on-premise support"
     )
     def post(self, request, account_id):
-        data = _validated(SupportRenewalIn, request)
+        data = validated_input(SupportRenewalIn, request)
         expected = data.get("expected_amount")
-        order = purchases.support_renew(
+        order = services.support_renew(
             actor=request.user,
             account=self.account,
             users=data["users"],
@@ -266,8 +266,8 @@ class LicenceActivateView(APIView):
         summary="Activate a self-hosted installation with its licence key",
     )
     def post(self, request):
-        data = _validated(LicenceActivateIn, request)
-        licence = licences.licence_activate(key=data["key"], instance=data.get("instance", ""))
+        data = validated_input(LicenceActivateIn, request)
+        licence = services.licence_activate(key=data["key"], instance=data.get("instance", ""))
         return Response(LicenceActivateOut(licence).data)
 
 
@@ -299,7 +299,7 @@ def _product(code: str, kind: str) -> Product:
 class CreditsView(BillingView):
     @extend_schema(responses=CreditOut(many=True), summary="Credits bought, used and left")
     def get(self, request, account_id):
-        return Response(CreditOut(purchases.credits_left(account=self.account), many=True).data)
+        return Response(CreditOut(selectors.credits_left(account=self.account), many=True).data)
 
 
 class CreditUseView(BillingView):
@@ -309,15 +309,15 @@ class CreditUseView(BillingView):
         summary="Use credits, oldest pack first",
     )
     def post(self, request, account_id):
-        data = _validated(CreditUseIn, request)
-        purchases.credits_use(
+        data = validated_input(CreditUseIn, request)
+        services.credits_use(
             actor=request.user,
             account=self.account,
             product=_product(data["product"], Product.Kind.CREDIT_PACK),
             units=data["units"],
             reference=data["reference"],
         )
-        return Response(CreditOut(purchases.credits_left(account=self.account), many=True).data)
+        return Response(CreditOut(selectors.credits_left(account=self.account), many=True).data)
 
 
 class UsageIn(serializers.Serializer):
@@ -341,8 +341,8 @@ class UsageOut(serializers.Serializer):
 class UsageView(BillingView):
     @extend_schema(responses=UsageOut(many=True), summary="Metered use this month")
     def get(self, request, account_id):
-        rows = purchases.usage_summary(
-            account=self.account, today=services.account_today(self.account)
+        rows = selectors.usage_summary(
+            account=self.account, today=selectors.account_today(self.account)
         )
         return Response(UsageOut(rows, many=True).data)
 
@@ -350,8 +350,8 @@ class UsageView(BillingView):
         request=UsageIn, responses={201: UsageOut(many=True)}, summary="Record metered use"
     )
     def post(self, request, account_id):
-        data = _validated(UsageIn, request)
-        purchases.usage_record(
+        data = validated_input(UsageIn, request)
+        services.usage_record(
             actor=request.user,
             account=self.account,
             product=_product(data["product"], Product.Kind.USAGE),
@@ -359,7 +359,7 @@ class UsageView(BillingView):
             reference=data["reference"],
             used_on=data.get("used_on"),
         )
-        rows = purchases.usage_summary(
-            account=self.account, today=services.account_today(self.account)
+        rows = selectors.usage_summary(
+            account=self.account, today=selectors.account_today(self.account)
         )
         return Response(UsageOut(rows, many=True).data, status=201)

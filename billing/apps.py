@@ -8,8 +8,11 @@ class BillingConfig(AppConfig):
     def ready(self):
         from accounts.services import ACTIVATION_GUARDS, SEAT_GUARDS, SEATS_PAID_OWNERS
 
-        from .licences import support_seat_refusal
-        from .services import plan_keeps_licence_screen, seats_paid_owned_by_plan
+        from .selectors import (
+            plan_keeps_licence_screen,
+            seats_paid_owned_by_plan,
+            support_seat_refusal,
+        )
 
         if seats_paid_owned_by_plan not in SEATS_PAID_OWNERS:
             SEATS_PAID_OWNERS.append(seats_paid_owned_by_plan)

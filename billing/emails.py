@@ -3,8 +3,10 @@
 from django.conf import settings
 from django.urls import reverse
 
-from accounts.emails import _send
+from accounts.emails import send_templated
 from accounts.models import Membership
+
+from .selectors import licence_key
 
 
 def _billing_recipients(account, preferred=None) -> list[str]:
@@ -22,11 +24,9 @@ def _billing_recipients(account, preferred=None) -> list[str]:
 
 
 def send_licence_key(*, licence) -> None:
-    from .licences import licence_key
-
     url = settings.PORTAL_BASE_URL.rstrip("/") + reverse("settings_billing")
     for to in _billing_recipients(licence.account, licence.line.order.created_by):
-        _send(
+        send_templated(
             to=to,
             subject=f"Your {licence.product.name} licence key ({licence.line.order.number})",
             template="licence_key",

@@ -384,7 +384,7 @@ class Payment(models.Model):
 class Licence(models.Model):
     """A licence key for users of self-hosted software (a perpetual licence or a plugin).
 
-    The key is derived from the id under SECRET_KEY (billing.licences.licence_key),
+    The key is derived from the id under SECRET_KEY (billing.selectors.licence_key),
     never stored. Renouncing users (1CRM terms: renewing support for fewer users)
     lowers the users the key covers; a revoked key covers none.
     """

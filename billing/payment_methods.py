@@ -21,7 +21,7 @@ from accounts.errors import PortalError
 from accounts.services import audit_record
 
 from .gateways.stripe import api_options, customer_id_for
-from .services import _require_billing_role
+from .services.common import require_billing_role
 
 logger = logging.getLogger(__name__)
 
@@ -72,7 +72,7 @@ def card_on_file(*, account) -> Card | None:
 
 def card_setup_start(*, actor, account):
     """A SetupIntent for the account's customer (created on first use) for Stripe.js."""
-    _require_billing_role(actor=actor, account=account)
+    require_billing_role(actor=actor, account=account)
     customer, created = Customer.get_or_create(
         subscriber=account,
         livemode=settings.STRIPE_LIVE_MODE,
@@ -98,7 +98,7 @@ def card_setup_start(*, actor, account):
 
 def card_set_default(*, actor, account, setup_intent_id: str) -> Card:
     """The card of a succeeded SetupIntent becomes the one charged; the previous one goes."""
-    _require_billing_role(actor=actor, account=account)
+    require_billing_role(actor=actor, account=account)
     customer_id = customer_id_for(account)
     refused = PortalError("That card was not set up; try again.", field="setup_intent")
     if customer_id is None or not str(setup_intent_id).startswith("seti_"):

@@ -1,11 +1,35 @@
+"""Billing's reads: what pages, endpoints, jobs and the apps built on billing show or
+check, each query shaped for its caller. No writes here: those are billing.services."""
+
+import hashlib
+import hmac
 from dataclasses import dataclass
+from datetime import date
 from decimal import Decimal
 
+from django.conf import settings
+from django.db.models import Case, Exists, F, IntegerField, OuterRef, Prefetch, Sum, Value, When
+from django.http import Http404
+from django.utils import timezone
+
+from accounts import selectors as account_selectors
+from accounts.errors import PortalError
 from accounts.models import Account
 
 from .ledger import CreditLot, allocate_oldest_first
-from .models import LedgerEntry
+from .models import (
+    LedgerEntry,
+    Licence,
+    Order,
+    OrderLine,
+    Payment,
+    Price,
+    Product,
+    Subscription,
+    UsageRecord,
+)
 from .money import Money
+from .periods import SupportRenewal, support_renewal_period
 
 # Orders and payments the Billing page lists, newest first; the API pages through all.
 PAGE_ROWS = 25
@@ -42,7 +66,6 @@ def ledger_view(*, account: Account, currency: str) -> LedgerView:
 
 def subscription_current(*, account: Account):
     """The account's live plan (the per-seat subscription whose quantity is its seats)."""
-    from .models import Subscription
 
     return (
         Subscription.objects.plans()
@@ -54,9 +77,6 @@ def subscription_current(*, account: Account):
 
 
 def order_get(*, account: Account, order_id):
-    from django.http import Http404
-
-    from .models import Order
 
     order = Order.objects.filter(account=account, pk=order_id).first()
     if order is None:
@@ -65,9 +85,6 @@ def order_get(*, account: Account, order_id):
 
 
 def order_list(*, account: Account, limit: int | None = PAGE_ROWS):
-    from django.db.models import Prefetch
-
-    from .models import Order, OrderLine, Payment
 
     orders = (
         Order.objects.filter(account=account)
@@ -82,7 +99,6 @@ def order_list(*, account: Account, limit: int | None = PAGE_ROWS):
 
 def plan_choices(*, subscription):
     """Plans the subscription can move to: same currency and interval, on sale."""
-    from .models import Price, Product
 
     return (
         Price.objects.filter(
@@ -100,7 +116,6 @@ def plan_choices(*, subscription):
 
 def start_choices(*, account: Account):
     """Plans an account can start: monthly or yearly, in its currency, on sale."""
-    from .models import Price, Product
 
     return (
         Price.objects.filter(
@@ -117,9 +132,6 @@ def start_choices(*, account: Account):
 
 def payment_list(*, account: Account, limit: int | None = PAGE_ROWS):
     """Payments, newest first, each with the order and lines it covered."""
-    from django.db.models import Prefetch
-
-    from .models import OrderLine, Payment
 
     payments = (
         Payment.objects.filter(account=account)
@@ -132,7 +144,6 @@ def payment_list(*, account: Account, limit: int | None = PAGE_ROWS):
 
 def addon_list(*, account: Account):
     """Recurring add-ons (premium features, quota add-ons) and their periods."""
-    from .models import Subscription
 
     return (
         Subscription.objects.addons()
@@ -145,7 +156,6 @@ def addon_list(*, account: Account):
 
 def quota_addons_active(*, account: Account):
     """One-off quota add-ons, active from the moment they were paid."""
-    from .models import OrderLine, Product
 
     return (
         OrderLine.objects.filter(
@@ -171,11 +181,6 @@ class OnPremise:
 
 def on_premise(*, account: Account, today) -> OnPremise | None:
     """Licences with their keys, and the support contract with today's renewal quote."""
-    from accounts.errors import PortalError
-
-    from . import licences as lic
-    from .models import Licence
-
     rows = list(Licence.objects.filter(account=account).select_related("product", "line__order"))
     if not rows:
         return None
@@ -184,18 +189,406 @@ def on_premise(*, account: Account, today) -> OnPremise | None:
         for row in rows
         if row.product.kind == "perpetual_license" and row.product.edition != "startup"
     )
-    contract = lic.support_contract(account)
+    contract = support_contract(account)
     renewal, refusal = None, ""
     if contract is not None and licensed:
         try:
-            renewal = lic.support_renewal_quote(account=account, users=licensed, today=today)
+            renewal = support_renewal_quote(account=account, users=licensed, today=today)
         except PortalError as exc:
             refusal = exc.message
     return OnPremise(
-        licences=[(row, lic.licence_key(row)) for row in rows],
+        licences=[(row, licence_key(row)) for row in rows],
         licensed=licensed,
         contract=contract,
-        active=lic.support_is_active(contract, today),
+        active=support_is_active(contract, today),
         renewal=renewal,
         renewal_refusal=refusal,
+    )
+
+
+def account_today(account: Account, now=None) -> date:
+    """Today in the account's zone: windows and periods are counted in its local dates."""
+    return timezone.localtime(now or timezone.now(), account.tzinfo).date()
+
+
+def seats_paid_owned_by_plan(account: Account) -> str | None:
+    """Registered with accounts: staff do not set seats paid by hand once a plan owns them."""
+
+    if licensed_users(account) is not None:
+        return "Seats paid follow the account's licences: buy or renounce licensed users."
+    if (
+        Subscription.objects.plans()
+        .filter(account=account)
+        .exclude(status=Subscription.Status.CANCELLED)
+        .exists()
+    ):
+        return "Seats paid follow the account's plan: change the seats on its subscription."
+    return None
+
+
+def plan_keeps_licence_screen(account: Account) -> str | None:
+    """Registered with accounts: no active account without a live plan once it had one."""
+    newest = Subscription.objects.plans().filter(account=account).order_by("-created_at").first()
+    if newest is not None and newest.status in (
+        Subscription.Status.LAPSED,
+        Subscription.Status.CANCELLED,
+    ):
+        return (
+            f"The account's plan is {newest.get_status_display().lower()}: it stays on the "
+            "licence screen until a plan is paid (1CRM terms)."
+        )
+    return None
+
+
+def order_open_for(subscription: Subscription) -> Order | None:
+    return (
+        Order.objects.filter(status=Order.Status.AWAITING_PAYMENT, lines__subscription=subscription)
+        .order_by("pk")
+        .first()
+    )
+
+
+def subscription_live(account: Account) -> Subscription | None:
+    return (
+        Subscription.objects.plans()
+        .filter(account=account)
+        .exclude(status=Subscription.Status.CANCELLED)
+        .first()
+    )
+
+
+def trial_available(account: Account) -> bool:
+    """A trial is for an account's first plan only."""
+    return not Subscription.objects.plans().filter(account=account).exists()
+
+
+PURCHASABLE_KINDS = (
+    Product.Kind.PREMIUM_FEATURE,
+    Product.Kind.QUOTA_ADDON,
+    Product.Kind.CREDIT_PACK,
+    Product.Kind.PERPETUAL_LICENSE,
+    Product.Kind.PLUGIN,
+    Product.Kind.SERVICE,
+)
+
+
+def catalogue(*, account: Account):
+    """What the account can buy on the Billing page, in its currency and for how it runs:
+    a cloud account is not offered on-premise items, nor an on-premise one cloud items."""
+    prices = (
+        Price.objects.filter(
+            is_active=True,
+            product__is_active=True,
+            product__kind__in=PURCHASABLE_KINDS,
+            currency=account.currency,
+        )
+        .select_related("product")
+        .order_by("product__kind", "product__name", "interval")
+    )
+    if licensed_users(account) is not None:
+        return prices.exclude(product__deployment=Product.Deployment.CLOUD)
+    if (
+        Subscription.objects.plans()
+        .filter(account=account)
+        .exclude(status=Subscription.Status.CANCELLED)
+        .exists()
+    ):
+        return prices.exclude(product__deployment=Product.Deployment.ON_PREMISE)
+    return prices
+
+
+@dataclass(frozen=True)
+class CreditBalance:
+    product: Product
+    units: int
+    used: int
+
+    @property
+    def left(self) -> int:
+        return self.units - self.used
+
+
+def credit_packs_paid(account: Account):
+    return OrderLine.objects.filter(
+        order__account=account,
+        order__status=Order.Status.PAID,
+        kind=Product.Kind.CREDIT_PACK,
+        units__isnull=False,
+    )
+
+
+def credits_left(*, account: Account) -> list[CreditBalance]:
+    rows = (
+        credit_packs_paid(account)
+        .values("product")
+        .annotate(units=Sum("units"), used=Sum("units_used"))
+        .order_by("product")
+    )
+    products = Product.objects.in_bulk([row["product"] for row in rows])
+    return [
+        CreditBalance(product=products[row["product"]], units=row["units"], used=row["used"])
+        for row in rows
+    ]
+
+
+def usage_price(account: Account, product: Product) -> Price | None:
+    return (
+        Price.objects.filter(
+            product=product,
+            product__kind=Product.Kind.USAGE,
+            currency=account.currency,
+            is_active=True,
+        )
+        .order_by("pk")
+        .first()
+    )
+
+
+@dataclass(frozen=True)
+class UsageSummary:
+    product: Product
+    price: Price | None
+    quantity: int  # this month so far
+    unbilled_before: int  # earlier months not yet charged
+
+    @property
+    def estimate(self) -> Money | None:
+        if self.price is None:
+            return None
+        return (Money(self.price.amount, self.price.currency) * self.quantity).rounded()
+
+
+def usage_summary(*, account: Account, today: date) -> list[UsageSummary]:
+    first = today.replace(day=1)
+    rows = (
+        UsageRecord.objects.filter(account=account)
+        .filter(used_on__gte=first)
+        .values("product")
+        .annotate(total=Sum("quantity"))
+    )
+    earlier = dict(
+        UsageRecord.objects.filter(account=account, line__isnull=True, used_on__lt=first)
+        .values("product")
+        .annotate(total=Sum("quantity"))
+        .values_list("product", "total")
+    )
+    current = {row["product"]: row["total"] for row in rows}
+    ids = set(current) | set(earlier)
+    products = Product.objects.in_bulk(ids)
+    prices = {
+        price.product_id: price
+        for price in Price.objects.filter(
+            product_id__in=ids, currency=account.currency, is_active=True
+        )
+    }
+    return [
+        UsageSummary(
+            product=products[pk],
+            price=prices.get(pk),
+            quantity=current.get(pk, 0),
+            unbilled_before=earlier.get(pk, 0),
+        )
+        for pk in sorted(ids)
+    ]
+
+
+def support_incident_price_row(account: Account) -> Price | None:
+    """The catalogue's price of an extra support incident in the account's currency."""
+    return (
+        Price.objects.filter(
+            is_active=True,
+            product__is_active=True,
+            product__kind=Product.Kind.SUPPORT_INCIDENT,
+            currency=account.currency,
+        )
+        .select_related("product")
+        .order_by("pk")
+        .first()
+    )
+
+
+def support_incident_price(account: Account) -> Money | None:
+    price = support_incident_price_row(account)
+    return Money(price.amount, price.currency).rounded() if price else None
+
+
+def licence_key_digest(pk: int) -> str:
+    mac = hmac.new(
+        settings.SECRET_KEY.encode(), f"licence:{pk}".encode(), hashlib.sha256
+    ).hexdigest()
+    return mac[:24].upper()
+
+
+def licence_key(licence: Licence) -> str:
+    """The key a self-hosted system activates with; derived, never stored."""
+    digest = licence_key_digest(licence.pk)
+    groups = "-".join(digest[i : i + 6] for i in range(0, 24, 6))
+    return f"LIC-{licence.pk:06d}-{groups}"
+
+
+def licence_from_key(key: str) -> Licence | None:
+    parts = (key or "").strip().upper().split("-")
+    if len(parts) != 6 or parts[0] != "LIC" or not parts[1].isdigit() or len(parts[1]) > 12:
+        return None
+    pk = int(parts[1])
+    if not hmac.compare_digest("".join(parts[2:]), licence_key_digest(pk)):
+        return None
+    return Licence.objects.select_related("account", "product", "line").filter(pk=pk).first()
+
+
+def licensed_users(account: Account) -> int | None:
+    """Users the account's perpetual licences cover; None for an account without any."""
+    # The free Startup Edition has no support (1CRM terms): it is not counted here.
+    rows = Licence.objects.filter(
+        account=account, product__kind=Product.Kind.PERPETUAL_LICENSE
+    ).exclude(product__edition=Product.Edition.STARTUP)
+    if not rows.exists():
+        return None
+    covered = rows.filter(status=Licence.Status.ACTIVE).aggregate(
+        total=Sum(F("users") - F("renounced"))
+    )["total"]
+    return covered or 0
+
+
+def support_contract(account: Account) -> Subscription | None:
+    """The account's support contract for its licences: the newest one."""
+
+    # A contract that never started (its first order cancelled) does not count, and a
+    # running one wins over one that ended.
+    started = OrderLine.objects.filter(
+        subscription=OuterRef("pk"), effect=OrderLine.Effect.START, order__paid_at__isnull=False
+    )
+    return (
+        Subscription.objects.support_contracts()
+        .filter(account=account)
+        .exclude(status=Subscription.Status.PENDING)
+        .filter(Exists(started))
+        .annotate(
+            rank=Case(
+                When(status=Subscription.Status.ACTIVE, then=Value(0)),
+                When(status=Subscription.Status.LAPSED, then=Value(1)),
+                default=Value(2),
+                output_field=IntegerField(),
+            )
+        )
+        .select_related("price__product")
+        .order_by("rank", "-created_at", "-id")
+        .first()
+    )
+
+
+def support_is_active(contract: Subscription | None, today: date) -> bool:
+    return (
+        contract is not None
+        and contract.status == Subscription.Status.ACTIVE
+        and contract.current_period_start <= today < contract.current_period_end
+    )
+
+
+def support_seat_refusal(account: Account) -> str | None:
+    """Registered with accounts: no seat is given on-premise without active support."""
+    if licensed_users(account) is None:
+        return None
+
+    contract = support_contract(account)
+    if support_is_active(contract, account_today(account)):
+        return None
+    since = f" since {contract.current_period_end:%d %B %Y}" if contract else ""
+    return (
+        f"{account.name}'s support contract is not active{since}: renew it under Account "
+        "Settings > Billing before adding or activating users (1CRM terms, on-premise)."
+    )
+
+
+def support_price(currency: str) -> Price | None:
+    """The per-user yearly support price the catalogue sells in a currency."""
+    return (
+        Price.objects.filter(
+            is_active=True,
+            product__is_active=True,
+            product__kind=Product.Kind.SUPPORT_CONTRACT,
+            currency=currency,
+            interval=Price.Interval.YEAR,
+            scheme=Price.Scheme.PER_SEAT,
+        )
+        .select_related("product")
+        .order_by("amount", "pk")
+        .first()
+    )
+
+
+# Renewing ahead of the expiry is offered in its last days only, so that one
+# contract is not paid years ahead by a double click.
+EARLY_RENEWAL_DAYS = 90
+
+
+@dataclass(frozen=True)
+class SupportRenewalQuote:
+    contract: Subscription
+    users: int
+    licensed: int
+    period: SupportRenewal
+    amount: Money
+
+    @property
+    def renounced(self) -> int:
+        return max(self.licensed - self.users, 0)
+
+    def explain(self) -> str:
+        months = self.period.months_billed
+        text = (
+            f"Support for {self.users} user(s) from {self.period.start:%d %B %Y} to "
+            f"{self.period.end:%d %B %Y} ({months} months): {self.amount}."
+        )
+        if self.period.arrears_days:
+            text += (
+                f" A renewal after the expiry runs from the expiry date, at most 12 months "
+                f"back, to 12 months after the end of this month (1CRM terms): it covers "
+                f"{self.period.arrears_days} days before today."
+            )
+        if self.renounced:
+            text += (
+                f" Renewing for {self.users} of your {self.licensed} licensed users means "
+                f"renouncing {self.renounced} user licence(s) for good (1CRM terms)."
+            )
+        return text
+
+
+def support_renewal_quote(*, account: Account, users: int, today: date) -> SupportRenewalQuote:
+    contract = support_contract(account)
+    licensed = licensed_users(account)
+    if contract is None or licensed is None:
+        raise PortalError(f"{account.name} has no on-premise support contract.", field="users")
+    if not isinstance(users, int) or isinstance(users, bool) or users < 1:
+        raise PortalError("Give a whole number of users, at least 1.", field="users")
+    if users > licensed:
+        raise PortalError(
+            f"Support covers licensed users: {licensed} are licensed. Buy more user "
+            "licences to cover more.",
+            field="users",
+        )
+    if users < licensed:
+        usage = account_selectors.seat_usage(account=account, now=timezone.now())
+        if users < usage.used:
+            raise PortalError(
+                f"{usage.describe()}: renew for at least {usage.used} users, or take seats "
+                "from members first.",
+                field="users",
+            )
+    if contract.status == Subscription.Status.ACTIVE:
+        days_left = (contract.current_period_end - today).days
+        if days_left > EARLY_RENEWAL_DAYS:
+            raise PortalError(
+                f"Support runs until {contract.last_day:%d %B %Y}; it can be renewed in its "
+                f"last {EARLY_RENEWAL_DAYS} days.",
+                field="users",
+            )
+    period = support_renewal_period(expired_on=contract.current_period_end, renewed_on=today)
+    price = contract.price
+    # Billed by the month: a year's price per user, times the months covered, over 12.
+    amount = (
+        Money(price.amount, price.currency) * users * period.months_billed / Decimal(12)
+    ).rounded()
+    return SupportRenewalQuote(
+        contract=contract, users=users, licensed=licensed, period=period, amount=amount
     )

@@ -3,7 +3,7 @@ from django.utils import timezone
 
 from accounts.tasks import MAIL_RETRY
 
-from . import purchases, services
+from . import services
 
 
 @shared_task(autoretry_for=(Exception,), retry_backoff=True, retry_backoff_max=600, max_retries=10)
@@ -20,7 +20,7 @@ def subscriptions_renew_due() -> int:
 
 @shared_task
 def usage_bill_due() -> int:
-    return purchases.usage_bill_due(now=timezone.now())
+    return services.usage_bill_due(now=timezone.now())
 
 
 @shared_task(**MAIL_RETRY)

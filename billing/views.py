@@ -9,13 +9,10 @@ from accounts import selectors
 from accounts.errors import PortalError
 from accounts.views import member_view
 
-from . import purchases, services
 from . import selectors as billing_selectors
+from . import services
 from .forms import PlanChangeForm, SeatChangeForm, StartPlanForm
-
-# Functions (account, orders) -> extra context for the Billing page, registered by the
-# apps built on billing in their AppConfig.ready.
-PAGE_EXTENSIONS: list = []
+from .hooks import PAGE_EXTENSIONS
 
 
 def _page(
@@ -30,7 +27,7 @@ def _page(
 ):
     account = request.portal.account
     now = timezone.now()
-    today = services.account_today(account, now)
+    today = billing_selectors.account_today(account, now)
     subscription = billing_selectors.subscription_current(account=account)
     usage = selectors.seat_usage(account=account, now=now)
     orders = list(billing_selectors.order_list(account=account))
@@ -81,8 +78,8 @@ def _page(
             "addons": billing_selectors.addon_list(account=account),
             "quota_addons": billing_selectors.quota_addons_active(account=account),
             "on_premise": on_premise,
-            "credits": purchases.credits_left(account=account),
-            "usage_summary": purchases.usage_summary(account=account, today=today),
+            "credits": billing_selectors.credits_left(account=account),
+            "usage_summary": billing_selectors.usage_summary(account=account, today=today),
             "can_buy": not account.reseller_id,
             "gateway": settings.BILLING_GATEWAY,
             "bank_details": settings.VENDOR_BANK_DETAILS,
@@ -116,7 +113,7 @@ def seat_change(request):
             quote = services.subscription_seat_quote(
                 subscription=subscription,
                 quantity=quantity,
-                today=services.account_today(account),
+                today=billing_selectors.account_today(account),
             )
             return _page(request, seat_form=form, quote=quote)
         subscription, quote, order = services.subscription_change_seats(
@@ -237,7 +234,9 @@ def plan_change(request):
     try:
         if request.POST.get("action") != "confirm":
             quote = services.subscription_plan_quote(
-                subscription=subscription, price=price, today=services.account_today(account)
+                subscription=subscription,
+                price=price,
+                today=billing_selectors.account_today(account),
             )
             return _page(request, plan_form=form, plan_quote=quote)
         subscription, quote, order = services.subscription_change_plan(

@@ -8,7 +8,7 @@ from django.shortcuts import redirect, render
 from accounts.errors import PortalError
 from accounts.views import member_view
 
-from . import purchases, services
+from . import selectors, services
 from .money import Money
 
 
@@ -37,7 +37,7 @@ def _expected(request, currency: str) -> Money | None:
 def buy(request):
     """The catalogue: choose quantities, preview the order, confirm it."""
     account = request.portal.account
-    prices = list(purchases.catalogue(account=account))
+    prices = list(selectors.catalogue(account=account))
     quantities: dict[int, str] = {}
     quote, error, status = None, "", 200
     if request.method == "POST":
@@ -53,7 +53,7 @@ def buy(request):
             if request.POST.get("action") == "confirm" and expected is None:
                 raise PortalError("Preview the order first: you confirm the total it shows.")
             if request.POST.get("action") == "confirm":
-                order = purchases.purchase_place(
+                order = services.purchase_place(
                     actor=request.user,
                     account=account,
                     items=items,
@@ -61,8 +61,8 @@ def buy(request):
                 )
                 _order_message(request, order, "What you bought")
                 return redirect("settings_billing")
-            quote = purchases.purchase_quote(
-                account=account, items=items, today=services.account_today(account)
+            quote = services.purchase_quote(
+                account=account, items=items, today=selectors.account_today(account)
             )
         except PortalError as exc:
             error, status = exc.message, 400
@@ -86,8 +86,6 @@ def support_renew(request):
     if request.method != "POST":
         return redirect("settings_billing")
     account = request.portal.account
-    from .licences import support_renewal_quote
-
     try:
         users = int(request.POST.get("users", ""))
     except ValueError:
@@ -97,15 +95,15 @@ def support_renew(request):
     expected = _expected(request, account.currency)
     try:
         if request.POST.get("action") != "confirm" or expected is None:
-            quote = support_renewal_quote(
-                account=account, users=users, today=services.account_today(account)
+            quote = selectors.support_renewal_quote(
+                account=account, users=users, today=selectors.account_today(account)
             )
             return render(
                 request,
                 "billing/support_renew.html",
                 {"tab": "billing", "account": account, "quote": quote},
             )
-        order = purchases.support_renew(
+        order = services.support_renew(
             actor=request.user,
             account=account,
             users=users,

@@ -16,10 +16,10 @@ from accounts.errors import PortalError
 from accounts.models import Account
 from billing.models import Order, OrderLine
 from billing.money import Money
+from core.calendar import vendor_tz
 
 from . import services
 from .admin_forms import AskInfoForm, LineDecisionForm, ManualPayoutForm
-from .deadlines import vendor_tz
 from .models import RefundEvidence, RefundPayout, RefundRequest, RefundSimulation
 from .policy import PRESETS, REASON_LABELS, REASONS
 

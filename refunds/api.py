@@ -6,7 +6,7 @@ from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.api import _validated
+from accounts.api import validated_input
 from accounts.errors import PortalError
 from accounts.models import Account
 from accounts.selectors import billing_accounts_q
@@ -53,7 +53,7 @@ class RefundQuoteView(APIView):
         summary="What a refund request for these purchases would get today, per line",
     )
     def post(self, request):
-        data = _validated(RefundQuoteIn, request)
+        data = validated_input(RefundQuoteIn, request)
         ids = list(dict.fromkeys(data["lines"]))
         lines = list(
             OrderLine.objects.filter(

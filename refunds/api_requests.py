@@ -12,7 +12,7 @@ from rest_framework.parsers import JSONParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.api import AccountScopedView, _validated
+from accounts.api import AccountScopedView, validated_input
 from accounts.errors import PortalError
 from accounts.models import Account
 from accounts.pagination import Pagination
@@ -247,7 +247,7 @@ class RefundRequestListView(RefundRequestView):
         summary="Ask for a refund of purchases of one order (JSON, or multipart with evidence)",
     )
     def post(self, request, account_id):
-        data = _validated(RefundRequestSubmitUploadIn, request)
+        data = validated_input(RefundRequestSubmitUploadIn, request)
         return _submit(request, self.account, data)
 
 
@@ -281,7 +281,7 @@ class RefundRequestMessageView(RefundRequestView):
     )
     def post(self, request, account_id, number):
         refund = self.refund(number)
-        data = _validated(RefundRequestMessageUploadIn, request)
+        data = validated_input(RefundRequestMessageUploadIn, request)
         services.refund_request_message(
             actor=request.user, request=refund, body=data["body"], evidence=data["evidence"]
         )
@@ -300,7 +300,7 @@ class RefundRequestSubmitView(APIView):
         summary="Ask for a refund of purchases of one order; the account is theirs",
     )
     def post(self, request):
-        data = _validated(RefundRequestSubmitUploadIn, request)
+        data = validated_input(RefundRequestSubmitUploadIn, request)
         ids = list(dict.fromkeys(data["lines"]))
         accounts = set(
             OrderLine.objects.filter(

@@ -6,7 +6,7 @@ class RefundsConfig(AppConfig):
     verbose_name = "Refunds"
 
     def ready(self):
-        from billing.views import PAGE_EXTENSIONS
+        from billing.hooks import PAGE_EXTENSIONS
 
         from . import webhooks  # noqa: F401  (Stripe's refund events)
         from .mail import webhook  # noqa: F401  (anymail's inbound mail signal)

@@ -1,19 +1,5 @@
-"""The vendor's business calendar: the public holidays of its country (a setting)."""
+"""The vendor's business calendar now lives in core.calendar."""
 
-import functools
+from core.calendar import vendor_holidays
 
-import holidays
-
-
-@functools.cache
-def _holidays(country: str, subdivision: str | None):
-    return holidays.country_holidays(country, subdiv=subdivision)
-
-
-def vendor_holidays():
-    """Public holidays of REFUND_VENDOR_COUNTRY (default US); `day in it` computes the year."""
-    from django.conf import settings
-
-    return _holidays(
-        getattr(settings, "VENDOR_COUNTRY", "US"), getattr(settings, "VENDOR_SUBDIVISION", None)
-    )
+__all__ = ["vendor_holidays"]

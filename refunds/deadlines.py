@@ -2,21 +2,15 @@
 after a moment, in the vendor's time zone; the clock stops while waiting on the customer."""
 
 import datetime as dt
-import zoneinfo
 
-from django.conf import settings
+from core.calendar import vendor_holidays, vendor_tz
 
-from .calendar import vendor_holidays
 from .policy.counting import add_business_days
 
 ACKNOWLEDGE_DAYS = 2  # "acknowledges within 1-2 business days"
 DECIDE_DAYS = 5  # "eligibility review within 5 business days"
 PAYOUT_FROM_DAYS = 7  # "returned ... within 7-14 business days"
 PAYOUT_DAYS = 14
-
-
-def vendor_tz():
-    return zoneinfo.ZoneInfo(settings.VENDOR_TIMEZONE)
 
 
 def local_date(moment: dt.datetime) -> dt.date:

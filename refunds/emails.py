@@ -5,7 +5,7 @@ from django.conf import settings
 from django.urls import reverse
 from django.utils import timezone
 
-from accounts.emails import _send
+from accounts.emails import send_templated
 
 CUSTOMER_TEXT = {
     "received": "We received your refund request. We acknowledge it within 2 business days "
@@ -42,7 +42,7 @@ def _send_update(*, request, event: str) -> bool:
     if kind == "reminder":
         if request.holder is None:
             return False
-        _send(
+        send_templated(
             to=request.holder.email,
             subject=f"{request.number}: the {deadline} deadline is tomorrow",
             template="refund_staff",
@@ -51,7 +51,7 @@ def _send_update(*, request, event: str) -> bool:
         return True
     if kind == "breach":
         for to in settings.REFUND_BILLING_LEADS:
-            _send(
+            send_templated(
                 to=to,
                 subject=f"{request.number}: the {deadline} deadline was missed",
                 template="refund_staff",
@@ -61,7 +61,7 @@ def _send_update(*, request, event: str) -> bool:
     recipient = request.requested_by.email if request.requested_by else None
     if recipient is None:
         return False
-    _send(
+    send_templated(
         to=recipient,
         subject=f"{request.number}: {request.get_state_display()}",
         template="refund_update",

@@ -19,12 +19,19 @@ from accounts.errors import NotAllowed, PortalError
 from accounts.models import CURRENCIES, Account
 from accounts.selectors import acts_on_billing
 from accounts.services import audit_record, clean_text, require_staff
-from billing.models import Order, OrderLine, Payment, Product, Subscription
+from billing.locks import lock_account
+from billing.models import LedgerEntry, Order, OrderLine, Payment, Product, Subscription
 from billing.money import Money
-from billing.services import account_today
+from billing.selectors import account_today
+from billing.services import (
+    idempotency_key,
+    ledger_credit,
+    licence_revoke,
+    payment_refund_at_gateway,
+)
+from core.calendar import vendor_holidays
 
 from . import deadlines
-from .calendar import vendor_holidays
 from .models import RefundEvidence, RefundLine, RefundMessage, RefundPayout, RefundRequest
 from .policy import (
     PRESETS,
@@ -258,7 +265,7 @@ def _evidence_type(head: bytes) -> str | None:
     return "text/plain" if "\x00" not in text else None
 
 
-def _check_evidence(files) -> list[tuple]:
+def evidence_check(files) -> list[tuple]:
     files = list(files or [])
     limit = settings.REFUND_EVIDENCE_MAX_FILES
     if len(files) > limit:
@@ -333,11 +340,9 @@ def refund_request_submit(
     ids = list(dict.fromkeys(int(pk) for pk in line_ids or []))
     if not ids:
         raise PortalError("Choose at least one purchase.", field="lines")
-    checked = _check_evidence(evidence)
+    checked = evidence_check(evidence)
     with transaction.atomic():
-        from billing.services import _lock
-
-        account = _lock(account)
+        account = lock_account(account)
         _require_customer(actor, account)
         lines = list(
             OrderLine.objects.filter(order__account=account, pk__in=ids).select_related("order")
@@ -495,7 +500,7 @@ def refund_request_message(
     """The customer writes (or adds evidence); an answer to needs_info restarts the clock."""
     now = now or timezone.now()
     body = (body or "").strip()
-    checked = _check_evidence(evidence)
+    checked = evidence_check(evidence)
     if not body and not checked:
         raise PortalError("Write a message or attach a file.", field="body")
     if len(body) > 5000:
@@ -635,8 +640,6 @@ def _decide(request: RefundRequest, *, actor, now, note: str = "") -> None:
 
 
 def _payout_key(request: RefundRequest, method: str, attempt: int) -> str:
-    from billing.services import idempotency_key
-
     return idempotency_key(request.order, f"refund-{request.pk}-{method}-{attempt}")
 
 
@@ -681,9 +684,6 @@ def _start_payouts(request: RefundRequest, *, actor, now) -> None:
             idempotency_key=_payout_key(request, "credit", 1),
             created_at=now,
         )
-        from billing.models import LedgerEntry
-        from billing.services import ledger_credit
-
         ledger_credit(
             actor=actor,
             account=request.account,
@@ -735,8 +735,7 @@ def _after_processed(request: RefundRequest, *, actor, now) -> None:
     """acelle §5: the SaaS account is deactivated when a refund is processed, and the keys
     of refunded one-off items are revoked."""
     from accounts.services import account_deactivate
-    from billing.licences import licence_revoke
-    from billing.models import Licence, Product
+    from billing.models import Licence
 
     approved = request.lines.filter(decision="approved").select_related("order_line")
     for line in approved:
@@ -766,8 +765,6 @@ def _after_processed(request: RefundRequest, *, actor, now) -> None:
 def refund_payout_run(*, payout_id: int, now=None) -> RefundPayout:
     """Ask the gateway for a card refund; no transaction is held during the call, and the
     key was stored before it. Safe to run twice."""
-    from billing.gateways import get_gateway
-
     with transaction.atomic():
         payout = RefundPayout.objects.select_for_update().get(pk=payout_id)
         if payout.status != RefundPayout.Status.PENDING or payout.method != "stripe":
@@ -775,8 +772,8 @@ def refund_payout_run(*, payout_id: int, now=None) -> RefundPayout:
         payout.attempts += 1
         payout.save(update_fields=["attempts"])
         payment = payout.payment
-    result = get_gateway("stripe").refund(
-        charge_reference=payment.reference,
+    result = payment_refund_at_gateway(
+        payment=payment,
         amount=Money(payout.amount, payout.currency),
         idempotency_key=payout.idempotency_key,
         # Stripe echoes the key back in its webhooks: which attempt a failure is about.

@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from accounts.admin import AuditedAdmin, ReviewPageAdmin
 from accounts.errors import PortalError
-from refunds.deadlines import vendor_tz
+from core.calendar import vendor_tz
 
 from . import services
 from .admin_forms import AnswerForm, NoteForm, UpdateForm

@@ -13,9 +13,9 @@ from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.response import Response
 
-from accounts.api import AccountScopedView, _validated
+from accounts.api import AccountScopedView, validated_input
 from accounts.pagination import Pagination
-from billing.purchases import support_incident_price
+from billing.selectors import support_incident_price
 from billing.serializers import money
 
 from . import services
@@ -236,7 +236,7 @@ class IncidentListView(SupportView):
         "extra incident's price is not confirmed.",
     )
     def post(self, request, account_id):
-        data = _validated(IncidentOpenIn, request)
+        data = validated_input(IncidentOpenIn, request)
         incident = services.incident_open(
             actor=request.user,
             account=self.account,
@@ -265,6 +265,6 @@ class IncidentMessageView(SupportView):
     )
     def post(self, request, account_id, number):
         incident = self.incident(number)
-        data = _validated(IncidentMessageIn, request)
+        data = validated_input(IncidentMessageIn, request)
         services.incident_reply(actor=request.user, incident=incident, body=data["body"])
         return self.detail(number, code=status.HTTP_201_CREATED)

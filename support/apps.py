@@ -6,7 +6,7 @@ class SupportConfig(AppConfig):
     verbose_name = "Support"
 
     def ready(self):
-        from billing.services import ORDER_CANCELLED_HOOKS, ORDER_PAID_HOOKS
+        from billing.hooks import ORDER_CANCELLED_HOOKS, ORDER_PAID_HOOKS
 
         from .services import on_order_cancelled, on_order_paid
 

@@ -5,12 +5,7 @@ import datetime as dt
 
 from django.conf import settings
 
-from refunds.calendar import vendor_holidays
-from refunds.deadlines import vendor_tz
-
-
-def _is_business_day(day: dt.date) -> bool:
-    return day.weekday() < 5 and day not in vendor_holidays()
+from core.calendar import is_business_day, vendor_tz
 
 
 def add_business_hours(moment: dt.datetime, hours: float) -> dt.datetime:
@@ -23,7 +18,7 @@ def add_business_hours(moment: dt.datetime, hours: float) -> dt.datetime:
         day = local.date()
         start = dt.datetime.combine(day, dt.time(opens), tzinfo=tz)
         end = dt.datetime.combine(day, dt.time(closes), tzinfo=tz)
-        if not _is_business_day(day) or local >= end:
+        if not is_business_day(day) or local >= end:
             local = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(opens), tzinfo=tz)
             continue
         local = max(local, start)

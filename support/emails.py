@@ -5,7 +5,7 @@ from django.conf import settings
 from django.urls import reverse
 from django.utils import timezone
 
-from accounts.emails import _send
+from accounts.emails import send_templated
 
 TEXT = {
     "opened": "We received your support incident.",
@@ -23,7 +23,7 @@ def send_incident_update(*, incident, event: str) -> bool:
     context = {"incident": incident, "url": url}
     if kind == "breach":
         for to in settings.SUPPORT_LEADS:
-            _send(
+            send_templated(
                 to=to,
                 subject=f"[{incident.number}] {deadline} deadline missed ({incident.severity})",
                 template="incident_staff",
@@ -43,7 +43,7 @@ def send_incident_update(*, incident, event: str) -> bool:
         kind = incident.state
     messages = list(incident.messages.filter(internal=False).order_by("-created_at")[:1])
     with timezone.override(incident.account.tzinfo):
-        _send(
+        send_templated(
             to=recipient.email,
             subject=f"[{incident.number}] {incident.subject}",
             template="incident_update",

@@ -13,9 +13,10 @@ from django.utils import timezone
 from accounts.errors import NotAllowed, PortalError
 from accounts.models import Account, Membership
 from accounts.services import audit_record, clean_text, require_staff
-from billing import licences
+from billing import selectors as billing_selectors
 from billing.models import Licence, Order, OrderLine, Product, Subscription
-from billing.services import account_today
+from billing.selectors import account_today
+from billing.services import support_incident_order
 
 from . import deadlines
 from .models import Incident, IncidentMessage
@@ -44,7 +45,7 @@ def support_start(account: Account) -> date | None:
     first paid period of the plan (cloud)."""
     kind = (
         Product.Kind.SUPPORT_CONTRACT
-        if licences.licensed_users(account) is not None
+        if billing_selectors.licensed_users(account) is not None
         else Product.Kind.SUBSCRIPTION
     )
     first = (
@@ -70,9 +71,11 @@ def support_refusal(*, account: Account, user=None, today: date) -> Refusal | No
             f"{account.name} bought through {reseller.name}: its support is provided by "
             f"{reseller.name}{how} (1CRM terms).",
         )
-    on_premise = licences.licensed_users(account) is not None
+    on_premise = billing_selectors.licensed_users(account) is not None
     if on_premise:
-        if not licences.support_is_active(licences.support_contract(account), today):
+        if not billing_selectors.support_is_active(
+            billing_selectors.support_contract(account), today
+        ):
             return Refusal(
                 "lapsed",
                 "Your support contract is not active: renew it under Account Settings > "
@@ -239,8 +242,6 @@ def incident_open(
 ) -> Incident:
     """The designated contact opens an incident: in this year's quota, or as an extra
     incident billed once they confirm its price, or declined as out of scope."""
-    from billing.purchases import support_incident_order, support_incident_price
-
     now = now or timezone.now()
     subject = clean_text(subject, field="subject", label="a subject", max_length=200)
     description = (description or "").strip()
@@ -286,7 +287,7 @@ def incident_open(
                     "or cancel that order first.",
                     field="confirm_extra",
                 )
-            price = support_incident_price(account)
+            price = billing_selectors.support_incident_price(account)
             if not confirm_extra:
                 raise PortalError(
                     f"This support year's {quota.quota} incident(s) are used (until "

@@ -10,8 +10,7 @@ from django.utils import timezone
 
 from accounts.errors import NotAllowed, PortalError
 from accounts.views import member_view
-from billing.purchases import support_incident_price
-from billing.services import account_today
+from billing.selectors import account_today, support_incident_price
 
 from . import services
 from .forms import IncidentForm, ReplyForm

@@ -70,19 +70,19 @@ def shop_prices():
 def paid_order(shop_prices, billing_staff):
     """Acme bought credits and a plugin on Monday 2 March, paid by bank transfer."""
 
-    from billing import purchases, services
+    from billing import services as billing_services
     from tests.factories import AccountFactory, owner_of
 
     def make(account=None, items=("credits", "plugin"), when=None):
         when = when or datetime(2026, 3, 2, 15, 0, tzinfo=UTC)  # Monday 2 March
         account = account or AccountFactory(name="Acme", timezone="America/New_York")
-        order = purchases.purchase_place(
+        order = billing_services.purchase_place(
             actor=owner_of(account),
             account=account,
             items=[{"price": shop_prices[name].pk} for name in items],
             now=when,
         )
-        services.payment_record_manual(
+        billing_services.payment_record_manual(
             actor=billing_staff, order=order, reference="BANK-1", now=when
         )
         order.refresh_from_db()

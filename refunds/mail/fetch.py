@@ -128,7 +128,7 @@ def fetch_mbox(path, *, limit: int | None = None) -> dict:
 # IMAP -------------------------------------------------------------------------------
 
 
-def _redact(url: str) -> str:
+def redact_url(url: str) -> str:
     """The URL without its password, for messages and logs."""
     parts = urlsplit(url)
     userinfo, _, hostport = parts.netloc.rpartition("@")
@@ -141,16 +141,16 @@ def _redact(url: str) -> str:
 def _imap_target(url: str) -> dict:
     parts = urlsplit(url)
     if parts.scheme not in ("imap", "imaps"):
-        raise FetchError(f"{_redact(url)}: the URL must start with imaps:// (or imap://).")
+        raise FetchError(f"{redact_url(url)}: the URL must start with imaps:// (or imap://).")
     try:
         port = parts.port
     except ValueError as exc:
-        raise FetchError(f"{_redact(url)}: the port is not a number.") from exc
+        raise FetchError(f"{redact_url(url)}: the port is not a number.") from exc
     if not parts.hostname:
-        raise FetchError(f"{_redact(url)}: the URL names no host.")
+        raise FetchError(f"{redact_url(url)}: the URL names no host.")
     if not parts.username or parts.password is None:
         raise FetchError(
-            f"{_redact(url)}: the URL needs the login, as imaps://user:password@host/INBOX "
+            f"{redact_url(url)}: the URL needs the login, as imaps://user:password@host/INBOX "
             "(percent-encode special characters)."
         )
     return {
@@ -195,7 +195,7 @@ def fetch_imap(url: str, *, limit: int | None = None, timeout: float = 60) -> di
         conn.login(target["user"], target["password"])
         typ, data = conn.select(_quoted(target["folder"]))
         if typ != "OK":
-            raise FetchError(f"{_redact(url)}: no folder {target['folder']}.")
+            raise FetchError(f"{redact_url(url)}: no folder {target['folder']}.")
         typ, data = conn.uid("SEARCH", None, "UNDELETED")
         uids = data[0].split() if typ == "OK" and data and data[0] else []
         # Servers often announce UIDPLUS only once logged in.

@@ -72,7 +72,7 @@ def _uploads(parsed: ParsedMail):
     for attachment in parsed.attachments:
         upload = SimpleUploadedFile(attachment.name or "attachment", attachment.content)
         try:
-            services._check_evidence([upload])
+            services.evidence_check([upload])
         except PortalError as exc:
             refused.append(exc.message)
             continue

@@ -2,12 +2,12 @@
 
 from django.conf import settings
 
-from accounts.emails import _send
+from accounts.emails import send_templated
 
 
 def send_reply(*, mail, kind: str) -> None:
     subject = f"Re: {mail.subject}" if mail.subject else "Your refund request"
-    _send(
+    send_templated(
         to=mail.sender,
         subject=subject[:200],
         template="refund_intake_reply",

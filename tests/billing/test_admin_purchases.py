@@ -7,7 +7,8 @@ import pytest
 from django.urls import reverse
 
 from accounts.models import AuditEvent
-from billing import purchases, services
+from billing import services
+from billing import services as billing_services
 from billing.models import Licence, Price, Product
 from tests.accounts.test_hardening import staff_client
 from tests.billing.helpers import UTC
@@ -29,7 +30,7 @@ def paid_order():
         }
         for p, a in ((plugin, "49"), (service, "450"))
     ]
-    order = purchases.purchase_place(
+    order = billing_services.purchase_place(
         actor=owner_of(account), account=account, items=items, now=datetime(2026, 3, 2, tzinfo=UTC)
     )
     return order

@@ -9,7 +9,9 @@ from django.urls import reverse
 from accounts import services as account_services
 from accounts.errors import PortalError
 from accounts.models import Account
-from billing import licences, purchases, services
+from billing import selectors as billing_selectors
+from billing import services
+from billing import services as billing_services
 from billing.models import Licence, Order, Price, Product, Subscription
 from tests.billing.helpers import UTC, usd
 from tests.factories import AccountFactory, MembershipFactory, UserFactory, owner_of
@@ -64,7 +66,7 @@ def onprem():
 
 
 def _buy_licences(account, catalogue, users, day, staff):
-    order = purchases.purchase_place(
+    order = billing_services.purchase_place(
         actor=owner_of(account),
         account=account,
         items=[{"price": catalogue["licence"].pk, "quantity": users}],
@@ -78,7 +80,7 @@ def _buy_licences(account, catalogue, users, day, staff):
 def test_a_licence_includes_its_first_year_of_support_and_sets_the_seats(
     onprem, catalogue, billing_staff
 ):
-    quote = purchases.purchase_quote(
+    quote = billing_services.purchase_quote(
         account=onprem,
         items=[{"price": catalogue["licence"].pk, "quantity": 5}],
         today=date(2026, 3, 10),
@@ -92,8 +94,8 @@ def test_a_licence_includes_its_first_year_of_support_and_sets_the_seats(
 
     _buy_licences(onprem, catalogue, 5, date(2026, 3, 10), billing_staff)
     onprem.refresh_from_db()
-    assert onprem.seats_paid == 5 and licences.licensed_users(onprem) == 5
-    contract = licences.support_contract(onprem)
+    assert onprem.seats_paid == 5 and billing_selectors.licensed_users(onprem) == 5
+    contract = billing_selectors.support_contract(onprem)
     assert (contract.status, contract.quantity) == ("active", 5)
     assert (contract.current_period_start, contract.current_period_end) == (
         date(2026, 3, 10),
@@ -101,11 +103,13 @@ def test_a_licence_includes_its_first_year_of_support_and_sets_the_seats(
     )
     # The key is valid, and the self-hosted system activates with it.
     licence = Licence.objects.get(account=onprem)
-    key = licences.licence_key(licence)
-    assert licences.licence_from_key(key) == licence
-    assert licences.licence_from_key(key[:-1] + ("0" if key[-1] != "0" else "1")) is None
-    assert licences.licence_from_key("LIC-1-nonsense") is None
-    licences.licence_activate(key=key, instance="crm.example.com", now=at(date(2026, 3, 11)))
+    key = billing_selectors.licence_key(licence)
+    assert billing_selectors.licence_from_key(key) == licence
+    assert billing_selectors.licence_from_key(key[:-1] + ("0" if key[-1] != "0" else "1")) is None
+    assert billing_selectors.licence_from_key("LIC-1-nonsense") is None
+    billing_services.licence_activate(
+        key=key, instance="crm.example.com", now=at(date(2026, 3, 11))
+    )
     licence.refresh_from_db()
     licence.line.refresh_from_db()
     assert licence.activated_at is not None and licence.line.delivery == "downloaded"
@@ -114,7 +118,7 @@ def test_a_licence_includes_its_first_year_of_support_and_sets_the_seats(
 def test_users_added_later_join_the_contract_pro_rata(onprem, catalogue, billing_staff):
     _buy_licences(onprem, catalogue, 5, date(2026, 3, 10), billing_staff)
     # 10 Sept 2026: 181 of the contract's 365 days are left.
-    quote = purchases.purchase_quote(
+    quote = billing_services.purchase_quote(
         account=onprem,
         items=[{"price": catalogue["licence"].pk, "quantity": 2}],
         today=date(2026, 9, 10),
@@ -125,12 +129,12 @@ def test_users_added_later_join_the_contract_pro_rata(onprem, catalogue, billing
     _buy_licences(onprem, catalogue, 2, date(2026, 9, 10), billing_staff)
     onprem.refresh_from_db()
     assert onprem.seats_paid == 7
-    assert licences.support_contract(onprem).quantity == 7
+    assert billing_selectors.support_contract(onprem).quantity == 7
 
 
 def test_without_active_support_no_user_is_added_or_activated(onprem, catalogue, billing_staff):
     _buy_licences(onprem, catalogue, 2, date(2026, 3, 10), billing_staff)
-    contract = licences.support_contract(onprem)
+    contract = billing_selectors.support_contract(onprem)
     # The contract's end passes: support expires, the account itself stays usable.
     services.subscription_renew(subscription=contract, now=at(date(2027, 3, 10)))
     contract.refresh_from_db()
@@ -144,7 +148,7 @@ def test_without_active_support_no_user_is_added_or_activated(onprem, catalogue,
             actor=owner, account=onprem, email="new@example.com", role="member", with_seat=True
         )
     with pytest.raises(PortalError, match="renew it before buying more"):
-        purchases.purchase_quote(
+        billing_services.purchase_quote(
             account=onprem,
             items=[{"price": catalogue["licence"].pk, "quantity": 1}],
             today=date(2027, 3, 12),
@@ -167,11 +171,11 @@ def test_support_renewal_quotes_follow_the_arrears_rule(
     onprem, catalogue, billing_staff, expired, renewed, start, end, months, amount
 ):
     _buy_licences(onprem, catalogue, 2, date(2026, 3, 10), billing_staff)
-    contract = licences.support_contract(onprem)
+    contract = billing_selectors.support_contract(onprem)
     assert contract.current_period_end == expired
     if renewed >= expired:
         services.subscription_renew(subscription=contract, now=at(expired))
-    quote = licences.support_renewal_quote(account=onprem, users=2, today=renewed)
+    quote = billing_selectors.support_renewal_quote(account=onprem, users=2, today=renewed)
     assert (quote.period.start, quote.period.end, quote.period.months_billed) == (
         start,
         end,
@@ -182,9 +186,9 @@ def test_support_renewal_quotes_follow_the_arrears_rule(
 
 def test_a_late_renewal_reactivates_support_for_its_quoted_period(onprem, catalogue, billing_staff):
     _buy_licences(onprem, catalogue, 2, date(2026, 3, 10), billing_staff)
-    contract = licences.support_contract(onprem)
+    contract = billing_selectors.support_contract(onprem)
     services.subscription_renew(subscription=contract, now=at(date(2027, 3, 10)))
-    order = purchases.support_renew(
+    order = billing_services.support_renew(
         actor=owner_of(onprem),
         account=onprem,
         users=2,
@@ -201,34 +205,36 @@ def test_a_late_renewal_reactivates_support_for_its_quoted_period(onprem, catalo
         date(2027, 3, 10),
         date(2028, 6, 1),
     )
-    assert licences.support_is_active(contract, date(2027, 6, 1))
+    assert billing_selectors.support_is_active(contract, date(2027, 6, 1))
 
 
 def test_renewing_for_fewer_users_needs_the_explicit_renunciation(onprem, catalogue, billing_staff):
     _buy_licences(onprem, catalogue, 5, date(2026, 3, 10), billing_staff)
-    contract = licences.support_contract(onprem)
+    contract = billing_selectors.support_contract(onprem)
     services.subscription_renew(subscription=contract, now=at(date(2027, 3, 10)))
     owner = owner_of(onprem)
     when = at(date(2027, 4, 2))
     with pytest.raises(PortalError) as exc:
-        purchases.support_renew(actor=owner, account=onprem, users=3, now=when)
+        billing_services.support_renew(actor=owner, account=onprem, users=3, now=when)
     assert exc.value.field == "renounce" and "renounces 2 of your 5" in exc.value.message
     assert not Order.objects.filter(lines__effect="renew").exists()
 
-    order = purchases.support_renew(actor=owner, account=onprem, users=3, renounce=True, now=when)
-    assert licences.licensed_users(onprem) == 5  # nothing renounced before it is paid
+    order = billing_services.support_renew(
+        actor=owner, account=onprem, users=3, renounce=True, now=when
+    )
+    assert billing_selectors.licensed_users(onprem) == 5  # nothing renounced before it is paid
     services.payment_record_manual(actor=billing_staff, order=order, reference="B", now=when)
     onprem.refresh_from_db()
-    assert licences.licensed_users(onprem) == 3 and onprem.seats_paid == 3
-    assert licences.support_contract(onprem).quantity == 3
+    assert billing_selectors.licensed_users(onprem) == 3 and onprem.seats_paid == 3
+    assert billing_selectors.support_contract(onprem).quantity == 3
     assert Licence.objects.get(account=onprem).renounced == 2
 
 
 def test_early_renewal_is_offered_in_the_last_90_days_only(onprem, catalogue, billing_staff):
     _buy_licences(onprem, catalogue, 2, date(2026, 3, 10), billing_staff)
     with pytest.raises(PortalError, match="last 90 days"):
-        licences.support_renewal_quote(account=onprem, users=2, today=date(2026, 12, 1))
-    quote = licences.support_renewal_quote(account=onprem, users=2, today=date(2027, 1, 5))
+        billing_selectors.support_renewal_quote(account=onprem, users=2, today=date(2026, 12, 1))
+    quote = billing_selectors.support_renewal_quote(account=onprem, users=2, today=date(2027, 1, 5))
     assert (quote.period.start, quote.period.end, quote.amount) == (
         date(2027, 3, 10),
         date(2028, 3, 9),
@@ -237,7 +243,7 @@ def test_early_renewal_is_offered_in_the_last_90_days_only(onprem, catalogue, bi
 
 
 def test_the_startup_edition_is_free_and_has_no_support(onprem, catalogue):
-    order = purchases.purchase_place(
+    order = billing_services.purchase_place(
         actor=owner_of(onprem),
         account=onprem,
         items=[{"price": catalogue["startup"].pk, "quantity": 1}],
@@ -245,7 +251,10 @@ def test_the_startup_edition_is_free_and_has_no_support(onprem, catalogue):
     )
     assert order.status == "paid" and order.lines.count() == 1
     assert Licence.objects.filter(account=onprem).count() == 1
-    assert licences.licensed_users(onprem) is None and licences.support_seat_refusal(onprem) is None
+    assert (
+        billing_selectors.licensed_users(onprem) is None
+        and billing_selectors.support_seat_refusal(onprem) is None
+    )
     assert not Subscription.objects.support_contracts().exists()
 
 
@@ -256,7 +265,7 @@ def test_the_billing_page_shows_keys_support_dates_and_the_renewal(
     client.force_login(owner_of(onprem))
     page = client.get(reverse("settings_billing"))
     licence = Licence.objects.get(account=onprem)
-    assert licences.licence_key(licence) in page.text
+    assert billing_selectors.licence_key(licence) in page.text
     assert "Support and updates for 3 user(s)" in page.text
     member = MembershipFactory(account=onprem, role="member", user=UserFactory()).user
     client.force_login(member)
@@ -266,10 +275,10 @@ def test_the_billing_page_shows_keys_support_dates_and_the_renewal(
 def test_revoking_a_licence_lowers_the_seats(onprem, catalogue, billing_staff):
     _buy_licences(onprem, catalogue, 3, date(2026, 3, 10), billing_staff)
     licence = Licence.objects.get(account=onprem)
-    licences.licence_revoke(licence=licence, actor=billing_staff, reason="refunded")
-    assert licences.licensed_users(onprem) == 0
+    billing_services.licence_revoke(licence=licence, actor=billing_staff, reason="refunded")
+    assert billing_selectors.licensed_users(onprem) == 0
     with pytest.raises(PortalError, match="revoked"):
-        licences.licence_activate(key=licences.licence_key(licence))
+        billing_services.licence_activate(key=billing_selectors.licence_key(licence))
 
 
 def test_cloud_plans_and_on_premise_licences_do_not_mix(
@@ -277,7 +286,7 @@ def test_cloud_plans_and_on_premise_licences_do_not_mix(
 ):
     # An on-premise licence is not even offered to a cloud account.
     with pytest.raises(PortalError, match="not for sale"):
-        purchases.purchase_quote(
+        billing_services.purchase_quote(
             account=account,
             items=[{"price": catalogue["licence"].pk, "quantity": 1}],
             today=date(2026, 3, 10),
@@ -294,7 +303,7 @@ def test_the_plan_endpoints_never_touch_a_support_contract(
     api_client, onprem, catalogue, billing_staff
 ):
     _buy_licences(onprem, catalogue, 5, date(2026, 3, 10), billing_staff)
-    contract = licences.support_contract(onprem)
+    contract = billing_selectors.support_contract(onprem)
     api_client.force_authenticate(owner_of(onprem))
     base = f"/api/v1/accounts/{onprem.pk}/subscriptions/{contract.pk}"
     for path in ("/seats/preview/", "/seats/", "/plan/preview/", "/plan/", "/cancel/"):
@@ -307,31 +316,31 @@ def test_the_plan_endpoints_never_touch_a_support_contract(
 
 def test_an_early_renewal_keeps_support_running_without_a_gap(onprem, catalogue, billing_staff):
     _buy_licences(onprem, catalogue, 2, date(2026, 3, 10), billing_staff)
-    order = purchases.support_renew(
+    order = billing_services.support_renew(
         actor=owner_of(onprem), account=onprem, users=2, now=at(date(2027, 1, 5))
     )
     services.payment_record_manual(
         actor=billing_staff, order=order, reference="B", now=at(date(2027, 1, 5))
     )
-    contract = licences.support_contract(onprem)
+    contract = billing_selectors.support_contract(onprem)
     assert (contract.current_period_start, contract.current_period_end) == (
         date(2026, 3, 10),
         date(2028, 3, 10),
     )
-    assert licences.support_is_active(contract, date(2027, 1, 6))
+    assert billing_selectors.support_is_active(contract, date(2027, 1, 6))
 
 
 def test_no_licences_are_ordered_while_a_support_order_awaits_payment(
     onprem, catalogue, billing_staff
 ):
     _buy_licences(onprem, catalogue, 5, date(2026, 3, 10), billing_staff)
-    contract = licences.support_contract(onprem)
+    contract = billing_selectors.support_contract(onprem)
     services.subscription_renew(subscription=contract, now=at(date(2027, 3, 10)))
-    purchases.support_renew(
+    billing_services.support_renew(
         actor=owner_of(onprem), account=onprem, users=5, now=at(date(2027, 3, 12))
     )
     with pytest.raises(PortalError, match="awaits payment"):
-        purchases.purchase_quote(
+        billing_services.purchase_quote(
             account=onprem,
             items=[{"price": catalogue["licence"].pk, "quantity": 2}],
             today=date(2027, 3, 12),
@@ -342,7 +351,7 @@ def test_a_licence_whose_support_can_no_longer_apply_is_not_issued(
     onprem, catalogue, billing_staff
 ):
     _buy_licences(onprem, catalogue, 2, date(2026, 3, 10), billing_staff)
-    order = purchases.purchase_place(
+    order = billing_services.purchase_place(
         actor=owner_of(onprem),
         account=onprem,
         items=[{"price": catalogue["licence"].pk, "quantity": 1}],
@@ -350,13 +359,13 @@ def test_a_licence_whose_support_can_no_longer_apply_is_not_issued(
     )
     # The contract's period moved on before the order was paid (the renewal and the
     # voiding of open orders are refused elsewhere; this is the last safety net).
-    contract = licences.support_contract(onprem)
+    contract = billing_selectors.support_contract(onprem)
     Subscription.objects.filter(pk=contract.pk).update(current_period_end=date(2028, 3, 10))
     services.payment_record_manual(
         actor=billing_staff, order=order, reference="LATE", now=at(date(2027, 2, 2))
     )
     assert Licence.objects.filter(account=onprem).count() == 1
-    assert licences.licensed_users(onprem) == 2
+    assert billing_selectors.licensed_users(onprem) == 2
     from billing.selectors import ledger_balance
 
     assert ledger_balance(account=onprem, currency="USD").amount == order.total
@@ -365,7 +374,7 @@ def test_a_licence_whose_support_can_no_longer_apply_is_not_issued(
 def test_a_cancelled_licence_order_does_not_hide_the_running_contract(
     onprem, catalogue, billing_staff
 ):
-    first = purchases.purchase_place(
+    first = billing_services.purchase_place(
         actor=owner_of(onprem),
         account=onprem,
         items=[{"price": catalogue["licence"].pk, "quantity": 3}],
@@ -373,7 +382,7 @@ def test_a_cancelled_licence_order_does_not_hide_the_running_contract(
     )
     services.order_cancel(actor=owner_of(onprem), order=first)
     _buy_licences(onprem, catalogue, 3, date(2026, 3, 10), billing_staff)
-    contract = licences.support_contract(onprem)
+    contract = billing_selectors.support_contract(onprem)
     assert contract.status == "active" and contract.quantity == 3
     assert Subscription.objects.support_contracts().filter(account=onprem).count() == 2
 
@@ -385,7 +394,7 @@ def test_an_invitation_accepted_after_support_lapsed_joins_without_a_seat(
 
     _buy_licences(onprem, catalogue, 3, date(2026, 3, 10), billing_staff)
     invitation = InvitationFactory(account=onprem, email="late@example.com", with_seat=True)
-    contract = licences.support_contract(onprem)
+    contract = billing_selectors.support_contract(onprem)
     Subscription.objects.filter(pk=contract.pk).update(status="lapsed")
     user = UserFactory(email="late@example.com")
     membership = account_services.invitation_accept(invitation=invitation, user=user)
@@ -396,10 +405,10 @@ def test_support_is_not_renewed_for_fewer_users_than_hold_seats(onprem, catalogu
     _buy_licences(onprem, catalogue, 3, date(2026, 3, 10), billing_staff)
     MembershipFactory(account=onprem, has_seat=True)
     MembershipFactory(account=onprem, has_seat=True)
-    contract = licences.support_contract(onprem)
+    contract = billing_selectors.support_contract(onprem)
     services.subscription_renew(subscription=contract, now=at(date(2027, 3, 10)))
     with pytest.raises(PortalError, match="at least 3 users"):
-        licences.support_renewal_quote(account=onprem, users=2, today=date(2027, 3, 12))
+        billing_selectors.support_renewal_quote(account=onprem, users=2, today=date(2027, 3, 12))
 
 
 def test_a_key_whose_users_were_all_renounced_does_not_activate(onprem, catalogue, billing_staff):
@@ -407,7 +416,7 @@ def test_a_key_whose_users_were_all_renounced_does_not_activate(onprem, catalogu
     licence = Licence.objects.get()
     Licence.objects.filter(pk=licence.pk).update(renounced=2)
     with pytest.raises(PortalError, match="renounced"):
-        licences.licence_activate(key=licences.licence_key(licence))
+        billing_services.licence_activate(key=billing_selectors.licence_key(licence))
 
 
 def test_plugin_keys_do_not_take_seats_paid_from_staff(onprem, billing_staff):
@@ -415,11 +424,11 @@ def test_plugin_keys_do_not_take_seats_paid_from_staff(onprem, billing_staff):
     price = Price.objects.create(
         product=plugin, currency="USD", amount=Decimal("0"), interval="one_off"
     )
-    purchases.purchase_place(
+    billing_services.purchase_place(
         actor=owner_of(onprem), account=onprem, items=[{"price": price.pk, "quantity": 1}]
     )
     assert Licence.objects.filter(account=onprem).exists()
-    assert services.seats_paid_owned_by_plan(onprem) is None
+    assert billing_selectors.seats_paid_owned_by_plan(onprem) is None
 
 
 def test_each_kind_of_account_is_offered_its_own_catalogue(
@@ -431,11 +440,11 @@ def test_each_kind_of_account_is_offered_its_own_catalogue(
     Price.objects.create(product=cloud, currency="USD", amount=Decimal("15"), interval="month")
     Product.objects.filter(pk=catalogue["licence"].product_id).update(deployment="on_premise")
     _buy_licences(onprem, catalogue, 2, date(2026, 3, 10), billing_staff)
-    onprem_codes = {p.product.code for p in purchases.catalogue(account=onprem)}
-    cloud_codes = {p.product.code for p in purchases.catalogue(account=account)}
+    onprem_codes = {p.product.code for p in billing_selectors.catalogue(account=onprem)}
+    cloud_codes = {p.product.code for p in billing_selectors.catalogue(account=account)}
     assert "wa" not in onprem_codes and "pro-lic" in onprem_codes
     assert "wa" in cloud_codes and "pro-lic" not in cloud_codes
     with pytest.raises(PortalError, match="not for sale"):
-        purchases.purchase_quote(
+        billing_services.purchase_quote(
             account=onprem, items=[{"price": cloud.prices.get().pk}], today=date(2026, 3, 12)
         )

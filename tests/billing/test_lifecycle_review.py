@@ -148,7 +148,7 @@ def test_the_renewal_job_survives_one_broken_plan(account, subscription, monkeyp
         current_period_start=date(2026, 3, 1),
         current_period_end=date(2026, 4, 1),
     )
-    monkeypatch.setattr(services, "subscription_renew", flaky)
+    monkeypatch.setattr("billing.services.subscriptions.subscription_renew", flaky)
     services.subscriptions_renew_due(now=AFTER_END)
     assert len(calls) == 2
     assert Order.objects.count() == 1

@@ -10,7 +10,9 @@ from django.urls import reverse
 
 from accounts.errors import PortalError
 from accounts.models import AuditEvent
-from billing import purchases, services
+from billing import selectors as billing_selectors
+from billing import services
+from billing import services as billing_services
 from billing.models import (
     CreditUse,
     LedgerEntry,
@@ -49,7 +51,7 @@ def shop():
 
 
 def _buy(account, items, *, now=NOW, expected=None):
-    return purchases.purchase_place(
+    return billing_services.purchase_place(
         actor=owner_of(account), account=account, items=items, expected_total=expected, now=now
     )
 
@@ -64,7 +66,7 @@ def test_one_order_of_several_kinds_paid_once_delivers_everything(
         {"price": shop["plugin"].pk, "quantity": 3},
         {"price": shop["migration"].pk, "quantity": 1},
     ]
-    quote = purchases.purchase_quote(account=account, items=items, today=date(2026, 3, 10))
+    quote = billing_services.purchase_quote(account=account, items=items, today=date(2026, 3, 10))
     assert quote.total == usd("15") + usd("40") + usd("100") + usd("147") + usd("450")
     order = _buy(account, items, expected=quote.total)
     assert order.status == Order.Status.AWAITING_PAYMENT and order.lines.count() == 5
@@ -92,7 +94,7 @@ def test_one_order_of_several_kinds_paid_once_delivers_everything(
     # The key went out by mail, once, to the buyer.
     key_mails = [m for m in mail.outbox if "licence key" in m.subject]
     assert len(key_mails) == 1 and key_mails[0].to == [owner_of(account).email]
-    from billing.licences import licence_key
+    from billing.selectors import licence_key
 
     assert licence_key(licence) in key_mails[0].body
     # The premium feature is not the plan: seats paid still follow the plan.
@@ -110,7 +112,7 @@ def test_credit_pays_first_and_an_order_covered_in_full_is_delivered_at_once(
     order = _buy(account, [{"price": shop["credits"].pk, "quantity": 1}])
     assert order.status == Order.Status.PAID and order.credit_applied == Decimal("100")
     assert not Payment.objects.filter(order=order).exists()
-    assert purchases.credits_left(account=account)[0].left == 100_000
+    assert billing_selectors.credits_left(account=account)[0].left == 100_000
     assert owner  # the owner placed it
 
 
@@ -140,7 +142,7 @@ def test_bad_items_are_refused_with_the_reason(account, shop, items, message):
             for item in items
         ]
     with pytest.raises(PortalError) as exc:
-        purchases.purchase_quote(account=account, items=items, today=date(2026, 3, 10))
+        billing_services.purchase_quote(account=account, items=items, today=date(2026, 3, 10))
     assert message in exc.value.message and exc.value.field == "items"
 
 
@@ -173,32 +175,32 @@ def test_credits_are_taken_from_the_oldest_pack_first_once_per_reference(
     product = shop["credits"].product
     owner = owner_of(account)
 
-    purchases.credits_use(
+    billing_services.credits_use(
         actor=owner, account=account, product=product, units=150_000, reference="batch-1"
     )
     old, new = (line for line in OrderLine.objects.filter(kind="credit_pack").order_by("pk"))
     assert (old.units_used, new.units_used) == (100_000, 50_000)
     # A retry with the same reference changes nothing.
-    purchases.credits_use(
+    billing_services.credits_use(
         actor=owner, account=account, product=product, units=150_000, reference="batch-1"
     )
     assert CreditUse.objects.count() == 1
     with pytest.raises(PortalError, match="already used"):
-        purchases.credits_use(
+        billing_services.credits_use(
             actor=owner, account=account, product=product, units=5, reference="batch-1"
         )
     with pytest.raises(PortalError, match="Only 50,000"):
-        purchases.credits_use(
+        billing_services.credits_use(
             actor=owner, account=account, product=product, units=50_001, reference="batch-2"
         )
-    balance = purchases.credits_left(account=account)[0]
+    balance = billing_selectors.credits_left(account=account)[0]
     assert (balance.units, balance.used, balance.left) == (200_000, 150_000, 50_000)
 
 
 def test_unpaid_credit_packs_cannot_be_used(account, shop):
     _buy(account, [{"price": shop["credits"].pk, "quantity": 1}])
     with pytest.raises(PortalError, match="Only 0"):
-        purchases.credits_use(
+        billing_services.credits_use(
             actor=owner_of(account),
             account=account,
             product=shop["credits"].product,
@@ -211,23 +213,23 @@ def test_usage_is_recorded_once_per_reference_and_charged_after_the_month(accoun
     product = shop["sms"].product
     owner = owner_of(account)
     march = datetime(2026, 3, 20, 15, tzinfo=UTC)
-    purchases.usage_record(
+    billing_services.usage_record(
         actor=owner, account=account, product=product, quantity=1200, reference="a", now=march
     )
-    purchases.usage_record(
+    billing_services.usage_record(
         actor=owner, account=account, product=product, quantity=1200, reference="a", now=march
     )
-    purchases.usage_record(
+    billing_services.usage_record(
         actor=owner, account=account, product=product, quantity=301, reference="b", now=march
     )
     assert UsageRecord.objects.count() == 2
-    summary = purchases.usage_summary(account=account, today=date(2026, 3, 20))
+    summary = billing_selectors.usage_summary(account=account, today=date(2026, 3, 20))
     assert summary[0].quantity == 1501 and summary[0].estimate == usd("60.04")
-    assert purchases.usage_bill(account=account, now=march) is None  # March is not over
+    assert billing_services.usage_bill(account=account, now=march) is None  # March is not over
 
     # 1 April 01:00 UTC is still 31 March in New York: not yet.
-    assert purchases.usage_bill_due(now=datetime(2026, 4, 1, 1, tzinfo=UTC)) == 0
-    assert purchases.usage_bill_due(now=datetime(2026, 4, 1, 12, tzinfo=UTC)) == 1
+    assert billing_services.usage_bill_due(now=datetime(2026, 4, 1, 1, tzinfo=UTC)) == 0
+    assert billing_services.usage_bill_due(now=datetime(2026, 4, 1, 12, tzinfo=UTC)) == 1
     order = Order.objects.get(lines__kind="usage")
     line = order.lines.get()
     assert (line.quantity, line.amount, line.period_start, line.period_end) == (
@@ -238,7 +240,7 @@ def test_usage_is_recorded_once_per_reference_and_charged_after_the_month(accoun
     )
     assert not UsageRecord.objects.filter(line__isnull=True).exists()
     # Billing again bills nothing twice.
-    assert purchases.usage_bill_due(now=datetime(2026, 4, 2, 12, tzinfo=UTC)) == 0
+    assert billing_services.usage_bill_due(now=datetime(2026, 4, 2, 12, tzinfo=UTC)) == 0
 
 
 @pytest.mark.parametrize(
@@ -254,7 +256,7 @@ def test_usage_is_recorded_once_per_reference_and_charged_after_the_month(accoun
 def test_bad_usage_is_refused_naming_the_input(account, shop, kwargs, field):
     arguments = {"quantity": 5, "reference": "r1", **kwargs}
     with pytest.raises(PortalError) as exc:
-        purchases.usage_record(
+        billing_services.usage_record(
             actor=None,
             account=account,
             product=shop["sms"].product,
@@ -268,9 +270,9 @@ def test_a_service_is_delivered_when_staff_record_its_acceptance(account, shop, 
     order = _buy(account, [{"price": shop["migration"].pk, "quantity": 1}])
     line = order.lines.get()
     with pytest.raises(PortalError, match="not paid"):
-        purchases.service_mark_accepted(actor=billing_staff, line=line)
+        billing_services.service_mark_accepted(actor=billing_staff, line=line)
     services.payment_record_manual(actor=billing_staff, order=order, reference="B", now=NOW)
-    line = purchases.service_mark_accepted(actor=billing_staff, line=line, now=NOW)
+    line = billing_services.service_mark_accepted(actor=billing_staff, line=line, now=NOW)
     assert line.delivery == "accepted" and line.delivered_at == NOW
     assert AuditEvent.objects.filter(action="order_line.accepted").count() == 1
 
@@ -314,13 +316,13 @@ def test_members_cannot_buy(client, account, shop):
     client.force_login(member)
     assert client.get(reverse("billing_buy")).status_code == 403
     with pytest.raises(Exception, match="Only owners and billing admins"):
-        purchases.purchase_place(
+        billing_services.purchase_place(
             actor=member, account=account, items=[{"price": shop["plugin"].pk, "quantity": 1}]
         )
 
 
 def test_usage_bills_cannot_be_cancelled(account, shop):
-    purchases.usage_record(
+    billing_services.usage_record(
         actor=None,
         account=account,
         product=shop["sms"].product,
@@ -328,7 +330,7 @@ def test_usage_bills_cannot_be_cancelled(account, shop):
         reference="r",
         now=datetime(2026, 3, 20, 15, tzinfo=UTC),
     )
-    order = purchases.usage_bill(account=account, now=datetime(2026, 4, 2, 15, tzinfo=UTC))
+    order = billing_services.usage_bill(account=account, now=datetime(2026, 4, 2, 15, tzinfo=UTC))
     with pytest.raises(PortalError, match="cannot be cancelled"):
         services.order_cancel(actor=owner_of(account), order=order)
     order.refresh_from_db()
@@ -341,7 +343,7 @@ def test_usage_bills_cannot_be_cancelled(account, shop):
 def test_odd_quantities_are_refused_not_crashed(account, shop, quantity, message):
     Product.objects.filter(pk=shop["credits"].product_id).update(units=1_000_000)
     with pytest.raises(PortalError, match=message):
-        purchases.purchase_quote(
+        billing_services.purchase_quote(
             account=account,
             items=[{"price": shop["credits"].pk, "quantity": quantity}],
             today=date(2026, 3, 10),
@@ -353,7 +355,7 @@ def test_one_add_on_once_per_order(account, shop):
         product=shop["whatsapp"].product, currency="USD", amount=Decimal("150"), interval="year"
     )
     with pytest.raises(PortalError, match="already have"):
-        purchases.purchase_quote(
+        billing_services.purchase_quote(
             account=account,
             items=[{"price": shop["whatsapp"].pk}, {"price": yearly.pk}],
             today=date(2026, 3, 10),

@@ -70,7 +70,7 @@ def test_billing_reads_use_the_same_queries_at_2000_payments(
 
 
 def test_usage_this_month_is_summed_not_listed(account, prices):
-    from billing.purchases import usage_summary
+    from billing.selectors import usage_summary
 
     rows = usage_summary(account=account, today=timezone.localdate())
     assert rows[0].quantity == 300 and rows[0].product == prices["sms"].product

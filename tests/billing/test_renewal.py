@@ -10,7 +10,7 @@ from django.urls import reverse
 
 from billing import services
 from billing.models import Order, OrderLine, Subscription
-from billing.services import next_period_end
+from billing.periods import next_period_end
 from tests.billing.helpers import AFTER_END, BEFORE_END, usd
 from tests.factories import MembershipFactory, UserFactory, owner_of
 

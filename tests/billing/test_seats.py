@@ -15,6 +15,7 @@ from django.urls import reverse
 from accounts.errors import NotAllowed, PortalError
 from accounts.models import Account, AuditEvent
 from billing import selectors, services
+from billing import selectors as billing_selectors
 from billing.models import LedgerEntry, Order, Payment
 from billing.quotes import seat_change_quote
 from tests.billing.helpers import NOW, usd
@@ -62,7 +63,7 @@ def test_seat_change_quote_to_the_cent(unit, current, new, start, end, today, ki
 @pytest.mark.django_db
 class TestSeatChanges:
     def test_today_is_the_accounts_local_date(self, account):
-        assert services.account_today(account, NOW) == date(2026, 3, 10)
+        assert billing_selectors.account_today(account, NOW) == date(2026, 3, 10)
 
     def test_increase_with_the_manual_gateway_waits_for_the_payment(
         self, account, subscription, django_capture_on_commit_callbacks

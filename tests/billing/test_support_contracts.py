@@ -2,7 +2,7 @@ from datetime import date
 
 import pytest
 
-from billing.support_contracts import support_renewal_period
+from billing.periods import support_renewal_period
 
 # 1CRM terms: effective from the expiry (at most 12 months in arrears) to
 # 12 months after the end of the month of renewal.

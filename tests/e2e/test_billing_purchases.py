@@ -6,7 +6,8 @@ from decimal import Decimal
 import pytest
 from playwright.sync_api import expect
 
-from billing import licences, services
+from billing import selectors as billing_selectors
+from billing import services
 from billing.models import Licence, Order, Price, Product
 from billing.money import Money
 from tests.factories import PASSWORD, AccountFactory, owner_of
@@ -63,7 +64,7 @@ def test_owner_buys_licences_with_their_first_year_of_support(
 
     quote.get_by_role("button", name="Confirm and pay 1,020.00 USD").click()
     expect(page.get_by_role("status")).to_contain_text("What you bought is yours now")
-    key = licences.licence_key(Licence.objects.get())
+    key = billing_selectors.licence_key(Licence.objects.get())
     on_premise = page.get_by_test_id("on-premise")
     expect(on_premise).to_contain_text(key)
     expect(page.get_by_test_id("support-contract")).to_contain_text(

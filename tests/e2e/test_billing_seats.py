@@ -6,6 +6,7 @@ from decimal import Decimal
 import pytest
 from playwright.sync_api import expect
 
+from billing import selectors as billing_selectors
 from billing import services
 from billing.models import Order, Price, Product, Subscription
 from billing.money import Money
@@ -19,7 +20,7 @@ def test_owner_adds_seats_with_a_preview_and_sees_the_charge(
     page, live_server, transactional_db, screenshot
 ):
     account = AccountFactory(name="Initech", seats_paid=3)
-    today = services.account_today(account)
+    today = billing_selectors.account_today(account)
     start = today.replace(day=1)
     end = (start + timedelta(days=32)).replace(day=1)
     product = Product.objects.create(code="pro", name="Professional", kind="subscription")

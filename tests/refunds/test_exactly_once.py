@@ -13,7 +13,8 @@ from django.utils import timezone
 
 from accounts.errors import PortalError
 from accounts.models import AuditEvent
-from billing import gateways, purchases
+from billing import gateways
+from billing import services as billing_services
 from billing.gateways import ChargeResult
 from billing.models import LedgerEntry, Licence, Payment
 from refunds import services
@@ -176,7 +177,7 @@ def card_payout(fake_stripe, catalogue, reviewer, monkeypatch):
     queued = []
     monkeypatch.setattr(tasks.refund_payout_run, "delay_on_commit", queued.append)
     account = AccountFactory(name="Acme", timezone="America/New_York")
-    order = purchases.purchase_place(
+    order = billing_services.purchase_place(
         actor=owner_of(account),
         account=account,
         items=[{"price": catalogue[name].pk} for name in ("credits", "plugin")],

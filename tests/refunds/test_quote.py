@@ -10,7 +10,8 @@ import pytest
 import time_machine
 from django.urls import reverse
 
-from billing import purchases, services
+from billing import services
+from billing import services as billing_services
 from billing.models import Order, Price, Product
 from refunds import services as refund_services
 from tests.accounts.test_hardening import staff_client
@@ -40,7 +41,7 @@ def bought(billing_staff):
         ),
     ]
     paid_at = datetime(2026, 3, 2, 15, tzinfo=UTC)
-    order = purchases.purchase_place(
+    order = billing_services.purchase_place(
         actor=owner_of(account),
         account=account,
         items=[{"price": p.pk} for p in prices],
@@ -195,7 +196,7 @@ def test_a_full_order_request_counts_the_lines_left_out(api_client, billing_staf
         for p in (credits, quota)
     ]
     paid_at = datetime(2026, 3, 2, 12, tzinfo=UTC)
-    order = purchases.purchase_place(
+    order = billing_services.purchase_place(
         actor=owner_of(account),
         account=account,
         items=[{"price": p.pk} for p in prices],

@@ -13,7 +13,7 @@ from djstripe.models import Event, WebhookEventTrigger
 
 from accounts.errors import PortalError
 from accounts.models import AuditEvent
-from billing import purchases
+from billing import services as billing_services
 from billing.gateways import ChargeResult
 from billing.gateways.stripe import StripeGateway
 from billing.models import Payment
@@ -56,7 +56,7 @@ def card_order(stripe_on, catalogue, django_capture_on_commit_callbacks):
     account = AccountFactory(name="Acme", timezone="America/New_York")
     give_card(account)
     with django_capture_on_commit_callbacks(execute=True):
-        order = purchases.purchase_place(
+        order = billing_services.purchase_place(
             actor=owner_of(account),
             account=account,
             items=[{"price": catalogue[name].pk} for name in ("credits", "plugin")],

@@ -11,6 +11,7 @@ from django.contrib.auth.models import Group
 from django.utils import timezone
 
 from billing.models import Price, Product, Subscription
+from billing.periods import add_years
 from support import services
 from support.models import Incident
 from tests.factories import (
@@ -111,7 +112,7 @@ def test_the_contact_sees_the_quota_and_may_open(client_of, extra_price):
     assert data["contact"] == {"name": contact.get_full_name(), "email": contact.email}
     assert data["quota"] == {
         "year_start": start.isoformat(),
-        "next_reset": services._add_years(start, 1).isoformat(),
+        "next_reset": add_years(start, 1).isoformat(),
         "licensed": 4,
         "quota": 2,
         "used": 1,
@@ -134,7 +135,7 @@ def test_a_startup_account_is_refused_and_pointed_to_the_documentation(client_of
     startup = Product.objects.create(
         code="startup", name="Startup", kind="perpetual_license", edition="startup"
     )
-    from billing.purchases import purchase_place
+    from billing.services import purchase_place
 
     price = Price.objects.create(
         product=startup, currency="USD", amount=Decimal("0"), interval="one_off"

@@ -129,7 +129,7 @@ def test_the_startup_edition_has_no_support():
     startup = Product.objects.create(
         code="startup", name="Startup", kind="perpetual_license", edition="startup"
     )
-    from billing.purchases import purchase_place
+    from billing.services import purchase_place
 
     price = Price.objects.create(
         product=startup, currency="USD", amount=Decimal("0"), interval="one_off"

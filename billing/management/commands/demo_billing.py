@@ -10,7 +10,7 @@ from django.db import transaction
 from accounts.models import Account, User
 from billing.catalogue import price_terms_refusal
 from billing.models import Price, Product, Subscription
-from billing.services import account_today
+from billing.selectors import account_today
 
 # account name, product code, currency
 PLANS = [
@@ -195,8 +195,7 @@ class Command(BaseCommand):
     def _licences(self) -> int:
         """Initech runs on-premise: 5 Professional licences with their first year of support."""
         from billing.models import Licence
-        from billing.purchases import purchase_place
-        from billing.services import payment_record_manual
+        from billing.services import payment_record_manual, purchase_place
 
         account = Account.objects.filter(name="Initech (on-premise)").first()
         if account is None or Licence.objects.filter(account=account).exists():

@@ -93,7 +93,11 @@ class Command(BaseCommand):
         elif options["mbox"]:
             where, run, target = f"mbox {options['mbox']}", fetch.fetch_mbox, "mbox"
         else:
-            where, run, target = f"imap {fetch._redact(options['imap'])}", fetch.fetch_imap, "imap"
+            where, run, target = (
+                f"imap {fetch.redact_url(options['imap'])}",
+                fetch.fetch_imap,
+                "imap",
+            )
         try:
             counts = run(options[target], limit=options["limit"])
         except fetch.FetchError as exc:

@@ -1,0 +1,60 @@
+"""Row locks on money state, taken in one order by billing, refunds and support alike.
+
+The order:
+
+    account → (the app's own row: a refund request, an incident) → subscription
+            → order → order line → payment → licence
+
+The account comes first, always, and is held to the end of the transaction: it
+serialises every change to one account's money (its ledger, orders, payments, seats),
+so two changes of the same account never interleave, and code that needs a row lower
+in the list never has to go back up for one higher. A function that has taken a
+lower row does not take a higher one afterwards. Every lock is `SELECT ... FOR UPDATE`
+inside the caller's transaction (`transaction.atomic()`). Each takes the row or its
+primary key.
+"""
+
+from accounts.models import Account
+
+from .models import Licence, Order, OrderLine, Payment, Subscription
+
+
+def _pk(row) -> int:
+    return row if isinstance(row, int) else row.pk
+
+
+def lock_account(account: Account | int) -> Account:
+    """The account's row, fresh and locked: first, before any other row of it."""
+    return Account.objects.select_for_update().get(pk=_pk(account))
+
+
+def lock_subscription(subscription: Subscription | int) -> Subscription:
+    """The subscription's row only (its joins are nullable), with its price and product."""
+    return (
+        Subscription.objects.select_for_update(of=("self",))
+        .select_related("price__product", "account__reseller")
+        .get(pk=_pk(subscription))
+    )
+
+
+def lock_order(order: Order | int) -> Order:
+    return Order.objects.select_for_update().get(pk=_pk(order))
+
+
+def lock_order_lines(ids) -> dict[int, OrderLine]:
+    """Several lines of one account at once, in id order (so two callers agree)."""
+    rows = (
+        OrderLine.objects.select_for_update(of=("self",))
+        .select_related("order", "product")
+        .filter(pk__in=list(ids))
+        .order_by("pk")
+    )
+    return {line.pk: line for line in rows}
+
+
+def lock_payment(payment: Payment | int) -> Payment:
+    return Payment.objects.select_for_update().get(pk=_pk(payment))
+
+
+def lock_licence(licence: Licence | int) -> Licence:
+    return Licence.objects.select_for_update().get(pk=_pk(licence))

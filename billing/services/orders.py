@@ -1,0 +1,139 @@
+"""Orders: one or more lines bought at one moment, paid in one payment, credit first.
+
+An order that credit covers in full is paid, and delivered, at once; the rest goes to
+the gateway after commit. An unpaid order can be withdrawn and its credit comes back.
+"""
+
+import secrets
+from decimal import Decimal
+
+from django.db import transaction
+
+from accounts.errors import PortalError
+from accounts.models import Account
+from accounts.services import audit_record
+
+from ..hooks import ORDER_CANCELLED_HOOKS
+from ..locks import lock_account, lock_order
+from ..models import LedgerEntry, Order, OrderLine, Payment, Product, Subscription
+from ..money import Money
+from .common import require_billing_role
+from .delivery import order_mark_paid
+from .ledger import ledger_apply_to_charge, ledger_post
+from .payments import payment_charge_on_commit
+
+
+def order_place(
+    *, account, actor, now, changes: dict, line: dict | None = None, lines: list | None = None
+) -> Order:
+    """Order one or more lines (audited), paid in one payment: credit pays first, the
+    gateway the rest after commit. An order that credit covers in full is paid, and
+    delivered, at once.
+    """
+    lines = lines if lines is not None else [line]
+    currency = account.currency if lines[0].get("price") is None else lines[0]["price"].currency
+    amount = Money(sum((item["amount"] for item in lines), Decimal(0)), currency)
+    order = order_create(account=account, currency=currency, lines=lines, actor=actor, now=now)
+    audit_record(
+        actor=actor, action="order.created", target=order, account=account, changes=changes
+    )
+    left = ledger_apply_to_charge(
+        account=account, charge=amount, reference=order.number, actor=actor
+    )
+    order.credit_applied = amount.amount - left.amount
+    order.save(update_fields=["credit_applied"])
+    if left.amount == 0:
+        order_mark_paid(order, actor=actor, now=now)
+    else:
+        payment_charge_on_commit(order)
+    return order
+
+
+def order_create(*, account, currency, lines, actor, now) -> Order:
+    total = sum((line["amount"] for line in lines), Decimal(0))
+    order = Order.objects.create(
+        account=account,
+        number=f"tmp-{secrets.token_hex(6)}",
+        currency=currency,
+        status=Order.Status.AWAITING_PAYMENT,
+        total=total,
+        created_at=now,
+        created_by=actor if actor is not None and actor.pk else None,
+    )
+    order.number = f"ORD-{now:%Y}-{order.pk:06d}"
+    order.save(update_fields=["number"])
+    for line in lines:
+        OrderLine.objects.create(order=order, **line)
+    return order
+
+
+def order_cancel(*, actor, order: Order, now=None) -> Order:
+    """Withdraw an unpaid order: its pending payment is dropped and its credit returned."""
+    with transaction.atomic():
+        account = lock_account(order.account)
+        require_billing_role(actor=actor, account=account)
+        order = lock_order(order)
+        if order.status != Order.Status.AWAITING_PAYMENT:
+            raise PortalError(
+                f"{order.number} is {order.get_status_display().lower()}; only an unpaid order "
+                "can be cancelled."
+            )
+        if order.lines.filter(effect=OrderLine.Effect.USAGE).exists():
+            raise PortalError(
+                f"{order.number} charges usage already consumed: it cannot be cancelled. Write "
+                "to billing if a line is wrong.",
+                field="order",
+            )
+        order_cancel_locked(order, account=account, actor=actor, reason="cancelled")
+    return order
+
+
+def order_cancel_locked(order: Order, *, account: Account, actor, reason: str) -> None:
+    """Cancel an unpaid order; the caller holds the account's and the order's locks."""
+    for hook in ORDER_CANCELLED_HOOKS:  # apps above billing withdraw what it was for
+        hook(order=order, actor=actor)
+    Payment.objects.filter(order=order, status=Payment.Status.PENDING).update(
+        status=Payment.Status.FAILED, failure_message=f"Order {reason}."
+    )
+    if order.credit_applied > 0:
+        ledger_post(
+            account=account,
+            currency=order.currency,
+            amount=order.credit_applied,
+            kind=LedgerEntry.Kind.ORDER_CANCELLED,
+            description=f"Credit returned from {order.number} ({reason})",
+            reference=order.number,
+            actor=actor,
+        )
+    order.status = Order.Status.CANCELLED
+    order.save(update_fields=["status"])
+    audit_record(
+        actor=actor,
+        action="order.cancelled",
+        target=order,
+        account=account,
+        changes={"credit_returned": str(order.credit_applied), "reason": reason},
+    )
+    # A plan waiting for its first payment never starts; one waiting for its renewal
+    # ends (it stays on the licence screen, and a new plan can be started).
+    for line in order.lines.select_related("subscription"):
+        subscription = line.subscription
+        if subscription is None:
+            continue
+        if line.kind == Product.Kind.SUPPORT_CONTRACT and line.effect == OrderLine.Effect.RENEW:
+            continue  # support stays expired, and can be renewed again
+        if (line.effect, subscription.status) in (
+            (OrderLine.Effect.START, Subscription.Status.PENDING),
+            (OrderLine.Effect.RENEW, Subscription.Status.LAPSED),
+        ):
+            old = subscription.status
+            subscription.status = Subscription.Status.CANCELLED
+            subscription.pending_price = None
+            subscription.save(update_fields=["status", "pending_price"])
+            audit_record(
+                actor=actor,
+                action="subscription.ended",
+                target=subscription,
+                account=account,
+                changes={"status": [old, "cancelled"], "order": order.number},
+            )

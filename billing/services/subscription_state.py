@@ -1,0 +1,77 @@
+"""A subscription's own changes, used by the use cases and by delivery: its quantity, and
+the period a paid start or renewal gives it."""
+
+from accounts import services as account_services
+from accounts.services import audit_record
+
+from ..models import Order, OrderLine, Product, Subscription
+from ..periods import next_period_end
+from ..selectors import account_today
+from .licences import licence_renounce_excess
+
+
+def subscription_set_quantity(
+    subscription: Subscription, quantity: int, *, actor, reason: str
+) -> None:
+    old = subscription.quantity
+    subscription.quantity = quantity
+    subscription.save(update_fields=["quantity"])
+    audit_record(
+        actor=actor,
+        action="subscription.seats_changed",
+        target=subscription,
+        account=subscription.account,
+        changes={"quantity": [old, quantity], "reason": reason},
+    )
+
+
+def subscription_paid_period(
+    subscription: Subscription, line: OrderLine, *, actor, order: Order, now
+) -> None:
+    today = account_today(subscription.account, now)
+    is_support = subscription.price.product.kind == Product.Kind.SUPPORT_CONTRACT
+    if is_support and line.effect == OrderLine.Effect.RENEW:
+        # A support renewal covers the period it was quoted for, in arrears when late
+        # (1CRM terms); renewing for fewer users renounces the excess licences.
+        licence_renounce_excess(
+            subscription.account, keep=line.quantity, actor=actor, reference=order.number
+        )
+        subscription.quantity = line.quantity
+        subscription.save(update_fields=["quantity"])
+        if (
+            subscription.status == Subscription.Status.ACTIVE
+            and line.period_start == subscription.current_period_end
+        ):
+            # Renewed before the expiry: the contract simply runs on.
+            line.period_start = subscription.current_period_start
+    elif today > line.period_start:
+        # Paid late: the period starts now, so no paid-for time has passed unused.
+        interval = line.price.interval if line.price_id else subscription.price.interval
+        line.period_start, line.period_end = today, next_period_end(today, interval)
+        line.save(update_fields=["period_start", "period_end"])
+    subscription.current_period_start = line.period_start
+    subscription.current_period_end = line.period_end
+    subscription.status = Subscription.Status.ACTIVE
+    # A downgrade waiting for this cycle takes effect with it (acelle §6).
+    subscription.price = line.price
+    subscription.pending_price = None
+    subscription.save(
+        update_fields=[
+            "current_period_start",
+            "current_period_end",
+            "status",
+            "price",
+            "pending_price",
+        ]
+    )
+    audit_record(
+        actor=actor,
+        action="subscription.renewed",
+        target=subscription,
+        account=subscription.account,
+        changes={"period": [str(line.period_start), str(line.period_end)], "order": order.number},
+    )
+    if subscription.price.product.kind == Product.Kind.SUBSCRIPTION:
+        account_services.account_set_licence_screen(
+            account=subscription.account, on=False, reason=f"{order.number} paid", actor=actor
+        )

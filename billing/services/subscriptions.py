@@ -1,0 +1,580 @@
+"""A plan's life: start (a trial or the first period paid now), seats, plan changes,
+cancellation at the period's end and renewal (1CRM terms, acelle §6).
+
+Removed seats become an immediate, non-refundable credit; added seats and upgrades are
+charged at once, pro rata; a downgrade waits for the next cycle. Until a renewal is
+paid the plan has lapsed and the account is on the licence screen.
+"""
+
+import logging
+from dataclasses import replace
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from accounts import selectors as account_selectors
+from accounts import services as account_services
+from accounts.errors import PortalError
+from accounts.models import Account
+from accounts.services import audit_record
+
+from ..locks import lock_account, lock_subscription
+from ..models import LedgerEntry, Order, OrderLine, Price, Product, Subscription
+from ..money import Money
+from ..periods import next_period_end
+from ..quotes import PlanChangeQuote, SeatChangeQuote, plan_change_quote, seat_change_quote
+from ..selectors import (
+    account_today,
+    licensed_users,
+    order_open_for,
+    subscription_live,
+    trial_available,
+)
+from .common import require_billing_role, require_previewed
+from .ledger import ledger_post
+from .orders import order_cancel_locked, order_place
+from .seats import seats_paid_sync
+from .subscription_state import subscription_set_quantity
+
+logger = logging.getLogger(__name__)
+
+
+def subscription_void_open_changes(
+    subscription: Subscription, *, account: Account, reason: str
+) -> None:
+    """Unpaid seat or plan changes were priced for the period that is ending: void them."""
+    # Ids first: PostgreSQL does not lock rows of a DISTINCT query.
+    ids = set(
+        Order.objects.filter(
+            status=Order.Status.AWAITING_PAYMENT,
+            lines__subscription=subscription,
+            lines__effect__in=[OrderLine.Effect.ADD_SEATS, OrderLine.Effect.CHANGE_PLAN],
+        ).values_list("pk", flat=True)
+    )
+    orders = Order.objects.select_for_update().filter(pk__in=ids).order_by("pk")
+    for order in orders:
+        order_cancel_locked(order, account=account, actor=None, reason=reason)
+
+
+def _require_plan(subscription: Subscription, *, field: str) -> None:
+    """Seats and plan changes are the plan's; support follows the licences (1CRM terms)."""
+    if subscription.price.product.kind != Product.Kind.SUBSCRIPTION:
+        raise PortalError(
+            f"{subscription.price.product.name} is not the account's plan: its seats and "
+            "price do not change here.",
+            field=field,
+        )
+
+
+def subscription_seat_quote(
+    *, subscription: Subscription, quantity, today, now=None
+) -> SeatChangeQuote:
+    """What a seat change would cost or credit, refusing every change the rules refuse."""
+    account = subscription.account
+    _require_plan(subscription, field="quantity")
+    if not isinstance(quantity, int) or isinstance(quantity, bool) or quantity < 1:
+        raise PortalError("Give a whole number of seats, at least 1.", field="quantity")
+    if account.reseller_id:
+        raise PortalError(
+            f"{account.name}'s billing is provided by {account.reseller.name}: ask them to "
+            "change your seats.",
+            field="quantity",
+        )
+    if subscription.price.scheme != Price.Scheme.PER_SEAT:
+        raise PortalError("This plan is not priced per seat.", field="quantity")
+    if subscription.status not in (Subscription.Status.ACTIVE, Subscription.Status.TRIALING):
+        raise PortalError(
+            f"The subscription is {subscription.get_status_display().lower()}; renew it first.",
+            field="quantity",
+        )
+    if today >= subscription.current_period_end:
+        raise PortalError(
+            f"The period ended on {subscription.current_period_end:%d %B %Y}; renew the "
+            "subscription before changing its seats.",
+            field="quantity",
+        )
+    open_order = order_open_for(subscription)
+    if open_order is not None:
+        raise PortalError(
+            f"Order {open_order.number} awaits payment; pay or cancel it before another change.",
+            field="quantity",
+        )
+    if quantity < subscription.quantity:
+        usage = account_selectors.seat_usage(account=account, now=now or timezone.now())
+        if usage.used > quantity:
+            raise PortalError(
+                f"{usage.describe()}: take seats from members or withdraw invitations "
+                f"before going down to {quantity}.",
+                field="quantity",
+            )
+    quote = seat_change_quote(
+        unit_price=Money(subscription.price.amount, subscription.price.currency),
+        current=subscription.quantity,
+        new=quantity,
+        period_start=subscription.current_period_start,
+        period_end=subscription.current_period_end,
+        today=today,
+    )
+    if subscription.status == Subscription.Status.TRIALING:
+        # Nothing was paid for a trial: its seats change without a charge or a credit.
+        quote = replace(quote, amount=Money.zero(quote.amount.currency), trial=True)
+    return quote
+
+
+def subscription_change_seats(
+    *,
+    actor,
+    subscription: Subscription,
+    quantity: int,
+    expected_amount: Money | None = None,
+    now=None,
+) -> tuple[Subscription, SeatChangeQuote, Order | None]:
+    """Add seats (charged at once, pro rata) or remove them (credited, pro rata). 1CRM terms.
+
+    `expected_amount` is what the customer saw in the preview: if the quote moved
+    since (a new day began), nothing changes and they are shown the new one.
+    """
+    now = now or timezone.now()
+    with transaction.atomic():
+        account = lock_account(subscription.account)
+        require_billing_role(actor=actor, account=account)
+        subscription = lock_subscription(subscription)
+        today = account_today(account, now)
+        quote = subscription_seat_quote(
+            subscription=subscription, quantity=quantity, today=today, now=now
+        )
+        require_previewed(quote.amount, expected_amount, field="quantity")
+        order = None
+        if quote.kind == "none":
+            return subscription, quote, None
+        if quote.kind == "credit" or quote.amount.amount == 0:
+            subscription_set_quantity(subscription, quantity, actor=actor, reason=quote.kind)
+            if quote.kind == "credit" and quote.amount.amount > 0:
+                ledger_post(
+                    account=account,
+                    currency=quote.amount.currency,
+                    amount=quote.amount.amount,
+                    kind=LedgerEntry.Kind.SEAT_CREDIT,
+                    description=f"{-quote.delta} seat(s) removed on {today:%d %B %Y}",
+                    reference=f"subscription:{subscription.pk}",
+                    actor=actor,
+                )
+            seats_paid_sync(account, actor=actor)
+        else:
+            order = order_place(
+                account=account,
+                line={
+                    "product": subscription.price.product,
+                    "price": subscription.price,
+                    "subscription": subscription,
+                    "kind": Product.Kind.SUBSCRIPTION,
+                    "description": (
+                        f"{quote.delta} more seat(s) of {subscription.price.product.name}, "
+                        f"{quote.period_start:%d %b} to {quote.period_end:%d %b %Y}"
+                    ),
+                    "quantity": quote.delta,
+                    "amount": quote.amount.amount,
+                    "period_start": quote.period_start,
+                    "period_end": quote.period_end,
+                    "first_purchase": False,
+                    "effect": OrderLine.Effect.ADD_SEATS,
+                },
+                actor=actor,
+                now=now,
+                changes={"seats": [quote.current, quantity], "total": str(quote.amount)},
+            )
+    subscription.refresh_from_db()
+    return subscription, quote, order
+
+
+def subscription_set_cancel_at_period_end(
+    *, actor, subscription: Subscription, cancel: bool
+) -> Subscription:
+    """Cancel (access to the end of the paid period, no renewal, no refund of unused
+    time: 1CRM terms, acelle §6), or take the cancellation back before the period ends."""
+    with transaction.atomic():
+        account = lock_account(subscription.account)
+        require_billing_role(actor=actor, account=account)
+        subscription = lock_subscription(subscription)
+        if subscription.status not in (Subscription.Status.ACTIVE, Subscription.Status.TRIALING):
+            raise PortalError(
+                f"The subscription is {subscription.get_status_display().lower()}.",
+                field="cancel_at_period_end",
+            )
+        if account.reseller_id:
+            raise PortalError(
+                f"{account.name}'s billing is provided by {account.reseller.name}.",
+                field="cancel_at_period_end",
+            )
+        if subscription.cancel_at_period_end == cancel:
+            return subscription
+        subscription.cancel_at_period_end = cancel
+        subscription.save(update_fields=["cancel_at_period_end"])
+        audit_record(
+            actor=actor,
+            action="subscription.cancelled" if cancel else "subscription.cancellation_withdrawn",
+            target=subscription,
+            account=account,
+            changes={"cancel_at_period_end": [not cancel, cancel]},
+        )
+    return subscription
+
+
+def subscription_renew(*, subscription: Subscription, now=None) -> Subscription:
+    """At the end of a period: end a cancelled plan, or order and charge the next period.
+
+    Until the renewal is paid the plan is lapsed and the account on the licence screen
+    (1CRM terms). Safe to run twice: a lapsed plan waits for its renewal order.
+    """
+    now = now or timezone.now()
+    with transaction.atomic():
+        account = lock_account(subscription.account)
+        subscription = lock_subscription(subscription)
+        today = account_today(account, now)
+        if today < subscription.current_period_end or subscription.status in (
+            Subscription.Status.CANCELLED,
+            Subscription.Status.LAPSED,
+        ):
+            return subscription
+        subscription_void_open_changes(subscription, account=account, reason="voided at period end")
+        kind = subscription.price.product.kind
+        is_plan = kind == Product.Kind.SUBSCRIPTION
+        if kind == Product.Kind.SUPPORT_CONTRACT and not subscription.cancel_at_period_end:
+            # Support is optional after the first year (1CRM terms): it expires unless the
+            # customer renews; a late renewal runs from this date (billing.licences).
+            subscription.status = Subscription.Status.LAPSED
+            subscription.save(update_fields=["status"])
+            audit_record(
+                actor=None,
+                action="support.expired",
+                target=subscription,
+                account=account,
+                changes={"expired_on": str(subscription.current_period_end)},
+            )
+            return subscription
+        if subscription.cancel_at_period_end:
+            subscription.status = Subscription.Status.CANCELLED
+            subscription.pending_price = None
+            subscription.save(update_fields=["status", "pending_price"])
+            audit_record(
+                actor=None,
+                action="subscription.ended",
+                target=subscription,
+                account=account,
+                changes={"status": ["active", "cancelled"]},
+            )
+            if is_plan:
+                account_services.account_set_licence_screen(
+                    account=account, on=True, reason="subscription ended"
+                )
+            return subscription
+        price = subscription.pending_price or subscription.price
+        first_paid = subscription.status == Subscription.Status.TRIALING
+        start = subscription.current_period_end
+        end = next_period_end(start, price.interval)
+        seats = subscription.quantity if price.scheme == Price.Scheme.PER_SEAT else 1
+        amount = Money(price.amount * seats, price.currency).rounded()
+        order = order_place(
+            account=account,
+            line={
+                "product": price.product,
+                "price": price,
+                "subscription": subscription,
+                "kind": kind,
+                "description": (
+                    f"{price.product.name}, {seats} seat(s), {start:%d %b %Y} to {end:%d %b %Y}"
+                ),
+                "quantity": seats,
+                "amount": amount.amount,
+                "period_start": start,
+                "period_end": end,
+                "first_purchase": first_paid,
+                "effect": OrderLine.Effect.RENEW,
+            },
+            actor=None,
+            now=now,
+            changes={"renewal": [str(start), str(end)], "total": str(amount)},
+        )
+        if order.status != Order.Status.PAID:
+            subscription.status = Subscription.Status.LAPSED
+            subscription.save(update_fields=["status"])
+            audit_record(
+                actor=None,
+                action="subscription.lapsed",
+                target=subscription,
+                account=account,
+                changes={"awaiting": order.number},
+            )
+            if is_plan:
+                account_services.account_set_licence_screen(
+                    account=account, on=True, reason=f"renewal {order.number} awaits payment"
+                )
+
+    subscription.refresh_from_db()
+    return subscription
+
+
+def subscriptions_renew_due(*, now=None) -> int:
+    """The beat job's work: every plan whose period ended in its account's local date."""
+    now = now or timezone.now()
+    changed = 0
+    # A day of margin: accounts in zones ahead of UTC reach the date first.
+    due = Subscription.objects.filter(
+        status__in=[Subscription.Status.ACTIVE, Subscription.Status.TRIALING],
+        current_period_end__lte=now.date() + timedelta(days=1),
+    ).values_list("pk", flat=True)
+    for pk in due:
+        before = Subscription.objects.get(pk=pk)
+        try:
+            after = subscription_renew(subscription=before, now=now)
+        except Exception:
+            # One plan's failure must not hold back every other renewal; the next run retries.
+            logger.exception("Renewal of subscription %s failed", pk)
+            continue
+        changed += (after.current_period_end, after.status) != (
+            before.current_period_end,
+            before.status,
+        )
+    return changed
+
+
+def _plan_total(price: Price, quantity: int) -> Money:
+    seats = quantity if price.scheme == Price.Scheme.PER_SEAT else 1
+    return Money(price.amount * seats, price.currency)
+
+
+def subscription_plan_quote(
+    *, subscription: Subscription, price: Price, today, now=None
+) -> PlanChangeQuote:
+    account = subscription.account
+    _require_plan(subscription, field="price")
+    if account.reseller_id:
+        raise PortalError(
+            f"{account.name}'s billing is provided by {account.reseller.name}: ask them to "
+            "change your plan.",
+            field="price",
+        )
+    if subscription.status != Subscription.Status.ACTIVE:
+        raise PortalError(
+            f"The subscription is {subscription.get_status_display().lower()}; plans change "
+            "on an active subscription.",
+            field="price",
+        )
+    if (
+        not price.is_active
+        or price.product.kind != Product.Kind.SUBSCRIPTION
+        or price.currency != subscription.price.currency
+        or price.interval != subscription.price.interval
+        or price.scheme != subscription.price.scheme
+    ):
+        raise PortalError(
+            "Choose a plan billed in the same currency and at the same interval.", field="price"
+        )
+    if today >= subscription.current_period_end:
+        raise PortalError("The period has ended; renew the subscription first.", field="price")
+    open_order = order_open_for(subscription)
+    if open_order is not None:
+        raise PortalError(
+            f"Order {open_order.number} awaits payment; pay or cancel it before another change.",
+            field="price",
+        )
+    return plan_change_quote(
+        current_name=subscription.price.product.name,
+        new_name=price.product.name,
+        current_total=_plan_total(subscription.price, subscription.quantity),
+        new_total=_plan_total(price, subscription.quantity),
+        period_start=subscription.current_period_start,
+        period_end=subscription.current_period_end,
+        today=today,
+        same_plan=price.pk == subscription.price_id,
+        downgrade_pending=subscription.pending_price_id is not None,
+    )
+
+
+def subscription_change_plan(
+    *,
+    actor,
+    subscription: Subscription,
+    price: Price,
+    expected_amount: Money | None = None,
+    now=None,
+) -> tuple[Subscription, PlanChangeQuote, Order | None]:
+    """Upgrade now (difference pro rata, charged at once) or downgrade at the next cycle."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        account = lock_account(subscription.account)
+        require_billing_role(actor=actor, account=account)
+        subscription = lock_subscription(subscription)
+        price = Price.objects.select_related("product").get(pk=price.pk)
+        quote = subscription_plan_quote(
+            subscription=subscription, price=price, today=account_today(account, now), now=now
+        )
+        require_previewed(quote.amount, expected_amount, field="price")
+        order = None
+        if quote.kind == "none":
+            return subscription, quote, None
+        if quote.kind == "stay":
+            withdrawn = subscription.pending_price
+            subscription.pending_price = None
+            subscription.save(update_fields=["pending_price"])
+            audit_record(
+                actor=actor,
+                action="subscription.downgrade_withdrawn",
+                target=subscription,
+                account=account,
+                changes={"pending_price": [str(withdrawn), None]},
+            )
+            return subscription, quote, None
+        if quote.kind == "downgrade":
+            subscription.pending_price = price
+            subscription.save(update_fields=["pending_price"])
+            audit_record(
+                actor=actor,
+                action="subscription.downgrade_scheduled",
+                target=subscription,
+                account=account,
+                changes={
+                    "price": [str(subscription.price), str(price)],
+                    "from": str(subscription.current_period_end),
+                },
+            )
+        else:
+            order = order_place(
+                account=account,
+                line={
+                    "product": price.product,
+                    "price": price,
+                    "subscription": subscription,
+                    "kind": Product.Kind.SUBSCRIPTION,
+                    "description": (
+                        f"Upgrade to {price.product.name}, {quote.period_start:%d %b} to "
+                        f"{quote.period_end:%d %b %Y}"
+                    ),
+                    "quantity": subscription.quantity,
+                    "amount": quote.amount.amount,
+                    "period_start": quote.period_start,
+                    "period_end": quote.period_end,
+                    "first_purchase": False,
+                    "effect": OrderLine.Effect.CHANGE_PLAN,
+                },
+                actor=actor,
+                now=now,
+                changes={
+                    "upgrade": [str(subscription.price), str(price)],
+                    "total": str(quote.amount),
+                },
+            )
+    subscription.refresh_from_db()
+    return subscription, quote, order
+
+
+def subscription_start(
+    *, actor, account: Account, price: Price, quantity: int, trial: bool = False, now=None
+) -> tuple[Subscription, Order | None]:
+    """Start a plan: a free trial (first plan only), or the first period paid now.
+
+    Access begins the moment the first payment succeeds (delivery policy §1-2).
+    """
+    now = now or timezone.now()
+    if not isinstance(quantity, int) or isinstance(quantity, bool) or quantity < 1:
+        raise PortalError("Give a whole number of seats, at least 1.", field="quantity")
+    with transaction.atomic():
+        account = lock_account(account)
+        require_billing_role(actor=actor, account=account)
+        if account.reseller_id:
+            raise PortalError(
+                f"{account.name}'s billing is provided by {account.reseller.name}.", field="price"
+            )
+        if licensed_users(account) is not None:
+            raise PortalError(
+                f"{account.name} is licensed on-premise; a cloud plan needs a separate account.",
+                field="price",
+            )
+        live = subscription_live(account)
+        if live is not None:
+            raise PortalError(
+                f"{account.name} already has a plan ({live.get_status_display().lower()}); "
+                "change it instead.",
+                field="price",
+            )
+        price = Price.objects.select_related("product").get(pk=price.pk)
+        if (
+            not price.is_active
+            or price.product.kind != Product.Kind.SUBSCRIPTION
+            or price.interval not in (Price.Interval.MONTH, Price.Interval.YEAR)
+            or price.currency != account.currency
+        ):
+            raise PortalError(
+                f"Choose a monthly or yearly plan billed in {account.currency}.", field="price"
+            )
+        seats = quantity if price.scheme == Price.Scheme.PER_SEAT else 1
+        usage = account_selectors.seat_usage(account=account, now=now)
+        if price.scheme == Price.Scheme.PER_SEAT and usage.used > seats:
+            raise PortalError(
+                f"{usage.describe()}: start with at least {usage.used} seats.", field="quantity"
+            )
+        if trial and not trial_available(account):
+            raise PortalError("The free trial is for an account's first plan.", field="trial")
+        today = account_today(account, now)
+        if trial:
+            end = today + timedelta(days=settings.BILLING_TRIAL_DAYS)
+            subscription = Subscription.objects.create(
+                account=account,
+                price=price,
+                quantity=seats,
+                status=Subscription.Status.TRIALING,
+                current_period_start=today,
+                current_period_end=end,
+                trial_end=end,
+            )
+            audit_record(
+                actor=actor,
+                action="subscription.trial_started",
+                target=subscription,
+                account=account,
+                changes={"price": str(price), "trial_end": str(end)},
+            )
+            seats_paid_sync(account, actor=actor)
+            return subscription, None
+        end = next_period_end(today, price.interval)
+        amount = Money(price.amount * seats, price.currency).rounded()
+        subscription = Subscription.objects.create(
+            account=account,
+            price=price,
+            quantity=seats,
+            status=Subscription.Status.PENDING,
+            current_period_start=today,
+            current_period_end=end,
+        )
+        order = order_place(
+            account=account,
+            line={
+                "product": price.product,
+                "price": price,
+                "subscription": subscription,
+                "kind": Product.Kind.SUBSCRIPTION,
+                "description": (
+                    f"{price.product.name}, {seats} seat(s), {today:%d %b %Y} to {end:%d %b %Y}"
+                ),
+                "quantity": seats,
+                "amount": amount.amount,
+                "period_start": today,
+                "period_end": end,
+                "first_purchase": True,
+                "effect": OrderLine.Effect.START,
+            },
+            actor=actor,
+            now=now,
+            changes={"start": str(price), "total": str(amount)},
+        )
+        audit_record(
+            actor=actor,
+            action="subscription.started",
+            target=subscription,
+            account=account,
+            changes={"price": str(price), "order": order.number, "total": str(amount)},
+        )
+    subscription.refresh_from_db()
+    return subscription, order
