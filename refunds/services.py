@@ -19,6 +19,7 @@ from accounts.errors import NotAllowed, PortalError
 from accounts.models import CURRENCIES, Account
 from accounts.selectors import acts_on_billing
 from accounts.services import audit_record, clean_text, require_staff
+from accounts.state_machine import machine_for
 from billing.locks import lock_account
 from billing.models import LedgerEntry, Order, OrderLine, Payment, Product, Subscription
 from billing.money import Money
@@ -172,6 +173,7 @@ TRANSITIONS = {
     State.CLOSED: set(),
     State.WITHDRAWN: set(),
 }
+REQUEST = machine_for(RefundRequest, field="state", transitions=TRANSITIONS, noun="refund request")
 BEFORE_DECISION = (State.RECEIVED, State.ACKNOWLEDGED, State.IN_REVIEW, State.NEEDS_INFO)
 EVIDENCE_TYPES = {
     b"%PDF-": "application/pdf",
@@ -198,47 +200,46 @@ def _next_deadline(request: RefundRequest):
 
 def _transition(request: RefundRequest, new: str, *, actor, now, note: str = "") -> None:
     """The one way a request changes state; the caller holds its lock."""
-    old = request.state
-    if new not in TRANSITIONS[old]:
-        raise PortalError(
-            f"{request.number} is {State(old).label.lower()}: it cannot become "
-            f"{State(new).label.lower()}.",
-            field="state",
-        )
-    request.state = new
-    stamp = {
-        State.ACKNOWLEDGED: "acknowledged_at",
-        State.DECIDED: "decided_at",
-        State.PAID: "paid_at",
-        State.CREDITED: "paid_at",
-        State.CLOSED: "closed_at",
-        State.WITHDRAWN: "closed_at",
-    }.get(new)
-    fields = ["state", "next_deadline"]
-    if stamp and getattr(request, stamp) is None:
-        setattr(request, stamp, now)
-        fields.append(stamp)
-    if new == State.IN_REVIEW and request.acknowledged_at is None:
-        request.acknowledged_at = now  # reviewing it acknowledges it
-        fields.append("acknowledged_at")
-    if new == State.NEEDS_INFO:
-        request.paused_at = now
-        fields.append("paused_at")
-    if old == State.NEEDS_INFO and request.paused_at:
-        # The clock stopped while the customer was asked: move the deadlines on.
-        days = deadlines.business_days_between(request.paused_at, now)
-        request.ack_due_at = deadlines.shifted(request.ack_due_at, days)
-        request.decide_due_at = deadlines.shifted(request.decide_due_at, days)
-        request.paused_at = None
-        fields += ["ack_due_at", "decide_due_at", "paused_at"]
-    request.next_deadline = _next_deadline(request)
-    request.save(update_fields=list(dict.fromkeys(fields)))
-    audit_record(
+
+    def prepare(request: RefundRequest, old: str) -> list[str]:
+        stamp = {
+            State.ACKNOWLEDGED: "acknowledged_at",
+            State.DECIDED: "decided_at",
+            State.PAID: "paid_at",
+            State.CREDITED: "paid_at",
+            State.CLOSED: "closed_at",
+            State.WITHDRAWN: "closed_at",
+        }.get(new)
+        fields = ["next_deadline"]
+        if stamp and getattr(request, stamp) is None:
+            setattr(request, stamp, now)
+            fields.append(stamp)
+        if new == State.IN_REVIEW and request.acknowledged_at is None:
+            request.acknowledged_at = now  # reviewing it acknowledges it
+            fields.append("acknowledged_at")
+        if new == State.NEEDS_INFO:
+            request.paused_at = now
+            fields.append("paused_at")
+        if old == State.NEEDS_INFO and request.paused_at:
+            # The clock stopped while the customer was asked: move the deadlines on.
+            days = deadlines.business_days_between(request.paused_at, now)
+            request.ack_due_at = deadlines.shifted(request.ack_due_at, days)
+            request.decide_due_at = deadlines.shifted(request.decide_due_at, days)
+            request.paused_at = None
+            fields += ["ack_due_at", "decide_due_at", "paused_at"]
+        request.next_deadline = _next_deadline(request)
+        return fields
+
+    if request.state == new:  # not a move: the table refuses it
+        REQUEST.check(request, new)
+    REQUEST.move(
+        request,
+        new,
         actor=actor,
         action="refund.state_changed",
-        target=request,
         account=request.account,
-        changes={"state": [old, new], **({"note": note} if note else {})},
+        changes={"note": note} if note else None,
+        prepare=prepare,
     )
     _mail_on_commit(request, new)
 

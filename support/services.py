@@ -13,6 +13,7 @@ from django.utils import timezone
 from accounts.errors import NotAllowed, PortalError
 from accounts.models import Account, Membership
 from accounts.services import audit_record, clean_text, require_staff
+from accounts.state_machine import machine_for
 from billing import selectors as billing_selectors
 from billing.models import Licence, Order, OrderLine, Product, Subscription
 from billing.selectors import account_today
@@ -22,6 +23,29 @@ from . import deadlines
 from .models import Incident, IncidentMessage
 
 State = Incident.State
+
+# The moves an incident may make (accounts.state_machine): each is audited as
+# incident.state_changed, and any other is refused naming both states.
+INCIDENT = machine_for(
+    Incident,
+    field="state",
+    noun="incident",
+    transitions={
+        State.AWAITING_PAYMENT: {State.OPEN, State.CLOSED},  # the extra paid, or withdrawn
+        State.OPEN: {
+            State.IN_PROGRESS,
+            State.WAITING,
+            State.RESOLVED,
+            State.CLOSED,
+            State.DECLINED,
+        },
+        State.IN_PROGRESS: {State.WAITING, State.RESOLVED, State.CLOSED, State.DECLINED},
+        State.WAITING: {State.IN_PROGRESS, State.RESOLVED, State.CLOSED, State.DECLINED},
+        State.RESOLVED: {State.IN_PROGRESS, State.CLOSED},  # reopened by a reply, or closed
+        State.DECLINED: {State.OPEN, State.CLOSED},  # reclassified into support, or closed
+        State.CLOSED: set(),
+    },
+)
 
 
 # --- who may ask --------------------------------------------------------------------------
@@ -212,7 +236,23 @@ def _next_deadline(incident: Incident):
     return None
 
 
-def _save(incident: Incident, fields: list[str]) -> None:
+def _save(incident: Incident, fields: list[str], *, state=None, actor=None, note="") -> None:
+    """Save `fields` and the next deadline; a new `state` moves through INCIDENT."""
+
+    def prepare(incident: Incident, old: str) -> list[str]:
+        incident.next_deadline = _next_deadline(incident)
+        return ["next_deadline"]
+
+    if state is not None and INCIDENT.move(
+        incident,
+        state,
+        actor=actor,
+        action="incident.state_changed",
+        changes={"note": note} if note else None,
+        also=fields,
+        prepare=prepare,
+    ):
+        return
     incident.next_deadline = _next_deadline(incident)
     incident.save(update_fields=list(dict.fromkeys([*fields, "next_deadline"])))
 
@@ -224,8 +264,8 @@ def _mail(incident: Incident, event: str) -> None:
 
 
 def _start_clock(incident: Incident, now) -> None:
+    """The first-response deadline of an incident that opens now."""
     first, _ = deadlines.targets(incident.severity)
-    incident.state = State.OPEN
     incident.first_response_due_at = deadlines.add_business_hours(now, first)
 
 
@@ -277,7 +317,7 @@ def incident_open(
         if scope != Incident.Scope.STANDARD:
             incident.state, incident.billing = State.DECLINED, Incident.Billing.FREE
         elif quota.left:
-            incident.billing = Incident.Billing.QUOTA
+            incident.state, incident.billing = State.OPEN, Incident.Billing.QUOTA
             _start_clock(incident, now)
         else:
             waiting = Incident.objects.filter(account=account, state=State.AWAITING_PAYMENT).first()
@@ -324,7 +364,7 @@ def incident_open(
 
 def _opened_after_payment(incident: Incident, *, now) -> None:
     _start_clock(incident, now)
-    _save(incident, ["state", "first_response_due_at"])
+    _save(incident, ["first_response_due_at"], state=State.OPEN, note="extra incident paid")
     audit_record(
         actor=None,
         action="incident.extra_paid",
@@ -349,8 +389,14 @@ def on_order_cancelled(*, order: Order, actor) -> None:
     for incident in Incident.objects.select_for_update().filter(
         order=order, state=State.AWAITING_PAYMENT
     ):
-        incident.state, incident.closed_at = State.CLOSED, now
-        _save(incident, ["state", "closed_at"])
+        incident.closed_at = now
+        _save(
+            incident,
+            ["closed_at"],
+            state=State.CLOSED,
+            actor=actor,
+            note="its order was cancelled",
+        )
         audit_record(
             actor=actor,
             action="incident.withdrawn",
@@ -405,7 +451,7 @@ def incident_respond(
             body=body,
             created_at=now,
         )
-        fields = []
+        fields, state = [], None
         if not internal:
             _, update = deadlines.targets(incident.severity)
             if incident.first_response_at is None:
@@ -414,13 +460,13 @@ def incident_respond(
                     fields.append("breached")
                 incident.first_response_at = now
                 fields.append("first_response_at")
-            incident.state = State.WAITING if wait else State.IN_PROGRESS
+            state = State.WAITING if wait else State.IN_PROGRESS
             incident.update_due_at = deadlines.add_business_hours(now, update)
-            fields += ["state", "update_due_at"]
+            fields.append("update_due_at")
             if incident.assignee_id is None:
                 incident.assignee = actor
                 fields.append("assignee")
-        _save(incident, fields)
+        _save(incident, fields, state=state, actor=actor)
         audit_record(
             actor=actor,
             action="incident.note" if internal else "incident.answered",
@@ -449,6 +495,7 @@ def incident_reply(*, actor, incident: Incident, body: str, message_id: str = ""
         ).exists():
             raise NotAllowed("Only members of the account can write on its incidents.")
         reopening = incident.state in (State.RESOLVED, State.WAITING)
+        state = incident.state
         if incident.state == State.RESOLVED:
             if now - incident.resolved_at > timedelta(days=settings.SUPPORT_REOPEN_DAYS):
                 raise PortalError(
@@ -457,9 +504,9 @@ def incident_reply(*, actor, incident: Incident, body: str, message_id: str = ""
                     field="body",
                 )
             incident.reopened += 1
-            incident.state = State.IN_PROGRESS
+            state = State.IN_PROGRESS
         elif incident.state == State.WAITING:
-            incident.state = State.IN_PROGRESS
+            state = State.IN_PROGRESS
         elif incident.state not in (State.OPEN, State.IN_PROGRESS):
             raise PortalError(
                 f"{incident.number} is {incident.get_state_display().lower()}.", field="body"
@@ -468,14 +515,20 @@ def incident_reply(*, actor, incident: Incident, body: str, message_id: str = ""
         if incident.first_response_at is not None:
             due = deadlines.add_business_hours(now, update)
             # A customer's message never moves staff's deadline later.
-            if incident.update_due_at is None or incident.state != State.IN_PROGRESS or reopening:
+            if incident.update_due_at is None or state != State.IN_PROGRESS or reopening:
                 incident.update_due_at = due
             else:
                 incident.update_due_at = min(incident.update_due_at, due)
         message = IncidentMessage.objects.create(
             incident=incident, author=actor, body=body, message_id=message_id[:998], created_at=now
         )
-        _save(incident, ["state", "reopened", "update_due_at"])
+        _save(
+            incident,
+            ["reopened", "update_due_at"],
+            state=state,
+            actor=actor,
+            note="customer replied",
+        )
         audit_record(
             actor=actor,
             action="incident.customer_replied",
@@ -508,18 +561,9 @@ def incident_set_state(*, actor, incident: Incident, state: str, now=None) -> In
                 f"{State(state).label.lower() if state in State.values else state}.",
                 field="state",
             )
-        old = incident.state
-        incident.state = state
         stamp = "resolved_at" if state == State.RESOLVED else "closed_at"
         setattr(incident, stamp, now)
-        _save(incident, ["state", stamp])
-        audit_record(
-            actor=actor,
-            action="incident.state_changed",
-            target=incident,
-            account=incident.account,
-            changes={"state": [old, state]},
-        )
+        _save(incident, [stamp], state=state, actor=actor)
         _mail(incident, state)
     return incident
 
@@ -532,7 +576,7 @@ def incident_update(
     with transaction.atomic():
         require_staff(actor, "support.change_incident")
         incident = _lock(incident)
-        changes, fields = {}, []
+        changes, fields, state = {}, [], None
         if severity is not None and severity != incident.severity:
             if severity not in Incident.Severity.values:
                 raise PortalError("Choose a severity from P1 to P4.", field="severity")
@@ -557,12 +601,12 @@ def incident_update(
             fields.append("scope")
             if scope == Incident.Scope.STANDARD and incident.state == State.DECLINED:
                 # Reclassified into support: it opens now, counted in the quota.
-                incident.billing = Incident.Billing.QUOTA
+                state, incident.billing = State.OPEN, Incident.Billing.QUOTA
                 _start_clock(incident, now)
-                fields += ["state", "billing", "first_response_due_at"]
+                fields += ["billing", "first_response_due_at"]
             elif scope != Incident.Scope.STANDARD and incident.state in Incident.ACTIVE_STATES:
-                incident.state, incident.billing = State.DECLINED, Incident.Billing.FREE
-                fields += ["state", "billing"]
+                state, incident.billing = State.DECLINED, Incident.Billing.FREE
+                fields.append("billing")
         if billing is not None and billing != incident.billing:
             if billing not in Incident.Billing.values:
                 raise PortalError("Choose quota, billed or free.", field="billing")
@@ -580,7 +624,7 @@ def incident_update(
             incident.assignee = assignee
             fields.append("assignee")
         if fields:
-            _save(incident, fields)
+            _save(incident, fields, state=state, actor=actor, note="reclassified" if state else "")
             audit_record(
                 actor=actor,
                 action="incident.updated",

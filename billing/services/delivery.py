@@ -9,10 +9,12 @@ from accounts.errors import PortalError
 from accounts.services import audit_record, require_staff
 
 from ..hooks import ORDER_PAID_HOOKS
+from ..locks import lock_account, lock_order_lines, lock_subscription
 from ..models import LedgerEntry, Order, OrderLine, Product, Subscription
 from .ledger import ledger_post
 from .licences import licence_issue
 from .seats import seats_paid_sync
+from .states import ORDER
 from .subscription_state import subscription_paid_period, subscription_set_quantity
 
 DELIVERED_ON_PAYMENT = frozenset(
@@ -22,9 +24,15 @@ DELIVERED_ON_PAYMENT = frozenset(
 
 def order_mark_paid(order: Order, *, actor, now) -> None:
     """The order is paid: what it bought is the account's at once (delivery policy §1-2)."""
-    order.status = Order.Status.PAID
     order.paid_at = now
-    order.save(update_fields=["status", "paid_at"])
+    ORDER.move(
+        order,
+        Order.Status.PAID,
+        actor=actor,
+        action="order.paid",
+        changes={"total": str(order.total), "credit_applied": str(order.credit_applied)},
+        also=["paid_at"],
+    )
 
     def hold(line: OrderLine, why: str) -> None:
         ledger_post(
@@ -50,7 +58,7 @@ def order_mark_paid(order: Order, *, actor, now) -> None:
             continue
         if not line.subscription_id:
             continue
-        subscription = Subscription.objects.select_for_update().get(pk=line.subscription_id)
+        subscription = lock_subscription(line.subscription_id)
         if line.effect in (OrderLine.Effect.ADD_SEATS, OrderLine.Effect.CHANGE_PLAN) and (
             subscription.status not in (Subscription.Status.ACTIVE, Subscription.Status.TRIALING)
             or line.period_end != subscription.current_period_end
@@ -84,13 +92,6 @@ def order_mark_paid(order: Order, *, actor, now) -> None:
     seats_paid_sync(order.account, actor=actor)
     for hook in ORDER_PAID_HOOKS:  # apps above billing deliver what they sold
         hook(order=order, actor=actor, now=now)
-    audit_record(
-        actor=actor,
-        action="order.paid",
-        target=order,
-        account=order.account,
-        changes={"total": str(order.total), "credit_applied": str(order.credit_applied)},
-    )
 
 
 def order_line_deliver(line: OrderLine, *, actor, now) -> None:
@@ -116,7 +117,8 @@ def service_mark_accepted(*, actor, line: OrderLine, now=None) -> OrderLine:
     now = now or timezone.now()
     with transaction.atomic():
         require_staff(actor, "billing.change_order")
-        line = OrderLine.objects.select_for_update().select_related("order").get(pk=line.pk)
+        lock_account(line.order.account_id)
+        line = lock_order_lines([line.pk])[line.pk]
         if line.kind != Product.Kind.SERVICE:
             raise PortalError(f"“{line.description}” is not a service.", field="line")
         if line.order.status != Order.Status.PAID:

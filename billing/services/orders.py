@@ -21,6 +21,7 @@ from .common import require_billing_role
 from .delivery import order_mark_paid
 from .ledger import ledger_apply_to_charge, ledger_post
 from .payments import payment_charge_on_commit
+from .states import ORDER, PAYMENT, SUBSCRIPTION
 
 
 def order_place(
@@ -92,9 +93,19 @@ def order_cancel_locked(order: Order, *, account: Account, actor, reason: str) -
     """Cancel an unpaid order; the caller holds the account's and the order's locks."""
     for hook in ORDER_CANCELLED_HOOKS:  # apps above billing withdraw what it was for
         hook(order=order, actor=actor)
-    Payment.objects.filter(order=order, status=Payment.Status.PENDING).update(
-        status=Payment.Status.FAILED, failure_message=f"Order {reason}."
-    )
+    for payment in Payment.objects.select_for_update().filter(
+        order=order, status=Payment.Status.PENDING
+    ):
+        payment.failure_message = f"Order {reason}."
+        PAYMENT.move(
+            payment,
+            Payment.Status.FAILED,
+            actor=actor,
+            action="payment.voided",
+            account=account,
+            changes={"message": payment.failure_message},
+            also=["failure_message"],
+        )
     if order.credit_applied > 0:
         ledger_post(
             account=account,
@@ -105,12 +116,11 @@ def order_cancel_locked(order: Order, *, account: Account, actor, reason: str) -
             reference=order.number,
             actor=actor,
         )
-    order.status = Order.Status.CANCELLED
-    order.save(update_fields=["status"])
-    audit_record(
+    ORDER.move(
+        order,
+        Order.Status.CANCELLED,
         actor=actor,
         action="order.cancelled",
-        target=order,
         account=account,
         changes={"credit_returned": str(order.credit_applied), "reason": reason},
     )
@@ -126,14 +136,13 @@ def order_cancel_locked(order: Order, *, account: Account, actor, reason: str) -
             (OrderLine.Effect.START, Subscription.Status.PENDING),
             (OrderLine.Effect.RENEW, Subscription.Status.LAPSED),
         ):
-            old = subscription.status
-            subscription.status = Subscription.Status.CANCELLED
             subscription.pending_price = None
-            subscription.save(update_fields=["status", "pending_price"])
-            audit_record(
+            SUBSCRIPTION.move(
+                subscription,
+                Subscription.Status.CANCELLED,
                 actor=actor,
                 action="subscription.ended",
-                target=subscription,
                 account=account,
-                changes={"status": [old, "cancelled"], "order": order.number},
+                changes={"order": order.number},
+                also=["pending_price"],
             )

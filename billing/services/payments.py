@@ -22,6 +22,7 @@ from ..money import Money
 from .common import require_billing_role
 from .delivery import order_mark_paid
 from .ledger import ledger_post
+from .states import PAYMENT
 
 
 def idempotency_key(order: Order, attempt: int | str) -> str:
@@ -115,15 +116,14 @@ def payment_failed(*, payment: Payment, message: str) -> Payment:
         payment = lock_payment(payment)
         if payment.status != Payment.Status.PENDING:
             return payment
-        payment.status = Payment.Status.FAILED
         payment.failure_message = message[:300]
-        payment.save(update_fields=["status", "failure_message"])
-        audit_record(
+        PAYMENT.move(
+            payment,
+            Payment.Status.FAILED,
             actor=None,
             action="payment.failed",
-            target=payment,
-            account=payment.account,
             changes={"amount": str(payment.amount), "message": payment.failure_message},
+            also=["failure_message"],
         )
     return payment
 
@@ -133,10 +133,17 @@ def payment_hold_as_credit(
 ) -> Payment:
     """Money the gateway took that the order cannot use: record it, and hold it as the
     customer's credit rather than lose track of it. The caller holds the locks."""
-    payment.status = status
     payment.reference = reference
     payment.succeeded_at = now
-    payment.save(update_fields=["status", "reference", "succeeded_at"])
+    PAYMENT.move(
+        payment,
+        status,
+        actor=actor,
+        action=action,
+        account=order.account,
+        changes={"amount": str(payment.amount), "reference": reference},
+        also=["reference", "succeeded_at"],
+    )
     ledger_post(
         account=order.account,
         currency=payment.currency,
@@ -145,13 +152,6 @@ def payment_hold_as_credit(
         description=description,
         reference=reference or order.number,
         actor=actor,
-    )
-    audit_record(
-        actor=actor,
-        action=action,
-        target=payment,
-        account=order.account,
-        changes={"amount": str(payment.amount), "reference": reference},
     )
     return payment
 
@@ -196,16 +196,16 @@ def payment_succeeded(*, payment: Payment, reference: str, actor, now=None) -> P
             )
         if order.status != Order.Status.AWAITING_PAYMENT:
             raise PortalError(f"{order.number} is {order.get_status_display().lower()}.")
-        payment.status = Payment.Status.SUCCEEDED
         payment.reference = reference
         payment.succeeded_at = now
-        payment.save(update_fields=["status", "reference", "succeeded_at"])
-        audit_record(
+        PAYMENT.move(
+            payment,
+            Payment.Status.SUCCEEDED,
             actor=actor,
             action="payment.succeeded",
-            target=payment,
             account=order.account,
             changes={"amount": str(payment.amount), "reference": reference},
+            also=["reference", "succeeded_at"],
         )
         order_mark_paid(order, actor=actor, now=now)
     return payment

@@ -8,6 +8,7 @@ from ..models import Order, OrderLine, Product, Subscription
 from ..periods import next_period_end
 from ..selectors import account_today
 from .licences import licence_renounce_excess
+from .states import SUBSCRIPTION
 
 
 def subscription_set_quantity(
@@ -51,26 +52,28 @@ def subscription_paid_period(
         line.save(update_fields=["period_start", "period_end"])
     subscription.current_period_start = line.period_start
     subscription.current_period_end = line.period_end
-    subscription.status = Subscription.Status.ACTIVE
     # A downgrade waiting for this cycle takes effect with it (acelle §6).
     subscription.price = line.price
     subscription.pending_price = None
-    subscription.save(
-        update_fields=[
-            "current_period_start",
-            "current_period_end",
-            "status",
-            "price",
-            "pending_price",
-        ]
-    )
-    audit_record(
+    fields = ["current_period_start", "current_period_end", "price", "pending_price"]
+    changes = {"period": [str(line.period_start), str(line.period_end)], "order": order.number}
+    if not SUBSCRIPTION.move(
+        subscription,
+        Subscription.Status.ACTIVE,
         actor=actor,
         action="subscription.renewed",
-        target=subscription,
         account=subscription.account,
-        changes={"period": [str(line.period_start), str(line.period_end)], "order": order.number},
-    )
+        changes=changes,
+        also=fields,
+    ):  # renewed while active: the period moves on
+        subscription.save(update_fields=fields)
+        audit_record(
+            actor=actor,
+            action="subscription.renewed",
+            target=subscription,
+            account=subscription.account,
+            changes=changes,
+        )
     if subscription.price.product.kind == Product.Kind.SUBSCRIPTION:
         account_services.account_set_licence_screen(
             account=subscription.account, on=False, reason=f"{order.number} paid", actor=actor

@@ -36,6 +36,7 @@ from .common import require_billing_role, require_previewed
 from .ledger import ledger_post
 from .orders import order_cancel_locked, order_place
 from .seats import seats_paid_sync
+from .states import SUBSCRIPTION
 from .subscription_state import subscription_set_quantity
 
 logger = logging.getLogger(__name__)
@@ -244,26 +245,25 @@ def subscription_renew(*, subscription: Subscription, now=None) -> Subscription:
         if kind == Product.Kind.SUPPORT_CONTRACT and not subscription.cancel_at_period_end:
             # Support is optional after the first year (1CRM terms): it expires unless the
             # customer renews; a late renewal runs from this date (billing.licences).
-            subscription.status = Subscription.Status.LAPSED
-            subscription.save(update_fields=["status"])
-            audit_record(
+            SUBSCRIPTION.move(
+                subscription,
+                Subscription.Status.LAPSED,
                 actor=None,
                 action="support.expired",
-                target=subscription,
                 account=account,
                 changes={"expired_on": str(subscription.current_period_end)},
             )
             return subscription
         if subscription.cancel_at_period_end:
-            subscription.status = Subscription.Status.CANCELLED
             subscription.pending_price = None
-            subscription.save(update_fields=["status", "pending_price"])
-            audit_record(
+            SUBSCRIPTION.move(
+                subscription,
+                Subscription.Status.CANCELLED,
                 actor=None,
                 action="subscription.ended",
-                target=subscription,
                 account=account,
-                changes={"status": ["active", "cancelled"]},
+                changes={"reason": "cancelled at the end of its period"},
+                also=["pending_price"],
             )
             if is_plan:
                 account_services.account_set_licence_screen(
@@ -298,12 +298,11 @@ def subscription_renew(*, subscription: Subscription, now=None) -> Subscription:
             changes={"renewal": [str(start), str(end)], "total": str(amount)},
         )
         if order.status != Order.Status.PAID:
-            subscription.status = Subscription.Status.LAPSED
-            subscription.save(update_fields=["status"])
-            audit_record(
+            SUBSCRIPTION.move(
+                subscription,
+                Subscription.Status.LAPSED,
                 actor=None,
                 action="subscription.lapsed",
-                target=subscription,
                 account=account,
                 changes={"awaiting": order.number},
             )

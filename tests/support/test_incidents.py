@@ -307,3 +307,32 @@ def test_a_29_february_start_keeps_its_anniversaries():
         date(2028, 2, 29),
         date(2029, 2, 28),
     )
+
+
+def test_every_state_change_of_an_incident_is_audited_and_a_closed_one_stays_closed():
+    from datetime import timedelta
+
+    account = cloud_account(2)
+    incident = open_one(account)
+    agent = UserFactory(is_staff=True, is_superuser=True)
+    services.incident_respond(actor=agent, incident=incident, body="Fixed?", wait=True, now=TUESDAY)
+    services.incident_reply(
+        actor=owner_of(account), incident=incident, body="Not yet", now=TUESDAY + timedelta(hours=1)
+    )
+    services.incident_set_state(actor=agent, incident=incident, state="resolved")
+    services.incident_set_state(actor=agent, incident=incident, state="closed")
+    moves = list(
+        AuditEvent.objects.filter(action="incident.state_changed", object_id=str(incident.pk))
+        .order_by("pk")
+        .values_list("changes__state", flat=True)
+    )
+    assert moves == [
+        ["open", "waiting_on_customer"],
+        ["waiting_on_customer", "in_progress"],
+        ["in_progress", "resolved"],
+        ["resolved", "closed"],
+    ]
+    with pytest.raises(PortalError, match="is closed: it cannot become in progress"):
+        services.INCIDENT.check(Incident.objects.get(pk=incident.pk), "in_progress")
+    with pytest.raises(PortalError, match="is closed"):
+        services.incident_reply(actor=owner_of(account), incident=incident, body="Again")

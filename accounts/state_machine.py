@@ -1,0 +1,89 @@
+"""One transition table per status, and one way to move along it.
+
+Orders, payments, subscriptions, refund requests and support incidents each keep a
+table of the moves their status may make. `StateMachine.move` refuses any other move,
+naming both states, and writes the audit row of the move in the caller's transaction;
+the caller holds the row's lock (billing.locks, or select_for_update). The house
+example is the refund request's (refunds/services.py).
+"""
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+
+from .errors import PortalError
+from .services import audit_record
+
+
+@dataclass(frozen=True)
+class StateMachine:
+    field: str  # the model field that holds the state: "status", "state"
+    transitions: Mapping[str, Iterable[str]]  # state -> the states it may become
+    labels: Mapping[str, str]  # state -> what people read ("awaiting payment")
+    noun: str  # how a refusal names the object when it has no better name
+
+    def __post_init__(self):
+        unknown = {
+            new for moves in self.transitions.values() for new in moves if new not in self.labels
+        } | {old for old in self.transitions if old not in self.labels}
+        if unknown:
+            raise ValueError(f"{self.noun}: unknown states in the table: {sorted(unknown)}")
+
+    def label(self, state: str) -> str:
+        return str(self.labels.get(state, state)).lower()
+
+    def allows(self, old: str, new: str) -> bool:
+        return new in self.transitions.get(old, ())
+
+    def check(self, obj, new: str) -> str:
+        """The current state, if it may become `new`; else a PortalError naming both."""
+        old = getattr(obj, self.field)
+        if not self.allows(old, new):
+            name = getattr(obj, "number", "") or f"{self.noun} {obj.pk}"
+            raise PortalError(
+                f"{name} is {self.label(old)}: it cannot become {self.label(new)}.",
+                field=self.field,
+                code="invalid_transition",
+            )
+        return old
+
+    def move(
+        self,
+        obj,
+        new: str,
+        *,
+        actor,
+        action: str,
+        account=None,
+        changes: dict | None = None,
+        also: Iterable[str] = (),
+        prepare: Callable[[object, str], Iterable[str]] | None = None,
+    ) -> bool:
+        """Move `obj` to `new` and audit it as `action`, saving its state, the fields in
+        `also`, and those `prepare(obj, old)` sets once the state is new (stamps, the
+        next deadline). Staying in the same state changes nothing: it returns False, and
+        the caller saves what else it changed."""
+        if getattr(obj, self.field) == new:
+            return False
+        old = self.check(obj, new)
+        setattr(obj, self.field, new)
+        fields = [self.field, *also, *(prepare(obj, old) if prepare else ())]
+        obj.save(update_fields=list(dict.fromkeys(fields)))
+        audit_record(
+            actor=actor,
+            action=action,
+            target=obj,
+            account=account if account is not None else getattr(obj, "account", None),
+            changes={self.field: [old, new], **(changes or {})},
+        )
+        return True
+
+
+def machine_for(model, *, field: str, transitions: Mapping, noun: str) -> StateMachine:
+    """A machine whose labels are the model field's choices."""
+    choices = dict(model._meta.get_field(field).choices)
+    return StateMachine(
+        field=field,
+        transitions={old: frozenset(moves) for old, moves in transitions.items()},
+        labels=choices,
+        noun=noun,
+    )
