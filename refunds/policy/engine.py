@@ -84,4 +84,48 @@ def decide(
     ctx: Context,
 ) -> dict[str, Decision]:
     decisions = {line.id: preset.decide_line(line, account, request, ctx) for line in lines}
-    return preset.finish(decisions, lines, account, request, ctx)
+    decisions = preset.finish(decisions, lines, account, request, ctx)
+    for line in lines:
+        if line.refunded > 0:
+            decisions[line.id] = less_refunded(decisions[line.id], line, ctx)
+    return decisions
+
+
+def less_refunded(decision: Decision, line: LineFacts, ctx: Context) -> Decision:
+    """What was already refunded comes off what the rule allows, never below zero, for a
+    refund and a review ceiling alike; a line with nothing left is `none` under the same
+    clause (policy-cases/README.md, counting conventions). The rule's amount is computed
+    on the full line (a pro-rata or unit-rate share of what was paid), and the earlier
+    refunds come off that."""
+    if decision.outcome not in (REFUND, REVIEW):
+        return decision  # none stays none; redirect: someone else decides
+    allowed, refunded = decision.amount, line.refunded
+    earlier = (
+        f"Already refunded: {ctx.money(refunded)} of the {ctx.money(line.amount)} paid "
+        "came back by earlier requests"
+    )
+    if refunded >= allowed:
+        if allowed == ctx.amount(line.amount):
+            text = f"{earlier}; nothing is left to refund."
+        else:
+            text = (
+                f"{earlier}, which covers the {ctx.money(allowed)} that {decision.clause} "
+                "allows; nothing is left to refund."
+            )
+        return ctx.none(line, decision.clause, decision.last_day, text)
+    left = allowed - refunded
+    if decision.outcome == REFUND:
+        return ctx.refund(
+            line,
+            left,
+            decision.clause,
+            decision.last_day,
+            f"{decision.explanation} {earlier}; {ctx.money(left)} is left to refund.",
+        )
+    return ctx.review(
+        line,
+        left,
+        decision.clause,
+        decision.last_day,
+        f"{decision.explanation} {earlier}; at most {ctx.money(left)} is left to pay back.",
+    )

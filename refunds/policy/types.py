@@ -75,6 +75,7 @@ class LineFacts:
     defective: bool = False
     description: str = ""
     order: str | None = None  # lines of one order share it; a case file's lines are one order
+    refunded: Decimal = Decimal(0)  # paid back on this line by earlier requests, card or credit
 
     @property
     def consumed(self) -> bool:

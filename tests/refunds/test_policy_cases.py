@@ -30,6 +30,8 @@ def test_the_tables_cover_every_preset_with_at_least_100_cases():
     assert len(own) >= 100
     assert {case.policy for case in own} == {"onecloud", "onecrm", "acelle"}
     assert SHARED, "the shared worked examples must be found and run"
+    refunded = {case.policy for case in own if any(line.refunded for line in case.lines)}
+    assert refunded == {"onecloud", "onecrm", "acelle"}, "earlier refunds, in every preset"
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda case: f"{Path(case.file).name}: {case.name}")
@@ -103,7 +105,7 @@ def test_json_output(tmp_path):
         ),
         (
             "policy: acelle\ncases:\n  - name: c3\n    lines: [{id: a, kind: plugin, amount: '1.00', paid: 2026-13-01}]\n    request: {date: 2026-01-02}\n    expect: {}\n",
-            "impossible value (month must be in 1..12)",
+            "case “c3”, key “lines[0].paid”: “2026-13-01” is not a date that exists",
         ),
         (
             "policy: acelle\ncases:\n  - name: c3b\n    lines: [{id: a, kind: plugin, amount: '1.00', paid: 'March 3rd'}]\n    request: {date: 2026-01-02}\n    expect: {}\n",

@@ -1,11 +1,11 @@
 """python manage.py refund_policy check FILE.yaml [...] [--json]
 
 Runs refund case files (policy-cases/README.md) through the engine the portal uses.
-Exit status: 0 all passed, 1 a case failed, 2 a file is malformed.
+Every file is checked: a malformed one is reported on stderr and the others still run.
+Exit status: 2 if a file is malformed, else 1 if a case failed, else 0.
 """
 
 import json
-import sys
 
 from django.core.management.base import BaseCommand, CommandError
 
@@ -21,18 +21,18 @@ class Command(BaseCommand):
         parser.add_argument("--json", action="store_true", help="print one JSON object")
 
     def handle(self, *args, action, files, **options):
-        cases = []
+        cases, malformed = [], []
         for path in files:
             try:
                 cases.extend(load(path))
             except CaseFileError as exc:
                 self.stderr.write(str(exc))
-                sys.exit(2)
+                malformed.append(exc)
         results = [run(case) for case in cases]
         passed = sum(result.ok for result in results)
         failed = len(results) - passed
         if options["json"]:
-            self.stdout.write(_json(results, passed, failed))
+            self.stdout.write(_json(results, passed, failed, malformed))
         else:
             for result in results:
                 where = f"{result.case.file}: {result.case.name}"
@@ -44,11 +44,13 @@ class Command(BaseCommand):
                         explanation = result.decisions[line_id].explanation
                         self.stdout.write(f"      {line_id}: {problem}. {explanation}")
             self.stdout.write(f"{passed} passed, {failed} failed")
+        if malformed:
+            raise CommandError(f"{len(malformed)} file(s) malformed", returncode=2)
         if failed:
             raise CommandError(f"{failed} case(s) failed", returncode=1)
 
 
-def _json(results, passed, failed) -> str:
+def _json(results, passed, failed, malformed) -> str:
     return json.dumps(
         {
             "passed": passed,
@@ -65,6 +67,8 @@ def _json(results, passed, failed) -> str:
                 }
                 for result in results
             ],
+            # Not in the README's object: the files that could not be checked.
+            "malformed": [exc.as_dict() for exc in malformed],
         },
         indent=2,
     )
