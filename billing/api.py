@@ -111,7 +111,7 @@ class OrderListView(BillingView):
     def get(self, request, account_id):
         paginator = Pagination()
         page = paginator.paginate_queryset(
-            selectors.order_list(account=self.account, limit=None), request
+            selectors.order_list(account=self.account, limit=None, payments=False), request
         )
         return paginator.get_paginated_response(OrderOut(page, many=True).data)
 

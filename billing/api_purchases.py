@@ -117,6 +117,9 @@ class PaymentOut(serializers.Serializer):
     status = serializers.CharField()
     amount = serializers.DecimalField(max_digits=14, decimal_places=2)
     currency = serializers.CharField()
+    refunded = serializers.DecimalField(
+        max_digits=14, decimal_places=2, help_text="What was given back on it so far."
+    )
     reference = serializers.CharField()
     failure_message = serializers.CharField()
     created_at = serializers.DateTimeField()
@@ -132,7 +135,7 @@ class PaymentListView(BillingView):
     def get(self, request, account_id):
         paginator = Pagination()
         page = paginator.paginate_queryset(
-            selectors.payment_list(account=self.account, limit=None), request
+            selectors.payment_list(account=self.account, limit=None, refunds=True), request
         )
         return paginator.get_paginated_response(PaymentOut(page, many=True).data)
 
@@ -276,6 +279,7 @@ class CreditOut(serializers.Serializer):
     name = serializers.CharField(source="product.name")
     units = serializers.IntegerField()
     used = serializers.IntegerField()
+    refunded = serializers.IntegerField(help_text="Unused units taken back by refunds.")
     left = serializers.IntegerField()
 
 

@@ -7,6 +7,8 @@ from django.utils import timezone
 
 from accounts.models import CURRENCIES, Account
 
+from .money import Money
+
 AMOUNT = {"max_digits": 14, "decimal_places": 4}
 
 
@@ -280,6 +282,18 @@ class Order(models.Model):
     def amount_due(self):
         return self.total - self.credit_applied
 
+    @property
+    def refunded(self):
+        """What came back on the order's lines (from its prefetched lines, if any)."""
+        return sum((line.refunded for line in self.lines.all()), 0)
+
+    @property
+    def refundable(self) -> bool:
+        """Paid, with something still to ask back on one of its lines."""
+        return self.status == self.Status.PAID and any(
+            line.amount > 0 and line.refundable_left > 0 for line in self.lines.all()
+        )
+
 
 class OrderLine(models.Model):
     """One item of an order, with the facts the refund rules need."""
@@ -322,6 +336,14 @@ class OrderLine(models.Model):
     activated_at = models.DateTimeField(null=True, blank=True)
     delivered_at = models.DateTimeField(null=True, blank=True)
     delivery = models.CharField(max_length=20, choices=Delivery.choices, blank=True, default="")
+    # What came back on it so far (to the card or as credit): the sum of its refunds
+    # (LineRefund), never more than was paid for it.
+    refunded = models.DecimalField(**AMOUNT, default=0)
+    # A credit pack's unused units that a refund took back: they can no longer be used.
+    units_refunded = models.PositiveIntegerField(default=0)
+    # When a processed refund took back what it delivered (a quota add-on deactivated, a
+    # key revoked, an add-on ended, a pack emptied).
+    taken_back_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["order", "id"]
@@ -331,10 +353,36 @@ class OrderLine(models.Model):
                 condition=Q(units__isnull=True) | Q(units_used__lte=models.F("units")),
                 name="line_units_used_within_units",
             ),
+            models.CheckConstraint(
+                condition=Q(refunded__gte=0, refunded__lte=models.F("amount")),
+                name="line_refunded_within_amount",
+            ),
+            models.CheckConstraint(
+                condition=(
+                    # units IS NOT NULL explicitly: a CHECK whose result is unknown passes.
+                    Q(units__isnull=True, units_refunded=0)
+                    | Q(
+                        units__isnull=False,
+                        units_used__lte=models.F("units") - models.F("units_refunded"),
+                    )
+                ),
+                name="line_units_refunded_within_unused",
+            ),
         ]
 
     def __str__(self):
         return self.description
+
+    @property
+    def refundable_left(self):
+        """What can still come back on this line."""
+        return self.amount - self.refunded
+
+    @property
+    def units_left(self) -> int | None:
+        if self.units is None:
+            return None
+        return self.units - self.units_used - self.units_refunded
 
 
 class Payment(models.Model):
@@ -379,6 +427,66 @@ class Payment(models.Model):
 
     def __str__(self):
         return f"{self.gateway} {self.amount} {self.currency} ({self.status})"
+
+
+class LineRefund(models.Model):
+    """Money that came back on an order line, once it moved: to the original payment or as
+    account credit. Written by billing.services.refund_record only, never changed.
+
+    The line's `refunded` and the payment's `refunded` are the sums of these rows, and
+    the database refuses either above what was paid. `key` makes a record once per
+    payout and line: a replayed gateway notification records nothing twice.
+    """
+
+    class Method(models.TextChoices):
+        ORIGINAL = "original", "Back to the original payment"
+        CREDIT = "credit", "As account credit"
+
+    line = models.ForeignKey(OrderLine, on_delete=models.PROTECT, related_name="refunds")
+    payment = models.ForeignKey(
+        Payment, null=True, blank=True, on_delete=models.PROTECT, related_name="line_refunds"
+    )
+    method = models.CharField(max_length=10, choices=Method.choices)
+    amount = models.DecimalField(**AMOUNT)
+    currency = models.CharField(max_length=3, choices=[(c, c) for c in CURRENCIES])
+    reference = models.CharField(max_length=100)  # what the customer reads: RR-2026-000001
+    key = models.CharField(max_length=120)
+    created_at = models.DateTimeField(default=timezone.now)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(amount__gt=0), name="line_refund_positive"),
+            models.UniqueConstraint(fields=["key", "line"], name="line_refund_once_per_key"),
+            models.CheckConstraint(
+                condition=Q(method="original", payment__isnull=False)
+                | Q(method="credit", payment__isnull=True),
+                name="line_refund_payment_iff_original",
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.reference}: {self.amount} {self.currency} on {self.line}"
+
+    def save(self, *args, **kwargs):
+        if self.pk is not None:
+            raise AppendOnlyError("A refund record is never changed.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise AppendOnlyError("A refund record is never deleted.")
+
+    def describe(self, tz=None) -> str:
+        """What the customer reads: "Refunded 100.00 USD on 2 December 2026, RR-…"."""
+        day = timezone.localtime(self.created_at, tz).date()
+        how = " as account credit" if self.method == self.Method.CREDIT else ""
+        return (
+            f"Refunded {Money(self.amount, self.currency)}{how} on {day.day} {day:%B %Y}, "
+            f"{self.reference}"
+        )
 
 
 class Licence(models.Model):

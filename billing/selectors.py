@@ -20,6 +20,7 @@ from .ledger import CreditLot, allocate_oldest_first
 from .models import (
     LedgerEntry,
     Licence,
+    LineRefund,
     Order,
     OrderLine,
     Payment,
@@ -77,23 +78,30 @@ def subscription_current(*, account: Account):
 
 
 def order_get(*, account: Account, order_id):
-
     order = Order.objects.filter(account=account, pk=order_id).first()
     if order is None:
         raise Http404("No such order.")
     return order
 
 
-def order_list(*, account: Account, limit: int | None = PAGE_ROWS):
+def _lines_with_refunds():
+    return OrderLine.objects.order_by("id").prefetch_related(
+        Prefetch("refunds", queryset=LineRefund.objects.order_by("created_at", "id"))
+    )
 
+
+def order_list(*, account: Account, limit: int | None = PAGE_ROWS, payments: bool = True):
+    """Orders, newest first, with their lines and what came back on each, and (for the
+    page's payment state) their payments."""
     orders = (
         Order.objects.filter(account=account)
-        .prefetch_related(
-            Prefetch("lines", queryset=OrderLine.objects.order_by("id")),
-            Prefetch("payments", queryset=Payment.objects.order_by("-created_at", "-id")),
-        )
+        .prefetch_related(Prefetch("lines", queryset=_lines_with_refunds()))
         .order_by("-created_at", "-id")
     )
+    if payments:
+        orders = orders.prefetch_related(
+            Prefetch("payments", queryset=Payment.objects.order_by("-created_at", "-id"))
+        )
     return orders if limit is None else orders[:limit]
 
 
@@ -130,13 +138,14 @@ def start_choices(*, account: Account):
     )
 
 
-def payment_list(*, account: Account, limit: int | None = PAGE_ROWS):
-    """Payments, newest first, each with the order and lines it covered."""
-
+def payment_list(*, account: Account, limit: int | None = PAGE_ROWS, refunds: bool = False):
+    """Payments, newest first, each with the order and lines it covered (and, with
+    `refunds`, what came back on each line)."""
+    lines = _lines_with_refunds() if refunds else OrderLine.objects.order_by("id")
     payments = (
         Payment.objects.filter(account=account)
         .select_related("order")
-        .prefetch_related(Prefetch("order__lines", queryset=OrderLine.objects.order_by("id")))
+        .prefetch_related(Prefetch("order__lines", queryset=lines))
         .order_by("-created_at", "-id")
     )
     return payments if limit is None else payments[:limit]
@@ -154,15 +163,24 @@ def addon_list(*, account: Account):
     )
 
 
-def quota_addons_active(*, account: Account):
-    """One-off quota add-ons, active from the moment they were paid."""
+def line_refunds(*, line_ids) -> dict[int, list[LineRefund]]:
+    """What came back on each line, oldest first."""
+    found: dict[int, list[LineRefund]] = {}
+    for row in LineRefund.objects.filter(line_id__in=list(line_ids)).order_by("created_at", "pk"):
+        found.setdefault(row.line_id, []).append(row)
+    return found
 
+
+def quota_addons_active(*, account: Account):
+    """One-off quota add-ons, active from the moment they were paid until a refund takes
+    them back."""
     return (
         OrderLine.objects.filter(
             order__account=account,
             kind=Product.Kind.QUOTA_ADDON,
             activated_at__isnull=False,
             subscription__isnull=True,
+            taken_back_at__isnull=True,
         )
         .select_related("order")
         .order_by("-activated_at")
@@ -302,10 +320,11 @@ class CreditBalance:
     product: Product
     units: int
     used: int
+    refunded: int = 0  # unused units taken back by refunds
 
     @property
     def left(self) -> int:
-        return self.units - self.used
+        return self.units - self.used - self.refunded
 
 
 def credit_packs_paid(account: Account):
@@ -321,12 +340,17 @@ def credits_left(*, account: Account) -> list[CreditBalance]:
     rows = (
         credit_packs_paid(account)
         .values("product")
-        .annotate(units=Sum("units"), used=Sum("units_used"))
+        .annotate(units=Sum("units"), used=Sum("units_used"), refunded=Sum("units_refunded"))
         .order_by("product")
     )
     products = Product.objects.in_bulk([row["product"] for row in rows])
     return [
-        CreditBalance(product=products[row["product"]], units=row["units"], used=row["used"])
+        CreditBalance(
+            product=products[row["product"]],
+            units=row["units"],
+            used=row["used"],
+            refunded=row["refunded"],
+        )
         for row in rows
     ]
 

@@ -1,6 +1,6 @@
 from rest_framework import serializers
 
-from .models import LedgerEntry, Order, OrderLine, Subscription
+from .models import LedgerEntry, LineRefund, Order, OrderLine, Subscription
 
 
 def money(value, currency) -> dict:
@@ -62,8 +62,22 @@ class QuoteOut(serializers.Serializer):
         return quote.explain()
 
 
+class LineRefundOut(serializers.ModelSerializer):
+    amount = serializers.DecimalField(max_digits=14, decimal_places=2)
+    refunded_at = serializers.DateTimeField(source="created_at")
+    reference = serializers.CharField(help_text="The refund request it came back by.")
+
+    class Meta:
+        model = LineRefund
+        fields = ["amount", "currency", "method", "reference", "refunded_at"]
+
+
 class OrderLineOut(serializers.ModelSerializer):
     amount = serializers.DecimalField(max_digits=14, decimal_places=2)
+    refunded = serializers.DecimalField(
+        max_digits=14, decimal_places=2, help_text="What came back on it so far."
+    )
+    refunds = LineRefundOut(many=True, help_text="Each amount that came back on it, oldest first.")
 
     class Meta:
         model = OrderLine
@@ -81,6 +95,10 @@ class OrderLineOut(serializers.ModelSerializer):
             "activated_at",
             "delivered_at",
             "delivery",
+            "units_refunded",
+            "taken_back_at",
+            "refunded",
+            "refunds",
         ]
 
 
@@ -89,6 +107,9 @@ class OrderOut(serializers.ModelSerializer):
     total = serializers.DecimalField(max_digits=14, decimal_places=2)
     credit_applied = serializers.DecimalField(max_digits=14, decimal_places=2)
     amount_due = serializers.DecimalField(max_digits=14, decimal_places=2)
+    refunded = serializers.DecimalField(
+        max_digits=14, decimal_places=2, help_text="What came back on its lines so far."
+    )
 
     class Meta:
         model = Order
@@ -100,6 +121,7 @@ class OrderOut(serializers.ModelSerializer):
             "total",
             "credit_applied",
             "amount_due",
+            "refunded",
             "created_at",
             "paid_at",
             "lines",

@@ -14,6 +14,7 @@ from django.utils import timezone
 from accounts.admin import ReadOnlyAdmin, ReviewPageAdmin
 from accounts.errors import PortalError
 from accounts.models import Account
+from billing import selectors as billing_selectors
 from billing.models import Order, OrderLine
 from billing.money import Money
 from core.calendar import vendor_tz
@@ -324,13 +325,16 @@ class RefundRequestAdmin(ReviewPageAdmin):
     def _review(self, request, refund, bound, extra_context=None):
         can_act = self.has_change_permission(request, refund)
         reviewable = refund.state in REVIEWABLE
-        lines = list(refund.lines.select_related("order_line", "decided_by"))
+        lines = list(refund.lines.select_related("order_line__order", "decided_by"))
+        # What each purchase had back already, and by which requests (billing's record).
+        had_back = billing_selectors.line_refunds(line_ids=[line.order_line_id for line in lines])
         line_rows = []
         for line in lines:
             form = None
             if can_act and reviewable:
                 form = bound.get(f"line-{line.pk}") or LineDecisionForm(line=line)
-            line_rows.append((line, form))
+            left = services.line_left(line.order_line, request=refund)[0] if reviewable else None
+            line_rows.append((line, form, had_back.get(line.order_line_id, []), left))
         payout_rows = []
         for payout in refund.payouts.all():
             form = None

@@ -234,6 +234,9 @@ class RefundPayout(models.Model):
     reference = models.CharField(max_length=120, blank=True)
     error = models.CharField(max_length=300, blank=True)
     attempts = models.PositiveIntegerField(default=0)
+    # Which purchases this payout pays back, {order line id: "amount"}: billing records
+    # them on the lines (billing.LineRefund) when the payout succeeds.
+    allocation = models.JSONField(default=dict)
     created_at = models.DateTimeField(default=timezone.now)
     completed_at = models.DateTimeField(null=True, blank=True)
 

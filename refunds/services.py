@@ -11,7 +11,6 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F
 from django.http import Http404
 from django.utils import timezone
 
@@ -21,14 +20,14 @@ from accounts.selectors import acts_on_billing
 from accounts.services import audit_record, clean_text, require_staff
 from accounts.state_machine import machine_for
 from billing.locks import lock_account
-from billing.models import LedgerEntry, Order, OrderLine, Payment, Product, Subscription
+from billing.models import LineRefund, Order, OrderLine, Payment, Product
 from billing.money import Money
-from billing.selectors import account_today
+from billing.selectors import account_today, line_refunds
 from billing.services import (
     idempotency_key,
-    ledger_credit,
-    licence_revoke,
     payment_refund_at_gateway,
+    refund_record,
+    refund_take_back,
 )
 from core.calendar import vendor_holidays
 
@@ -87,6 +86,7 @@ def line_facts(line: OrderLine, account: Account) -> LineFacts:
         activated=line.activated_at is not None and line.kind == Product.Kind.QUOTA_ADDON,
         delivered=line.delivery in DELIVERED.get(line.kind, ()),
         used=line.units_used > 0,
+        refunded=line.refunded,
         description=line.description,
         order=str(line.order_id),
     )
@@ -185,7 +185,43 @@ EVIDENCE_TYPES = {
 
 
 def _lock_request(request: RefundRequest) -> RefundRequest:
+    """The account first (billing.locks' order: its money changes one at a time), then
+    the request."""
+    lock_account(request.account_id)
     return RefundRequest.objects.select_for_update().get(pk=request.pk)
+
+
+def refunded_before(line: OrderLine, rows: list[LineRefund] | None = None, tz=None) -> str:
+    """In the customer's words, what came back on a purchase and by which requests."""
+    rows = rows if rows is not None else line_refunds(line_ids=[line.pk]).get(line.pk, [])
+    return "; ".join(row.describe(tz) for row in rows)
+
+
+def line_left(order_line: OrderLine, *, request: RefundRequest) -> tuple[Decimal, str]:
+    """What staff may still approve on a purchase, read afresh (the caller holds the
+    account's lock): what was paid, less what came back on it, less what other requests'
+    payouts are still paying back on it. With it, in words, why it is less."""
+    line = OrderLine.objects.get(pk=order_line.pk)
+    reserved, by = Decimal(0), []
+    payouts = (
+        RefundPayout.objects.filter(
+            request__order_id=line.order_id,
+            status__in=[RefundPayout.Status.PENDING, RefundPayout.Status.FAILED],
+        )
+        .exclude(request_id=request.pk)
+        .select_related("request")
+    )
+    for payout in payouts:
+        part = Decimal(payout.allocation.get(str(line.pk), "0"))
+        if part > 0:
+            reserved += part
+            by.append(payout.request.number)
+    why = []
+    if line.refunded:
+        why.append(refunded_before(line, tz=request.account.tzinfo))
+    if reserved:
+        why.append(f"{Money(reserved, line.order.currency)} is being paid back by {', '.join(by)}")
+    return max(line.amount - line.refunded - reserved, Decimal(0)), "; ".join(why)
 
 
 def _next_deadline(request: RefundRequest):
@@ -358,6 +394,13 @@ def refund_request_submit(
             raise PortalError(
                 f"{order.number} is not paid: there is nothing to refund.", field="lines"
             )
+        for line in lines:
+            if line.amount > 0 and line.refundable_left <= 0:
+                raise PortalError(
+                    f"“{line.description}” has nothing left to refund: "
+                    f"{refunded_before(line, tz=account.tzinfo)}.",
+                    field="lines",
+                )
         if full_order:
             lines = whole_orders(lines)
         line = (
@@ -575,6 +618,13 @@ def refund_line_decide(
                     f"this line ({line.clause}).",
                     field="amount",
                 )
+            left, why = line_left(line.order_line, request=request)
+            if value.amount > left:
+                raise PortalError(
+                    f"At most {Money(left, request.currency)} can be approved for this line: "
+                    f"{why}.",
+                    field="amount",
+                )
             line.decision, line.approved_amount, line.deny_reason = "approved", value.amount, ""
         else:
             reason = clean_text(reason, field="reason", label="the reason", max_length=500)
@@ -615,7 +665,19 @@ def refund_request_decide(*, actor, request: RefundRequest, now=None) -> RefundR
 
 
 def _decide(request: RefundRequest, *, actor, now, note: str = "") -> None:
-    lines = list(request.lines.all())
+    REQUEST.check(request, State.DECIDED)
+    lines = list(request.lines.select_related("order_line__order"))
+    for line in lines:
+        if line.approved_amount:
+            # Re-read under the account's lock: another request for the same purchase
+            # may have been paid since this line was approved.
+            left, why = line_left(line.order_line, request=request)
+            if line.approved_amount > left:
+                raise PortalError(
+                    f"“{line.order_line.description}” has {Money(left, request.currency)} "
+                    f"left to refund ({why}): approve at most that, or deny it.",
+                    field="decision",
+                )
     approved = sum((line.approved_amount or Decimal(0) for line in lines), Decimal(0))
     if approved == 0:
         request.outcome = RefundRequest.Outcome.DENIED
@@ -644,25 +706,57 @@ def _payout_key(request: RefundRequest, method: str, attempt: int) -> str:
     return idempotency_key(request.order, f"refund-{request.pk}-{method}-{attempt}")
 
 
+def allocate(approved: list[tuple[int, Decimal]], first: Decimal) -> tuple[dict, dict]:
+    """Split the approved amounts per line into the part `first` pays (the original
+    payment, lines in order) and the rest (credit): {line id: "amount"} each."""
+    head, rest, left = {}, {}, first
+    for line_id, amount in approved:
+        take = min(amount, max(left, Decimal(0)))
+        left -= take
+        if take > 0:
+            head[str(line_id)] = str(take)
+        if amount - take > 0:
+            rest[str(line_id)] = str(amount - take)
+    return head, rest
+
+
+def _original_payment(request: RefundRequest) -> tuple[Payment | None, Decimal]:
+    """The order's succeeded payment and what can still go back on it: what it paid,
+    less what came back, less what other requests' payouts on it are still paying."""
+    payment = Payment.objects.filter(order=request.order, status=Payment.Status.SUCCEEDED).first()
+    if payment is None:
+        return None, Decimal(0)
+    in_flight = sum(
+        (
+            payout.amount
+            for payout in RefundPayout.objects.filter(
+                payment=payment,
+                status__in=[RefundPayout.Status.PENDING, RefundPayout.Status.FAILED],
+            ).exclude(request=request)
+        ),
+        Decimal(0),
+    )
+    return payment, max(payment.amount - payment.refunded - in_flight, Decimal(0))
+
+
 def _start_payouts(request: RefundRequest, *, actor, now) -> None:
     """Split the approved total between the original payment and credit, and move the
     credit at once; the card part goes through the gateway after commit."""
     from .tasks import refund_payout_run
 
-    total = request.approved_total
-    card = Decimal(0)
-    payment = None
+    approved = [
+        (line.order_line_id, line.approved_amount)
+        for line in request.lines.filter(decision=RefundLine.Decision.APPROVED).order_by("pk")
+        if line.approved_amount
+    ]
+    total = sum((amount for _, amount in approved), Decimal(0))
+    card, payment = Decimal(0), None
     if request.payout_method == RefundRequest.Payout.ORIGINAL:
-        payment = (
-            Payment.objects.select_for_update()
-            .filter(order=request.order, status=Payment.Status.SUCCEEDED)
-            .first()
-        )
-        if payment is not None:
-            # Never more than what remains refundable of the charge; the rest of the
-            # order was paid with credit and goes back as credit.
-            card = min(total, payment.amount - payment.refunded)
-    credit = total - card
+        # Never more than what remains refundable of the charge; the rest of the
+        # order was paid with credit and goes back as credit.
+        payment, remaining = _original_payment(request)
+        card = min(total, remaining)
+    to_card, to_credit = allocate(approved, card)
     if card > 0:
         method = RefundPayout.Method.STRIPE if payment.gateway == "stripe" else "manual"
         payout = RefundPayout.objects.create(
@@ -672,48 +766,52 @@ def _start_payouts(request: RefundRequest, *, actor, now) -> None:
             amount=card,
             currency=request.currency,
             idempotency_key=_payout_key(request, method, 1),
+            allocation=to_card,
             created_at=now,
         )
         if method == RefundPayout.Method.STRIPE:
             refund_payout_run.delay_on_commit(payout.pk)
-    if credit > 0:
+    if total - card > 0:
         payout = RefundPayout.objects.create(
             request=request,
             method=RefundPayout.Method.CREDIT,
-            amount=credit,
+            amount=total - card,
             currency=request.currency,
             idempotency_key=_payout_key(request, "credit", 1),
+            allocation=to_credit,
             created_at=now,
-        )
-        ledger_credit(
-            actor=actor,
-            account=request.account,
-            amount=Money(credit, request.currency),
-            kind=LedgerEntry.Kind.REFUND_CREDIT,
-            description=f"Refund {request.number} as account credit",
-            reference=request.number,
         )
         _payout_done(payout, reference=request.number, actor=actor, now=now)
 
 
 def _payout_done(payout: RefundPayout, *, reference: str, actor, now) -> None:
-    """A payout succeeded (caller holds the request's lock): the request completes
-    when every payout has."""
+    """A payout succeeded (caller holds the account's and the request's locks): billing
+    records the money on the lines it paid back, and the request completes when every
+    payout has."""
+    request = payout.request
+    credit = payout.method == RefundPayout.Method.CREDIT
+    refund_record(
+        actor=actor,
+        account=request.account,
+        method=LineRefund.Method.CREDIT if credit else LineRefund.Method.ORIGINAL,
+        amounts={int(pk): Decimal(amount) for pk, amount in payout.allocation.items()},
+        payment=None if credit else payout.payment,
+        reference=request.number,
+        key=f"refund-payout-{payout.pk}",
+        now=now,
+    )
     payout.status = RefundPayout.Status.SUCCEEDED
     payout.reference = reference[:120]
     payout.error = ""
     payout.completed_at = now
     payout.save(update_fields=["status", "reference", "error", "completed_at"])
-    if payout.payment_id:
-        Payment.objects.filter(pk=payout.payment_id).update(refunded=F("refunded") + payout.amount)
     audit_record(
         actor=actor,
         action="refund.paid_out",
-        target=payout.request,
-        account=payout.request.account,
+        target=request,
+        account=request.account,
         changes={"method": payout.method, "amount": str(payout.amount), "reference": reference},
     )
-    request = payout.request
     if request.payouts.exclude(status=RefundPayout.Status.SUCCEEDED).exists():
         return
     methods = set(request.payouts.values_list("method", flat=True))
@@ -726,41 +824,23 @@ def _payout_done(payout: RefundPayout, *, reference: str, actor, now) -> None:
     )
 
 
-def models_F(name):
-    from django.db.models import F
-
-    return F(name)
-
-
 def _after_processed(request: RefundRequest, *, actor, now) -> None:
-    """acelle §5: the SaaS account is deactivated when a refund is processed, and the keys
-    of refunded one-off items are revoked."""
+    """The refund is processed: billing takes back what it paid for (acelle §2, §3: units,
+    quota, keys; §5: the plan ends), and the SaaS account is deactivated (acelle §5)."""
     from accounts.services import account_deactivate
-    from billing.models import Licence
 
-    approved = request.lines.filter(decision="approved").select_related("order_line")
-    for line in approved:
-        kind = line.order_line.kind
-        if kind == Product.Kind.SUBSCRIPTION:
-            subscription = line.order_line.subscription
-            if subscription is not None and subscription.status != Subscription.Status.CANCELLED:
-                Subscription.objects.filter(pk=subscription.pk).update(
-                    status=Subscription.Status.CANCELLED
-                )
-                audit_record(
-                    actor=actor,
-                    action="subscription.ended",
-                    target=subscription,
-                    account=request.account,
-                    changes={"refund": request.number},
-                )
-            account_deactivate(
-                account=request.account, reason=f"refund {request.number}", actor=actor
-            )
-        elif kind in (Product.Kind.PERPETUAL_LICENSE, Product.Kind.PLUGIN):
-            licence = Licence.objects.filter(line=line.order_line).first()
-            if licence is not None:
-                licence_revoke(licence=licence, actor=actor, reason=f"refund {request.number}")
+    approved = list(
+        request.lines.filter(decision=RefundLine.Decision.APPROVED).select_related("order_line")
+    )
+    refund_take_back(
+        actor=actor,
+        account=request.account,
+        line_ids=[line.order_line_id for line in approved],
+        reference=request.number,
+        now=now,
+    )
+    if any(line.order_line.kind == Product.Kind.SUBSCRIPTION for line in approved):
+        account_deactivate(account=request.account, reason=f"refund {request.number}", actor=actor)
 
 
 def refund_payout_run(*, payout_id: int, now=None) -> RefundPayout:

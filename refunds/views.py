@@ -22,7 +22,10 @@ def refund_request_new(request, order_id: int):
     if order.status != Order.Status.PAID:
         messages.error(request, f"{order.number} is not paid: there is nothing to refund.")
         return redirect("settings_billing")
-    lines = [line for line in order.lines.all() if line.amount > 0]
+    purchases = [line for line in order.lines.all() if line.amount > 0]
+    refunds = billing_selectors.line_refunds(line_ids=[line.pk for line in purchases])
+    # A purchase with nothing left to refund is shown with its refunds, not offered.
+    lines = [line for line in purchases if line.refundable_left > 0]
     form = RefundRequestForm(request.POST or None, request.FILES or None, lines=lines)
     preview, status = None, 200
     if request.method == "POST" and form.is_valid():
@@ -74,7 +77,7 @@ def refund_request_new(request, order_id: int):
             "tab": "billing",
             "account": account,
             "order": order,
-            "rows": [(line, outlook.get(line.pk)) for line in lines],
+            "rows": [(line, outlook.get(line.pk), refunds.get(line.pk, [])) for line in purchases],
             "form": form,
             "preview": preview,
         },

@@ -38,6 +38,7 @@ from django.utils import timezone
 
 from accounts.errors import PortalError
 from accounts.models import Account, AuditEvent, Membership, User
+from billing.locks import lock_account
 from refunds.mail.parse import parse
 from refunds.mail.types import ParsedMail
 
@@ -278,7 +279,7 @@ def _open(parsed, message_id, account, user, now) -> Received:
         with transaction.atomic():
             # incident_open locks the account too: the same mail delivered twice at once
             # waits here and then finds the first one recorded.
-            Account.objects.select_for_update().filter(pk=account.pk).first()
+            lock_account(account)
             if _seen(message_id):
                 raise _Duplicate
             incident = services.incident_open(

@@ -15,6 +15,7 @@ from accounts.models import Account, Membership
 from accounts.services import audit_record, clean_text, require_staff
 from accounts.state_machine import machine_for
 from billing import selectors as billing_selectors
+from billing.locks import lock_account
 from billing.models import Licence, Order, OrderLine, Product, Subscription
 from billing.selectors import account_today
 from billing.services import support_incident_order
@@ -292,7 +293,7 @@ def incident_open(
     if severity not in Incident.Severity.values:
         raise PortalError("Choose a severity from P1 to P4.", field="severity")
     with transaction.atomic():
-        account = Account.objects.select_for_update().get(pk=account.pk)
+        account = lock_account(account)  # billing.locks' order: the account first
         today = account_today(account, now)
         refusal = support_refusal(account=account, user=actor, today=today)
         if refusal is not None:

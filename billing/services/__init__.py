@@ -13,6 +13,7 @@ package are billing's own, by concern:
     usage           credits used, metered usage and its monthly bill
     licences        licence keys: issued, activated, revoked, renounced
     support         on-premise support renewals, extra support incidents
+    refunds         what came back on a purchase, and what a refund takes back
 """
 
 from .delivery import service_mark_accepted
@@ -29,6 +30,7 @@ from .payments import (
     payment_succeeded,
 )
 from .purchases import MAX_ITEMS, MAX_QUANTITY, PurchaseQuote, purchase_place, purchase_quote
+from .refunds import refund_record, refund_take_back
 from .subscriptions import (
     subscription_change_plan,
     subscription_change_seats,
@@ -62,6 +64,8 @@ __all__ = [
     "payment_succeeded",
     "purchase_place",
     "purchase_quote",
+    "refund_record",
+    "refund_take_back",
     "service_mark_accepted",
     "subscription_change_plan",
     "subscription_change_seats",

@@ -21,7 +21,8 @@ from .common import require_billing_role
 from .delivery import order_mark_paid
 from .ledger import ledger_apply_to_charge, ledger_post
 from .payments import payment_charge_on_commit
-from .states import ORDER, PAYMENT, SUBSCRIPTION
+from .states import ORDER, PAYMENT
+from .subscription_state import subscription_end
 
 
 def order_place(
@@ -136,13 +137,4 @@ def order_cancel_locked(order: Order, *, account: Account, actor, reason: str) -
             (OrderLine.Effect.START, Subscription.Status.PENDING),
             (OrderLine.Effect.RENEW, Subscription.Status.LAPSED),
         ):
-            subscription.pending_price = None
-            SUBSCRIPTION.move(
-                subscription,
-                Subscription.Status.CANCELLED,
-                actor=actor,
-                action="subscription.ended",
-                account=account,
-                changes={"order": order.number},
-                also=["pending_price"],
-            )
+            subscription_end(subscription, actor=actor, changes={"order": order.number})

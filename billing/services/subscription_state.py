@@ -11,6 +11,23 @@ from .licences import licence_renounce_excess
 from .states import SUBSCRIPTION
 
 
+def subscription_end(subscription: Subscription, *, actor, changes: dict) -> bool:
+    """End a subscription for good (its pending downgrade with it); audited as
+    subscription.ended with `changes` saying why. False if it had ended already."""
+    if subscription.status == Subscription.Status.CANCELLED:
+        return False
+    subscription.pending_price = None
+    return SUBSCRIPTION.move(
+        subscription,
+        Subscription.Status.CANCELLED,
+        actor=actor,
+        action="subscription.ended",
+        account=subscription.account,
+        changes=changes,
+        also=["pending_price"],
+    )
+
+
 def subscription_set_quantity(
     subscription: Subscription, quantity: int, *, actor, reason: str
 ) -> None:

@@ -37,7 +37,7 @@ from .ledger import ledger_post
 from .orders import order_cancel_locked, order_place
 from .seats import seats_paid_sync
 from .states import SUBSCRIPTION
-from .subscription_state import subscription_set_quantity
+from .subscription_state import subscription_end, subscription_set_quantity
 
 logger = logging.getLogger(__name__)
 
@@ -255,15 +255,8 @@ def subscription_renew(*, subscription: Subscription, now=None) -> Subscription:
             )
             return subscription
         if subscription.cancel_at_period_end:
-            subscription.pending_price = None
-            SUBSCRIPTION.move(
-                subscription,
-                Subscription.Status.CANCELLED,
-                actor=None,
-                action="subscription.ended",
-                account=account,
-                changes={"reason": "cancelled at the end of its period"},
-                also=["pending_price"],
+            subscription_end(
+                subscription, actor=None, changes={"reason": "cancelled at the end of its period"}
             )
             if is_plan:
                 account_services.account_set_licence_screen(

@@ -48,11 +48,11 @@ def credits_use(
             return done
         packs = list(
             credit_packs_paid(account)
-            .filter(product=product, units_used__lt=F("units"))
+            .filter(product=product, units_used__lt=F("units") - F("units_refunded"))
             .select_for_update()
             .order_by("order__paid_at", "pk")
         )
-        left = sum(pack.units - pack.units_used for pack in packs)
+        left = sum(pack.units_left for pack in packs)
         if left < units:
             raise PortalError(
                 f"Only {left:,} {product.name} credits are left; buy a pack to use {units:,}.",
@@ -60,7 +60,7 @@ def credits_use(
             )
         need = units
         for pack in packs:
-            take = min(pack.units - pack.units_used, need)
+            take = min(pack.units_left, need)
             pack.units_used += take
             pack.save(update_fields=["units_used"])
             need -= take

@@ -126,6 +126,53 @@ def test_twenty_recordings_of_the_same_manual_payout_pay_once(paid_order, review
     assert Licence.objects.get(line__order=order).status == "revoked"
 
 
+def _second_request_for_the_same_purchase(request):
+    """A copy of `request` about the same purchases, as if the open-request guard had not
+    been there (a request filed before it, or made by hand)."""
+    from refunds.models import RefundLine
+
+    twin = RefundRequest.objects.get(pk=request.pk)
+    twin.pk, twin.number = None, f"{request.number}-B"
+    twin.save()
+    for line in RefundLine.objects.filter(request=request):
+        line.pk, line.request = None, twin
+        line.save()
+    return twin
+
+
+@pytest.mark.parametrize("payout_method", ["credit", "original"])
+def test_two_requests_for_one_purchase_decided_at_once_pay_out_the_purchase_once(
+    paid_order, reviewer, payout_method
+):
+    account, order = paid_order(when=timezone.now(), items=("credits",))  # 100.00
+    first = decided_request(account, order, reviewer, payout_method=payout_method)
+    second = _second_request_for_the_same_purchase(first)
+    User = get_user_model()
+
+    def decide(pk):
+        return lambda: services.refund_request_decide(
+            actor=fresh(User, reviewer.pk), request=fresh(RefundRequest, pk)
+        )
+
+    outcomes = run_together(decide(first.pk), decide(second.pk))
+
+    won = [o for o in outcomes if isinstance(o, RefundRequest)]
+    lost = [o for o in outcomes if not isinstance(o, RefundRequest)]
+    assert len(won) == 1 and len(lost) == 1, outcomes
+    assert type(lost[0]) is PortalError and "has 0.00 USD left to refund" in str(lost[0])
+    assert won[0].number in str(lost[0])  # it names the request that is paying it back
+    for payout in RefundPayout.objects.filter(status="pending", method="manual"):
+        services.refund_payout_record_manual(actor=reviewer, payout=payout, reference="WIRE")
+    line = order.lines.get()
+    line.refresh_from_db()
+    assert line.refunded == Decimal("100.00")
+    paid_out = sum(p.amount for p in RefundPayout.objects.filter(status="succeeded"))
+    assert paid_out == Decimal("100.00")
+    payment = Payment.objects.get(order=order)
+    credit = sum(e.amount for e in LedgerEntry.objects.filter(kind="refund_credit"))
+    assert payment.refunded + credit == Decimal("100.00")
+
+
 # --- the card path, with a Stripe that remembers its idempotency keys --------------------
 
 
