@@ -16,6 +16,7 @@ from .models import (
     CreditUse,
     LedgerEntry,
     Licence,
+    LineRefund,
     Order,
     OrderLine,
     Payment,
@@ -175,6 +176,9 @@ class OrderLineInline(ReadOnlyRowsMixin, admin.TabularInline):
         "units",
         "units_used",
         "delivery",
+        "refunded",
+        "units_refunded",
+        "taken_back_at",
     ]
     readonly_fields = fields
     extra = 0
@@ -333,6 +337,19 @@ class PaymentAdmin(ReadOnlyRowsMixin, admin.ModelAdmin):
     list_filter = ["status", "gateway", "currency"]
     search_fields = ["reference", "order__number", "account__name"]
     list_select_related = ["account", "order"]
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(LineRefund)
+class LineRefundAdmin(ReadOnlyRowsMixin, admin.ModelAdmin):
+    """What came back on each purchase: written by refunds' payouts, never by hand."""
+
+    list_display = ["created_at", "reference", "line", "amount", "currency", "method", "payment"]
+    list_filter = ["method", "currency"]
+    search_fields = ["reference", "line__order__number", "line__order__account__name"]
+    list_select_related = ["line", "payment"]
 
     def has_change_permission(self, request, obj=None):
         return False

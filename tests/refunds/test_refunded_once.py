@@ -351,3 +351,16 @@ def test_the_request_page_of_a_refunded_order_says_so_and_offers_nothing(
     )
     assert posted.status_code == 400
     assert RefundRequest.objects.count() == 1
+
+
+def test_billing_reviewers_read_every_refund_record_in_the_console(paid_order, reviewer, client):
+    account, order = paid_order(items=("credits",))
+    first = pay_manual(approve_all(ask(account, order.lines.all()), reviewer), reviewer)
+    staff_client(client, group="Billing reviewer")
+    listing = client.get(reverse("admin:billing_linerefund_changelist"))
+    assert listing.status_code == 200 and first.number in listing.content.decode()
+    record = LineRefund.objects.get()
+    page = client.get(reverse("admin:billing_linerefund_change", args=[record.pk]))
+    assert page.status_code == 200 and b'name="_save"' not in page.content  # read only
+    staff_client(client, group="Support agent")
+    assert client.get(reverse("admin:billing_linerefund_changelist")).status_code == 403
