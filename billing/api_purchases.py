@@ -3,6 +3,7 @@
 from django.http import Http404
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
+from rest_framework.exceptions import ValidationError
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.throttling import ScopedRateThrottle
@@ -294,8 +295,6 @@ class CreditUseIn(serializers.Serializer):
 def _product(code: str, kind: str) -> Product:
     product = Product.objects.filter(code=code, kind=kind).first()
     if product is None:
-        from rest_framework.exceptions import ValidationError
-
         raise ValidationError({"product": [f"No {kind.replace('_', ' ')} has the code {code}."]})
     return product
 

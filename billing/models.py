@@ -1,5 +1,7 @@
 """Billing tables: the catalogue and the account's credit ledger so far."""
 
+from datetime import timedelta
+
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
@@ -233,8 +235,6 @@ class Subscription(models.Model):
     @property
     def last_day(self):
         """The period's last day (the end date is the first day of the next)."""
-        from datetime import timedelta
-
         return self.current_period_end - timedelta(days=1)
 
     @property

@@ -3,7 +3,8 @@ from django.utils import timezone
 
 from accounts.tasks import MAIL_RETRY
 
-from . import services
+from . import emails, services
+from .models import Licence
 
 
 @shared_task(autoretry_for=(Exception,), retry_backoff=True, retry_backoff_max=600, max_retries=10)
@@ -25,9 +26,6 @@ def usage_bill_due() -> int:
 
 @shared_task(**MAIL_RETRY)
 def send_licence_key_email(licence_id: int) -> bool:
-    from . import emails
-    from .models import Licence
-
     licence = (
         Licence.objects.select_related("account", "product", "line__order__created_by")
         .filter(pk=licence_id)

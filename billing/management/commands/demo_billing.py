@@ -9,8 +9,9 @@ from django.db import transaction
 
 from accounts.models import Account, User
 from billing.catalogue import price_terms_refusal
-from billing.models import Price, Product, Subscription
+from billing.models import Licence, Price, Product, Subscription
 from billing.selectors import account_today
+from billing.services import payment_record_manual, purchase_place
 
 # account name, product code, currency
 PLANS = [
@@ -194,9 +195,6 @@ class Command(BaseCommand):
 
     def _licences(self) -> int:
         """Initech runs on-premise: 5 Professional licences with their first year of support."""
-        from billing.models import Licence
-        from billing.services import payment_record_manual, purchase_place
-
         account = Account.objects.filter(name="Initech (on-premise)").first()
         if account is None or Licence.objects.filter(account=account).exists():
             return 0
