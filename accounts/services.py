@@ -104,11 +104,15 @@ def _require_owner(*, actor, account: Account) -> None:
 
 
 def _lock_account(account: Account) -> Account:
-    return Account.objects.select_for_update().get(pk=account.pk)
+    return Account.objects.select_for_update(no_key=True).get(pk=account.pk)
 
 
 def _lock_membership(membership: Membership) -> Membership:
-    return Membership.objects.select_for_update().select_related("user").get(pk=membership.pk)
+    return (
+        Membership.objects.select_for_update(no_key=True)
+        .select_related("user")
+        .get(pk=membership.pk)
+    )
 
 
 def _seat_limit_error(
@@ -521,7 +525,7 @@ def support_contact_set(*, actor, account: Account, membership: Membership) -> M
         if membership.is_support_contact:
             return membership
         previous = (
-            Membership.objects.select_for_update()
+            Membership.objects.select_for_update(no_key=True)
             .select_related("user")
             .filter(account=account, is_support_contact=True)
             .first()
@@ -665,7 +669,7 @@ def invitation_resend(*, actor, invitation: Invitation, now=None) -> tuple[Invit
     now = now or timezone.now()
     with transaction.atomic():
         account = _lock_account(invitation.account)
-        invitation = Invitation.objects.select_for_update().get(pk=invitation.pk)
+        invitation = Invitation.objects.select_for_update(no_key=True).get(pk=invitation.pk)
         _require_owner(actor=actor, account=account)
         if invitation.status != Invitation.Status.PENDING:
             raise PortalError(f"This invitation is {invitation.get_status_display().lower()}.")
@@ -688,7 +692,7 @@ def invitation_resend(*, actor, invitation: Invitation, now=None) -> tuple[Invit
 def invitation_revoke(*, actor, invitation: Invitation) -> Invitation:
     with transaction.atomic():
         account = _lock_account(invitation.account)
-        invitation = Invitation.objects.select_for_update().get(pk=invitation.pk)
+        invitation = Invitation.objects.select_for_update(no_key=True).get(pk=invitation.pk)
         _require_owner(actor=actor, account=account)
         if invitation.status == Invitation.Status.REVOKED:
             return invitation
@@ -742,7 +746,7 @@ def invitation_accept(*, invitation: Invitation, user: User, now=None) -> Member
         # Lock the invitation row only: PostgreSQL cannot lock the nullable side of
         # the outer join to `invited_by`.
         invitation = (
-            Invitation.objects.select_for_update(of=("self",))
+            Invitation.objects.select_for_update(of=("self",), no_key=True)
             .select_related("invited_by")
             .get(pk=invitation.pk)
         )
@@ -871,7 +875,7 @@ def invitations_expire(*, now=None) -> int:
     for pk in due.values_list("pk", flat=True):
         with transaction.atomic():
             invitation = (
-                Invitation.objects.select_for_update(of=("self",))
+                Invitation.objects.select_for_update(of=("self",), no_key=True)
                 .select_related("account")
                 .filter(pk=pk, status=Invitation.Status.PENDING, expires_at__lte=now)
                 .first()
@@ -893,7 +897,7 @@ def user_update_profile(*, user: User, full_name: str) -> User:
         full_name, field="full_name", label="your name", max_length=150, required=False
     )
     with transaction.atomic():
-        user = User.objects.select_for_update().get(pk=user.pk)
+        user = User.objects.select_for_update(no_key=True).get(pk=user.pk)
         if user.full_name == full_name:
             return user
         old = user.full_name
@@ -911,7 +915,7 @@ def user_update_profile(*, user: User, full_name: str) -> User:
 def api_token_rotate(*, user: User) -> Token:
     """Replace the user's API token; the old one stops working at once."""
     with transaction.atomic():
-        User.objects.select_for_update().get(pk=user.pk)  # one rotation at a time
+        User.objects.select_for_update(no_key=True).get(pk=user.pk)  # one rotation at a time
         had = Token.objects.filter(user=user).delete()[0] > 0
         token = Token.objects.create(user=user)
         audit_record(

@@ -9,9 +9,13 @@ The account comes first, always, and is held to the end of the transaction: it
 serialises every change to one account's money (its ledger, orders, payments, seats),
 so two changes of the same account never interleave, and code that needs a row lower
 in the list never has to go back up for one higher. A function that has taken a
-lower row does not take a higher one afterwards. Every lock is `SELECT ... FOR UPDATE`
-inside the caller's transaction (`transaction.atomic()`). Each takes the row or its
-primary key.
+lower row does not take a higher one afterwards.
+
+Every lock is `SELECT ... FOR NO KEY UPDATE` inside the caller's transaction
+(`transaction.atomic()`): as exclusive as FOR UPDATE between writers, but it lets a
+transaction that holds a row below check its foreign key to the locked row (PostgreSQL
+takes KEY SHARE for that at commit; FOR UPDATE would make the two wait for each other).
+Each takes the row or its primary key.
 """
 
 from accounts.models import Account
@@ -25,26 +29,26 @@ def _pk(row) -> int:
 
 def lock_account(account: Account | int) -> Account:
     """The account's row, fresh and locked: first, before any other row of it."""
-    return Account.objects.select_for_update().get(pk=_pk(account))
+    return Account.objects.select_for_update(no_key=True).get(pk=_pk(account))
 
 
 def lock_subscription(subscription: Subscription | int) -> Subscription:
     """The subscription's row only (its joins are nullable), with its price and product."""
     return (
-        Subscription.objects.select_for_update(of=("self",))
+        Subscription.objects.select_for_update(of=("self",), no_key=True)
         .select_related("price__product", "account__reseller")
         .get(pk=_pk(subscription))
     )
 
 
 def lock_order(order: Order | int) -> Order:
-    return Order.objects.select_for_update().get(pk=_pk(order))
+    return Order.objects.select_for_update(no_key=True).get(pk=_pk(order))
 
 
 def lock_order_lines(ids) -> dict[int, OrderLine]:
     """Several lines of one account at once, in id order (so two callers agree)."""
     rows = (
-        OrderLine.objects.select_for_update(of=("self",))
+        OrderLine.objects.select_for_update(of=("self",), no_key=True)
         .select_related("order", "product")
         .filter(pk__in=list(ids))
         .order_by("pk")
@@ -53,8 +57,8 @@ def lock_order_lines(ids) -> dict[int, OrderLine]:
 
 
 def lock_payment(payment: Payment | int) -> Payment:
-    return Payment.objects.select_for_update().get(pk=_pk(payment))
+    return Payment.objects.select_for_update(no_key=True).get(pk=_pk(payment))
 
 
 def lock_licence(licence: Licence | int) -> Licence:
-    return Licence.objects.select_for_update().get(pk=_pk(licence))
+    return Licence.objects.select_for_update(no_key=True).get(pk=_pk(licence))

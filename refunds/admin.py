@@ -300,9 +300,20 @@ class RefundRequestAdmin(ReviewPageAdmin):
         elif action == "close":
             refund = services.refund_request_close(actor=user, request=refund)
             done = f"{refund.number} is closed."
-        elif action in ("record_payout", "retry"):
+        elif action in ("record_payout", "retry", "another_way"):
             payout = get_object_or_404(refund.payouts.all(), pk=_pk(request.POST.get("payout")))
-            if action == "retry":
+            if action == "another_way":
+                payout = services.refund_payout_pay_another_way(
+                    actor=user, payout=payout, method=request.POST.get("method", "")
+                )
+                done = (
+                    f"The {_money(payout.amount, payout.currency)} is paid by bank transfer "
+                    "instead: record the transfer once it is made."
+                    if payout.method == "manual"
+                    else f"The {_money(payout.amount, payout.currency)} is paid as account "
+                    "credit instead."
+                )
+            elif action == "retry":
                 payout = services.refund_payout_retry(actor=user, payout=payout)
                 done = f"The {payout.get_method_display().lower()} is tried again."
             else:

@@ -49,15 +49,19 @@ def _send_update(*, request, event: str) -> bool:
             context={**context, "text": f"The {deadline} deadline of {request.number} is near."},
         )
         return True
+    if kind == "reversed":
+        return _to_leads(
+            subject=f"{request.number}: a refund paid out came back failed",
+            text=f"The gateway says a refund of {request.number} failed after it had "
+            "succeeded: the customer does not have the money. Settle it by hand.",
+            context=context,
+        )
     if kind == "breach":
-        for to in settings.REFUND_BILLING_LEADS:
-            send_templated(
-                to=to,
-                subject=f"{request.number}: the {deadline} deadline was missed",
-                template="refund_staff",
-                context={**context, "text": f"The {deadline} deadline of {request.number} passed."},
-            )
-        return True
+        return _to_leads(
+            subject=f"{request.number}: the {deadline} deadline was missed",
+            text=f"The {deadline} deadline of {request.number} passed.",
+            context=context,
+        )
     recipient = request.requested_by.email if request.requested_by else None
     if recipient is None:
         return False
@@ -67,4 +71,12 @@ def _send_update(*, request, event: str) -> bool:
         template="refund_update",
         context={**context, "text": CUSTOMER_TEXT.get(kind, "")},
     )
+    return True
+
+
+def _to_leads(*, subject: str, text: str, context: dict) -> bool:
+    for to in settings.REFUND_BILLING_LEADS:
+        send_templated(
+            to=to, subject=subject, template="refund_staff", context={**context, "text": text}
+        )
     return True

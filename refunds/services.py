@@ -26,6 +26,7 @@ from billing.selectors import account_today, line_refunds
 from billing.services import (
     idempotency_key,
     payment_refund_at_gateway,
+    refund_hold_units,
     refund_record,
     refund_take_back,
 )
@@ -144,15 +145,41 @@ def outlook(*, account: Account, orders) -> dict[int, Decision]:
     return decisions_for(account=account, lines=lines, on=account_today(account))
 
 
+def lines_in_open_requests(line_ids) -> dict[int, RefundRequest]:
+    """The open request each purchase is in, if any: it is being refunded (or asked
+    about) there, and cannot be asked about again until that request ends."""
+    rows = (
+        RefundLine.objects.filter(
+            order_line_id__in=list(line_ids), request__state__in=RefundRequest.OPEN_STATES
+        )
+        .select_related("request")
+        .order_by("request_id")
+    )
+    return {row.order_line_id: row.request for row in rows}
+
+
 def billing_page_sections(*, account: Account, orders) -> dict:
     """The Billing page's refund parts: the outlook of each paid purchase, the account's
-    requests, and which paid orders can still be asked about."""
+    requests, the purchases in an open request, and the paid orders that can still be
+    asked about (a purchase with something left, in no open request)."""
     requests = list(
         RefundRequest.objects.filter(account=account)
         .select_related("order")
         .order_by("-received_at", "-id")[:25]
     )
-    return {"refund_outlook": outlook(account=account, orders=orders), "refund_requests": requests}
+    lines = [line for order in orders for line in order.lines.all()]
+    busy = lines_in_open_requests(line.pk for line in lines)
+    askable = {
+        line.order_id
+        for line in lines
+        if line.amount > 0 and line.refundable_left > 0 and line.pk not in busy
+    }
+    return {
+        "refund_outlook": outlook(account=account, orders=orders),
+        "refund_requests": requests,
+        "refund_busy": busy,
+        "refund_askable": {order.pk for order in orders if order.refundable} & askable,
+    }
 
 
 # === refund requests ======================================================================
@@ -174,6 +201,17 @@ TRANSITIONS = {
     State.WITHDRAWN: set(),
 }
 REQUEST = machine_for(RefundRequest, field="state", transitions=TRANSITIONS, noun="refund request")
+# A payout: paid, or failed and then tried again (or paid another way).
+PAYOUT = machine_for(
+    RefundPayout,
+    field="status",
+    noun="payout",
+    transitions={
+        RefundPayout.Status.PENDING: {RefundPayout.Status.SUCCEEDED, RefundPayout.Status.FAILED},
+        RefundPayout.Status.FAILED: {RefundPayout.Status.PENDING},
+        RefundPayout.Status.SUCCEEDED: set(),
+    },
+)
 BEFORE_DECISION = (State.RECEIVED, State.ACKNOWLEDGED, State.IN_REVIEW, State.NEEDS_INFO)
 EVIDENCE_TYPES = {
     b"%PDF-": "application/pdf",
@@ -184,11 +222,12 @@ EVIDENCE_TYPES = {
 }
 
 
-def _lock_request(request: RefundRequest) -> RefundRequest:
+def _lock_request(request: RefundRequest | int) -> RefundRequest:
     """The account first (billing.locks' order: its money changes one at a time), then
     the request."""
-    lock_account(request.account_id)
-    return RefundRequest.objects.select_for_update().get(pk=request.pk)
+    pk = request if isinstance(request, int) else request.pk
+    lock_account(RefundRequest.objects.values_list("account_id", flat=True).get(pk=pk))
+    return RefundRequest.objects.select_for_update(no_key=True).get(pk=pk)
 
 
 def refunded_before(line: OrderLine, rows: list[LineRefund] | None = None, tz=None) -> str:
@@ -222,6 +261,39 @@ def line_left(order_line: OrderLine, *, request: RefundRequest) -> tuple[Decimal
     if reserved:
         why.append(f"{Money(reserved, line.order.currency)} is being paid back by {', '.join(by)}")
     return max(line.amount - line.refunded - reserved, Decimal(0)), "; ".join(why)
+
+
+def decisions_now(request: RefundRequest) -> dict[int, Decision]:
+    """The policy's answer to the request with today's facts: the window is still
+    counted from the day it arrived, but what was used or refunded since counts."""
+    lines = list(
+        OrderLine.objects.filter(pk__in=request.lines.values("order_line")).select_related("order")
+    )
+    return decisions_for(
+        account=request.account,
+        lines=lines,
+        on=timezone.localtime(request.received_at, request.account.tzinfo).date(),
+        reason=request.reason,
+        event=request.event_on,
+        full_order=request.full_order,
+    )
+
+
+def line_ceiling(
+    line: RefundLine, *, request: RefundRequest, now_decisions: dict | None = None
+) -> tuple[Decimal, str]:
+    """The most staff may approve on a line, read again under the account's lock: the
+    policy's ceiling when the request arrived, its answer with today's facts (credits
+    used since, money that came back since), and what is left of the purchase."""
+    left, why = line_left(line.order_line, request=request)
+    decision = (now_decisions or decisions_now(request))[line.order_line_id]
+    allowed = decision.amount if decision.outcome in ("refund", "review") else Decimal(0)
+    reasons = [why] if why and left < line.engine_amount else []
+    if allowed < min(line.engine_amount, left):
+        reasons.append(
+            f"the policy now allows {Money(allowed, request.currency)}: {decision.explanation}"
+        )
+    return min(line.engine_amount, allowed, left), "; ".join(reasons)
 
 
 def _next_deadline(request: RefundRequest):
@@ -594,8 +666,8 @@ def refund_line_decide(
     now = now or timezone.now()
     with transaction.atomic():
         require_staff(actor, "refunds.change_refundrequest")
-        request = _lock_request(line.request)
-        line = RefundLine.objects.select_for_update().get(pk=line.pk)
+        request = _lock_request(line.request_id)
+        line = RefundLine.objects.select_for_update(no_key=True).get(pk=line.pk)
         if request.state not in BEFORE_DECISION or request.state == State.NEEDS_INFO:
             raise PortalError(
                 f"{request.number} is {request.get_state_display().lower()}: its lines "
@@ -618,11 +690,11 @@ def refund_line_decide(
                     f"this line ({line.clause}).",
                     field="amount",
                 )
-            left, why = line_left(line.order_line, request=request)
-            if value.amount > left:
+            ceiling, why = line_ceiling(line, request=request)
+            if value.amount > ceiling:
                 raise PortalError(
-                    f"At most {Money(left, request.currency)} can be approved for this line: "
-                    f"{why}.",
+                    f"At most {Money(ceiling, request.currency)} can be approved for this "
+                    f"line: {why}.",
                     field="amount",
                 )
             line.decision, line.approved_amount, line.deny_reason = "approved", value.amount, ""
@@ -667,14 +739,15 @@ def refund_request_decide(*, actor, request: RefundRequest, now=None) -> RefundR
 def _decide(request: RefundRequest, *, actor, now, note: str = "") -> None:
     REQUEST.check(request, State.DECIDED)
     lines = list(request.lines.select_related("order_line__order"))
+    now_decisions = decisions_now(request)
     for line in lines:
         if line.approved_amount:
-            # Re-read under the account's lock: another request for the same purchase
-            # may have been paid since this line was approved.
-            left, why = line_left(line.order_line, request=request)
-            if line.approved_amount > left:
+            # Read again under the account's lock: another request for the same purchase
+            # may have been paid since this line was approved, or credits used.
+            ceiling, why = line_ceiling(line, request=request, now_decisions=now_decisions)
+            if line.approved_amount > ceiling:
                 raise PortalError(
-                    f"“{line.order_line.description}” has {Money(left, request.currency)} "
+                    f"“{line.order_line.description}” has {Money(ceiling, request.currency)} "
                     f"left to refund ({why}): approve at most that, or deny it.",
                     field="decision",
                 )
@@ -749,6 +822,10 @@ def _start_payouts(request: RefundRequest, *, actor, now) -> None:
         for line in request.lines.filter(decision=RefundLine.Decision.APPROVED).order_by("pk")
         if line.approved_amount
     ]
+    # Agreed: the credits it pays back leave use now, not when the money arrives.
+    refund_hold_units(
+        actor=actor, account=request.account, amounts=dict(approved), reference=request.number
+    )
     total = sum((amount for _, amount in approved), Decimal(0))
     card, payment = Decimal(0), None
     if request.payout_method == RefundRequest.Payout.ORIGINAL:
@@ -800,17 +877,17 @@ def _payout_done(payout: RefundPayout, *, reference: str, actor, now) -> None:
         key=f"refund-payout-{payout.pk}",
         now=now,
     )
-    payout.status = RefundPayout.Status.SUCCEEDED
     payout.reference = reference[:120]
     payout.error = ""
     payout.completed_at = now
-    payout.save(update_fields=["status", "reference", "error", "completed_at"])
-    audit_record(
+    PAYOUT.move(
+        payout,
+        RefundPayout.Status.SUCCEEDED,
         actor=actor,
         action="refund.paid_out",
-        target=request,
         account=request.account,
         changes={"method": payout.method, "amount": str(payout.amount), "reference": reference},
+        also=["reference", "error", "completed_at"],
     )
     if request.payouts.exclude(status=RefundPayout.Status.SUCCEEDED).exists():
         return
@@ -826,29 +903,77 @@ def _payout_done(payout: RefundPayout, *, reference: str, actor, now) -> None:
 
 def _after_processed(request: RefundRequest, *, actor, now) -> None:
     """The refund is processed: billing takes back what it paid for (acelle §2, §3: units,
-    quota, keys; §5: the plan ends), and the SaaS account is deactivated (acelle §5)."""
+    quota, keys; §5: the plan ends), and the SaaS account is deactivated when its plan
+    was refunded (acelle §5)."""
     from accounts.services import account_deactivate
 
-    approved = list(
-        request.lines.filter(decision=RefundLine.Decision.APPROVED).select_related("order_line")
-    )
-    refund_take_back(
+    approved = request.lines.filter(decision=RefundLine.Decision.APPROVED)
+    taken = refund_take_back(
         actor=actor,
         account=request.account,
-        line_ids=[line.order_line_id for line in approved],
+        line_ids=list(approved.values_list("order_line_id", flat=True)),
         reference=request.number,
         now=now,
     )
-    if any(line.order_line.kind == Product.Kind.SUBSCRIPTION for line in approved):
+    if taken.plan_ended:
         account_deactivate(account=request.account, reason=f"refund {request.number}", actor=actor)
+
+
+def _lock_payout(payout: RefundPayout | int) -> RefundPayout:
+    """The account, the request, then the payout: billing.locks' order."""
+    pk = payout if isinstance(payout, int) else payout.pk
+    request = _lock_request(RefundPayout.objects.values_list("request_id", flat=True).get(pk=pk))
+    payout = RefundPayout.objects.select_for_update(no_key=True).get(pk=pk)
+    payout.request = request
+    return payout
+
+
+def _payout_room(payout: RefundPayout) -> str:
+    """Why the payout no longer fits what is left to refund (the caller holds the
+    account's lock), or "": each purchase it pays back, and the payment it goes to."""
+    for pk, amount in payout.allocation.items():
+        line = OrderLine.objects.select_related("order").get(pk=int(pk))
+        left, why = line_left(line, request=payout.request)
+        if Decimal(amount) > left:
+            return (
+                f"“{line.description}” has {Money(left, payout.currency)} left to refund "
+                f"({why}): this payout would pay back {Money(Decimal(amount), payout.currency)}."
+            )
+    if payout.payment_id:
+        payment = Payment.objects.get(pk=payout.payment_id)
+        in_flight = sum(
+            (
+                other.amount
+                for other in RefundPayout.objects.filter(
+                    payment=payment,
+                    status__in=[RefundPayout.Status.PENDING, RefundPayout.Status.FAILED],
+                ).exclude(pk=payout.pk)
+            ),
+            Decimal(0),
+        )
+        room = payment.amount - payment.refunded - in_flight
+        if payout.amount > room:
+            return (
+                f"The payment of {payout.request.order.number} has "
+                f"{Money(max(room, Decimal(0)), payout.currency)} left to give back."
+            )
+    return ""
 
 
 def refund_payout_run(*, payout_id: int, now=None) -> RefundPayout:
     """Ask the gateway for a card refund; no transaction is held during the call, and the
-    key was stored before it. Safe to run twice."""
+    key was stored before it. Safe to run twice: a refund the gateway answered "pending"
+    for is not asked again (its notification settles it), and a payout that no longer
+    fits what is left to refund fails here, before the gateway is called."""
     with transaction.atomic():
-        payout = RefundPayout.objects.select_for_update().get(pk=payout_id)
+        payout = _lock_payout(payout_id)
         if payout.status != RefundPayout.Status.PENDING or payout.method != "stripe":
+            return payout
+        if payout.reference:
+            return payout  # the gateway has it in hand: asking again could refund twice
+        problem = _payout_room(payout)
+        if problem:
+            _payout_fail(payout, message=problem, actor=None)
             return payout
         payout.attempts += 1
         payout.save(update_fields=["attempts"])
@@ -865,7 +990,12 @@ def refund_payout_run(*, payout_id: int, now=None) -> RefundPayout:
         },
     )
     if result.status == "succeeded":
-        return refund_payout_succeeded(payout=payout, reference=result.reference, now=now)
+        return refund_payout_succeeded(
+            payout=payout,
+            reference=result.reference,
+            idempotency_key=payout.idempotency_key,
+            now=now,
+        )
     if result.status == "failed":
         return refund_payout_failed(
             payout=payout, message=result.message, idempotency_key=payout.idempotency_key, now=now
@@ -875,16 +1005,48 @@ def refund_payout_run(*, payout_id: int, now=None) -> RefundPayout:
     return payout
 
 
-def refund_payout_succeeded(*, payout: RefundPayout, reference: str, actor=None, now=None):
+def refund_payout_succeeded(
+    *, payout: RefundPayout, reference: str, idempotency_key: str = "", actor=None, now=None
+):
+    """The gateway gave the money back. A success told for an earlier attempt's key is
+    the same money only if that attempt is the one in flight: else it is logged, and
+    staff see it."""
     now = now or timezone.now()
     with transaction.atomic():
-        request = _lock_request(payout.request)
-        payout = RefundPayout.objects.select_for_update().get(pk=payout.pk)
+        payout = _lock_payout(payout)
         if payout.status == RefundPayout.Status.SUCCEEDED:
             return payout  # a replayed webhook or a second run: nothing moves twice
-        payout.request = request
+        if idempotency_key and idempotency_key != payout.idempotency_key:
+            logger.error(
+                "Refund %s: a success for key %s, but payout %s is at key %s",
+                reference,
+                idempotency_key,
+                payout.pk,
+                payout.idempotency_key,
+            )
+            audit_record(
+                actor=None,
+                action="refund.payout_success_for_another_attempt",
+                target=payout.request,
+                account=payout.request.account,
+                changes={"payout": payout.pk, "reference": reference, "key": idempotency_key},
+            )
+            return payout
         _payout_done(payout, reference=reference, actor=actor, now=now)
     return payout
+
+
+def _payout_fail(payout: RefundPayout, *, message: str, actor) -> None:
+    payout.error = (message or "The gateway refused the refund.")[:300]
+    PAYOUT.move(
+        payout,
+        RefundPayout.Status.FAILED,
+        actor=actor,
+        action="refund.payout_failed",
+        account=payout.request.account,
+        changes={"payout": payout.pk, "error": payout.error},
+        also=["error"],
+    )
 
 
 def refund_payout_failed(
@@ -893,24 +1055,30 @@ def refund_payout_failed(
     """The gateway refused: the request stays paying, with the error shown and a retry.
 
     A failure of an earlier attempt (its key), told late after staff retried, is old
-    news: it neither fails the attempt in flight nor opens the way to another refund."""
+    news: it neither fails the attempt in flight nor opens the way to another refund.
+    A failure of a refund that had succeeded (Stripe: the bank returned it) leaves the
+    record as it is, and the billing leads are told to settle it by hand."""
     with transaction.atomic():
-        request = _lock_request(payout.request)
-        payout = RefundPayout.objects.select_for_update().get(pk=payout.pk)
-        if payout.status != RefundPayout.Status.PENDING:
-            return payout
+        payout = _lock_payout(payout)
+        request = payout.request
         if idempotency_key and idempotency_key != payout.idempotency_key:
             return payout
-        payout.status = RefundPayout.Status.FAILED
-        payout.error = (message or "The gateway refused the refund.")[:300]
-        payout.save(update_fields=["status", "error"])
-        audit_record(
-            actor=None,
-            action="refund.payout_failed",
-            target=request,
-            account=request.account,
-            changes={"payout": payout.pk, "error": payout.error},
-        )
+        if payout.status == RefundPayout.Status.SUCCEEDED:
+            if idempotency_key and "came back failed" not in payout.error:
+                payout.error = f"The refund came back failed after it succeeded: {message}"[:300]
+                payout.save(update_fields=["error"])
+                audit_record(
+                    actor=None,
+                    action="refund.payout_reversed",
+                    target=request,
+                    account=request.account,
+                    changes={"payout": payout.pk, "error": message[:200]},
+                )
+                _mail_on_commit(request, "reversed:pay out")
+            return payout
+        if payout.status != RefundPayout.Status.PENDING:
+            return payout
+        _payout_fail(payout, message=message, actor=None)
     return payout
 
 
@@ -920,22 +1088,64 @@ def refund_payout_retry(*, actor, payout: RefundPayout, now=None) -> RefundPayou
 
     with transaction.atomic():
         require_staff(actor, "refunds.change_refundrequest")
-        request = _lock_request(payout.request)
-        payout = RefundPayout.objects.select_for_update().get(pk=payout.pk)
+        payout = _lock_payout(payout)
         if payout.status != RefundPayout.Status.FAILED:
             raise PortalError("Only a failed payout can be retried.", field="payout")
-        payout.status = RefundPayout.Status.PENDING
+        if payout.method != RefundPayout.Method.STRIPE:
+            raise PortalError("Only a card refund is tried again.", field="payout")
+        request = payout.request
         payout.idempotency_key = _payout_key(request, payout.method, payout.attempts + 1)
         payout.reference = ""  # the failed refund's id is not this attempt's
-        payout.save(update_fields=["status", "idempotency_key", "reference"])
-        audit_record(
+        PAYOUT.move(
+            payout,
+            RefundPayout.Status.PENDING,
             actor=actor,
             action="refund.payout_retried",
-            target=request,
             account=request.account,
             changes={"payout": payout.pk, "attempt": payout.attempts + 1},
+            also=["idempotency_key", "reference"],
         )
         refund_payout_run.delay_on_commit(payout.pk)
+    return payout
+
+
+def refund_payout_pay_another_way(
+    *, actor, payout: RefundPayout, method: str, now=None
+) -> RefundPayout:
+    """A card refund the gateway refuses for good (the charge too old, the card closed)
+    is paid another way: by bank transfer, which staff then record, or as account
+    credit, at once. It pays back the same purchases."""
+    now = now or timezone.now()
+    if method not in (RefundPayout.Method.MANUAL, RefundPayout.Method.CREDIT):
+        raise PortalError("Choose a bank transfer or account credit.", field="method")
+    with transaction.atomic():
+        require_staff(actor, "refunds.change_refundrequest")
+        payout = _lock_payout(payout)
+        request = payout.request
+        if payout.method != RefundPayout.Method.STRIPE or payout.status != "failed":
+            raise PortalError("Only a card refund that failed is paid another way.", field="payout")
+        if request.payouts.filter(method=method).exclude(pk=payout.pk).exists():
+            raise PortalError(
+                f"{request.number} has a payout {RefundPayout.Method(method).label.lower()} "
+                "already: choose the other way.",
+                field="method",
+            )
+        old = payout.method
+        payout.method = method
+        payout.payment = None if method == RefundPayout.Method.CREDIT else payout.payment
+        payout.idempotency_key = _payout_key(request, method, payout.attempts + 1)
+        payout.reference = ""
+        PAYOUT.move(
+            payout,
+            RefundPayout.Status.PENDING,
+            actor=actor,
+            action="refund.payout_switched",
+            account=request.account,
+            changes={"payout": payout.pk, "method": [old, method], "error": payout.error},
+            also=["method", "payment", "idempotency_key", "reference"],
+        )
+        if method == RefundPayout.Method.CREDIT:
+            _payout_done(payout, reference=request.number, actor=actor, now=now)
     return payout
 
 
@@ -947,13 +1157,11 @@ def refund_payout_record_manual(
     reference = clean_text(reference, field="reference", label="the reference", max_length=120)
     with transaction.atomic():
         require_staff(actor, "refunds.change_refundrequest")
-        request = _lock_request(payout.request)
-        payout = RefundPayout.objects.select_for_update().get(pk=payout.pk)
+        payout = _lock_payout(payout)
         if payout.method != RefundPayout.Method.MANUAL:
             raise PortalError("Only a manual payout is recorded by hand.", field="payout")
         if payout.status == RefundPayout.Status.SUCCEEDED:
             return payout
-        payout.request = request
         _payout_done(payout, reference=reference, actor=actor, now=now)
     return payout
 
@@ -996,7 +1204,7 @@ def refund_deadlines_sweep(*, now=None) -> dict:
     counts = {"reminded": 0, "breached": 0}
     for pk in list(refund_deadlines_due(now=now).values_list("pk", flat=True)):
         with transaction.atomic():
-            request = RefundRequest.objects.select_for_update().get(pk=pk)
+            request = _lock_request(pk)
             changed = False
             for name, field, states in DEADLINE_FIELDS:
                 due = getattr(request, field)

@@ -24,8 +24,9 @@ def refund_request_new(request, order_id: int):
         return redirect("settings_billing")
     purchases = [line for line in order.lines.all() if line.amount > 0]
     refunds = billing_selectors.line_refunds(line_ids=[line.pk for line in purchases])
-    # A purchase with nothing left to refund is shown with its refunds, not offered.
-    lines = [line for line in purchases if line.refundable_left > 0]
+    busy = services.lines_in_open_requests(line.pk for line in purchases)
+    # A purchase with nothing left to refund, or in an open request, is shown, not offered.
+    lines = [line for line in purchases if line.refundable_left > 0 and line.pk not in busy]
     form = RefundRequestForm(request.POST or None, request.FILES or None, lines=lines)
     preview, status = None, 200
     if request.method == "POST" and form.is_valid():
@@ -77,7 +78,10 @@ def refund_request_new(request, order_id: int):
             "tab": "billing",
             "account": account,
             "order": order,
-            "rows": [(line, outlook.get(line.pk), refunds.get(line.pk, [])) for line in purchases],
+            "rows": [
+                (line, outlook.get(line.pk), refunds.get(line.pk, []), busy.get(line.pk))
+                for line in purchases
+            ],
             "form": form,
             "preview": preview,
         },

@@ -11,7 +11,7 @@ from .models import RefundPayout
 logger = logging.getLogger(__name__)
 
 
-def _settle(refund: dict) -> None:
+def settle_refund(refund: dict) -> None:
     metadata = refund.get("metadata") or {}
     payout_id = str(metadata.get("refund_payout_id") or "")
     if not payout_id.isdigit():
@@ -22,7 +22,11 @@ def _settle(refund: dict) -> None:
         return
     status = refund.get("status")
     if status == "succeeded":
-        services.refund_payout_succeeded(payout=payout, reference=refund.get("id", ""))
+        services.refund_payout_succeeded(
+            payout=payout,
+            reference=refund.get("id", ""),
+            idempotency_key=str(metadata.get("refund_key") or ""),
+        )
     elif status in ("failed", "canceled"):
         reason = refund.get("failure_reason") or status
         services.refund_payout_failed(
@@ -34,10 +38,10 @@ def _settle(refund: dict) -> None:
 
 @djstripe_receiver(["refund.updated", "charge.refund.updated", "refund.created"])
 def refund_updated(sender, event, **kwargs):
-    _settle(event.data["object"])
+    settle_refund(event.data["object"])
 
 
 @djstripe_receiver("charge.refunded")
 def charge_refunded(sender, event, **kwargs):
     for refund in (event.data["object"].get("refunds") or {}).get("data") or []:
-        _settle(refund)
+        settle_refund(refund)

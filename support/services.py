@@ -17,6 +17,7 @@ from accounts.state_machine import machine_for
 from billing import selectors as billing_selectors
 from billing.locks import lock_account
 from billing.models import Licence, Order, OrderLine, Product, Subscription
+from billing.periods import add_years
 from billing.selectors import account_today
 from billing.services import support_incident_order
 
@@ -56,13 +57,6 @@ INCIDENT = machine_for(
 class Refusal:
     kind: str  # reseller | startup | lapsed | not_contact | no_plan
     message: str
-
-
-def _add_years(day: date, years: int) -> date:
-    try:
-        return day.replace(year=day.year + years)
-    except ValueError:  # 29 February
-        return day.replace(year=day.year + years, day=28)
 
 
 def support_start(account: Account) -> date | None:
@@ -175,9 +169,9 @@ def support_year(start: date, today: date) -> tuple[date, date]:
     """The support year holding `today`: both ends counted from the start date, so that
     a 29 February start keeps its anniversaries."""
     years = today.year - start.year
-    if _add_years(start, years) > today:
+    if add_years(start, years) > today:
         years -= 1
-    return _add_years(start, years), _add_years(start, years + 1)
+    return add_years(start, years), add_years(start, years + 1)
 
 
 def quota_get(*, account: Account, today: date) -> Quota | None:
@@ -377,7 +371,7 @@ def _opened_after_payment(incident: Incident, *, now) -> None:
 
 def on_order_paid(*, order: Order, actor, now) -> None:
     """Registered with billing: an extra incident opens once its order is paid."""
-    for incident in Incident.objects.select_for_update().filter(
+    for incident in Incident.objects.select_for_update(no_key=True).filter(
         order=order, state=State.AWAITING_PAYMENT
     ):
         _opened_after_payment(incident, now=now)
@@ -387,7 +381,7 @@ def on_order_paid(*, order: Order, actor, now) -> None:
 def on_order_cancelled(*, order: Order, actor) -> None:
     """Registered with billing: an extra incident whose order is cancelled never opens."""
     now = timezone.now()
-    for incident in Incident.objects.select_for_update().filter(
+    for incident in Incident.objects.select_for_update(no_key=True).filter(
         order=order, state=State.AWAITING_PAYMENT
     ):
         incident.closed_at = now
@@ -424,8 +418,11 @@ def _record_breach(incident: Incident, name: str, due) -> bool:
     return True
 
 
-def _lock(incident: Incident) -> Incident:
-    return Incident.objects.select_for_update().get(pk=incident.pk)
+def _lock(incident: Incident | int) -> Incident:
+    """The account first (billing.locks' order), then the incident."""
+    pk = incident if isinstance(incident, int) else incident.pk
+    lock_account(Incident.objects.values_list("account_id", flat=True).get(pk=pk))
+    return Incident.objects.select_for_update(no_key=True).get(pk=pk)
 
 
 def incident_respond(
@@ -541,27 +538,20 @@ def incident_reply(*, actor, incident: Incident, body: str, message_id: str = ""
 
 
 def incident_set_state(*, actor, incident: Incident, state: str, now=None) -> Incident:
-    """Staff resolve or close an incident."""
+    """Staff resolve or close an incident, as INCIDENT allows; an extra incident that
+    awaits payment closes only with its order."""
     now = now or timezone.now()
-    allowed = {
-        State.RESOLVED: {State.OPEN, State.IN_PROGRESS, State.WAITING},
-        State.CLOSED: {
-            State.RESOLVED,
-            State.DECLINED,
-            State.OPEN,
-            State.IN_PROGRESS,
-            State.WAITING,
-        },
-    }
     with transaction.atomic():
         require_staff(actor, "support.change_incident")
         incident = _lock(incident)
-        if state not in allowed or incident.state not in allowed[state]:
+        if state not in (State.RESOLVED, State.CLOSED):
+            raise PortalError("Staff resolve or close an incident.", field="state")
+        if incident.state == State.AWAITING_PAYMENT:
             raise PortalError(
-                f"{incident.number} is {incident.get_state_display().lower()}: it cannot become "
-                f"{State(state).label.lower() if state in State.values else state}.",
+                f"{incident.number} awaits payment of its order: record or cancel the order first.",
                 field="state",
             )
+        INCIDENT.check(incident, state)
         stamp = "resolved_at" if state == State.RESOLVED else "closed_at"
         setattr(incident, stamp, now)
         _save(incident, [stamp], state=state, actor=actor)
@@ -645,7 +635,7 @@ def incident_deadlines_sweep(*, now=None) -> int:
     ).values_list("pk", flat=True)
     for pk in list(due):
         with transaction.atomic():
-            incident = Incident.objects.select_for_update().get(pk=pk)
+            incident = _lock(pk)
             if incident.next_deadline is None or incident.next_deadline >= now:
                 continue
             name = "first response" if incident.first_response_at is None else "update"

@@ -30,7 +30,7 @@ from .payments import (
     payment_succeeded,
 )
 from .purchases import MAX_ITEMS, MAX_QUANTITY, PurchaseQuote, purchase_place, purchase_quote
-from .refunds import refund_record, refund_take_back
+from .refunds import TakeBack, refund_hold_units, refund_record, refund_take_back
 from .subscriptions import (
     subscription_change_plan,
     subscription_change_seats,
@@ -48,6 +48,7 @@ __all__ = [
     "MAX_ITEMS",
     "MAX_QUANTITY",
     "PurchaseQuote",
+    "TakeBack",
     "credits_use",
     "idempotency_key",
     "ledger_adjust",
@@ -64,6 +65,7 @@ __all__ = [
     "payment_succeeded",
     "purchase_place",
     "purchase_quote",
+    "refund_hold_units",
     "refund_record",
     "refund_take_back",
     "service_mark_accepted",

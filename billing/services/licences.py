@@ -10,10 +10,11 @@ from accounts.models import Account
 from accounts.services import audit_record, clean_text
 
 from .. import tasks
-from ..locks import lock_account
+from ..locks import lock_account, lock_licence
 from ..models import Licence, OrderLine, Product
 from ..selectors import licence_from_key, licensed_users
 from .seats import seats_paid_sync
+from .states import LICENCE
 
 
 def licence_issue(line: OrderLine, *, actor, now) -> Licence:
@@ -50,7 +51,9 @@ def licence_activate(*, key: str, instance: str = "", now=None) -> Licence:
         raise PortalError("This licence key is not valid.", field="key")
     with transaction.atomic():
         lock_account(licence.account)
-        licence = Licence.objects.select_for_update().select_related("line").get(pk=licence.pk)
+        licence = (
+            Licence.objects.select_for_update(no_key=True).select_related("line").get(pk=licence.pk)
+        )
         if licence.status != Licence.Status.ACTIVE:
             raise PortalError("This licence key has been revoked.", field="key")
         if licence.users_covered == 0:
@@ -78,18 +81,17 @@ def licence_revoke(*, licence: Licence, actor, reason: str, now=None) -> Licence
     now = now or timezone.now()
     with transaction.atomic():
         lock_account(licence.account)
-        licence = Licence.objects.select_for_update().get(pk=licence.pk)
+        licence = lock_licence(licence)
         if licence.status == Licence.Status.REVOKED:
             return licence
-        licence.status = Licence.Status.REVOKED
         licence.revoked_at = now
-        licence.save(update_fields=["status", "revoked_at"])
-        audit_record(
+        LICENCE.move(
+            licence,
+            Licence.Status.REVOKED,
             actor=actor,
             action="licence.revoked",
-            target=licence,
-            account=licence.account,
             changes={"reason": reason},
+            also=["revoked_at"],
         )
         seats_paid_sync(licence.account, actor=actor)
     return licence
@@ -100,7 +102,7 @@ def licence_renounce_excess(account: Account, *, keep: int, actor, reference: st
     excess = (licensed_users(account) or 0) - keep
     renounced = 0
     licences = (
-        Licence.objects.select_for_update()
+        Licence.objects.select_for_update(no_key=True)
         .filter(
             account=account,
             product__kind=Product.Kind.PERPETUAL_LICENSE,

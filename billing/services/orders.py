@@ -94,7 +94,7 @@ def order_cancel_locked(order: Order, *, account: Account, actor, reason: str) -
     """Cancel an unpaid order; the caller holds the account's and the order's locks."""
     for hook in ORDER_CANCELLED_HOOKS:  # apps above billing withdraw what it was for
         hook(order=order, actor=actor)
-    for payment in Payment.objects.select_for_update().filter(
+    for payment in Payment.objects.select_for_update(no_key=True).filter(
         order=order, status=Payment.Status.PENDING
     ):
         payment.failure_message = f"Order {reason}."

@@ -3,13 +3,14 @@
 Refunds (the app) decides and pays; billing owns the money state: `refund_record`
 writes every amount that came back on an order line, to the original payment or as
 account credit, in the transaction of the payout's success, and `refund_take_back`
-takes back what the refunded lines delivered (acelle §2, §3, §5). Nothing else writes
-a line's or a payment's `refunded`.
+takes back what the refunded lines delivered (acelle §2, §3, §5); `refund_hold_units`
+takes a credit pack's units out of use as soon as a refund of them is agreed. Nothing
+else writes a line's or a payment's `refunded`.
 """
 
-import math
 from collections.abc import Iterable
-from decimal import Decimal
+from dataclasses import dataclass
+from decimal import ROUND_HALF_UP, Decimal
 
 from django.db import transaction
 from django.db.models import F
@@ -20,12 +21,12 @@ from accounts.models import Account
 from accounts.services import audit_record
 
 from ..locks import lock_account, lock_order_lines, lock_payment, lock_subscription
-from ..models import LedgerEntry, Licence, LineRefund, OrderLine, Payment, Product
+from ..models import LedgerEntry, Licence, LineRefund, OrderLine, Payment, Product, Subscription
 from ..money import Money
 from .ledger import ledger_post
 from .licences import licence_revoke
 from .seats import seats_paid_sync
-from .subscription_state import subscription_end
+from .subscription_state import subscription_end, subscription_set_quantity
 
 
 def refund_record(
@@ -134,75 +135,125 @@ def refund_record(
     return rows
 
 
+@dataclass(frozen=True)
+class TakeBack:
+    taken: list[str]  # what was taken back, in words
+    plan_ended: bool  # the SaaS plan's own period was refunded: the plan ended
+
+
+def units_paid_back(line: OrderLine, back: Decimal) -> int:
+    """The units of a credit pack that `back` of its price buys back: all its unused
+    units once the whole price comes back, else the unit rate, rounded half up (the
+    policy's unit-rate amount buys back exactly its units), never units already used."""
+    if back >= line.amount:
+        return line.units - line.units_used
+    exact = (back * line.units / line.amount).quantize(Decimal(1), rounding=ROUND_HALF_UP)
+    return min(int(exact), line.units - line.units_used)
+
+
+def refund_hold_units(
+    *, actor, account: Account, amounts: dict[int, Decimal], reference: str
+) -> list[str]:
+    """Once a refund is agreed, a credit pack's units it pays back leave use at once: the
+    customer cannot spend them while the money is on its way (acelle §2.2: no refund of
+    what is consumed). `amounts` is what the refund pays back per line."""
+    taken = []
+    with transaction.atomic():
+        account = lock_account(account)
+        for line in lock_order_lines(amounts).values():
+            if line.kind != Product.Kind.CREDIT_PACK or not line.units:
+                continue
+            back = line.refunded + Decimal(amounts[line.pk])
+            taken += _take_units(line, units_paid_back(line, back), actor=actor, ref=reference)
+    return taken
+
+
+def _take_units(line: OrderLine, target: int, *, actor, ref: str) -> list[str]:
+    """Take the pack's units up to `target` taken in all (the caller holds its lock)."""
+    units = min(line.units_left, target - line.units_refunded)
+    if units <= 0:
+        return []
+    line.units_refunded += units
+    line.save(update_fields=["units_refunded"])
+    audit_record(
+        actor=actor,
+        action="credits.taken_back",
+        target=line,
+        account=line.order.account,
+        changes={"units": units, "left": line.units_left, "refund": ref},
+    )
+    return [f"{units:,} unused credits of {line.description}"]
+
+
 def refund_take_back(
     *, actor, account: Account, line_ids: Iterable[int], reference: str, now=None
-) -> list[str]:
-    """A processed refund takes back what the refunded lines delivered, per kind; returns
-    what it took, in words. Safe to run twice.
+) -> TakeBack:
+    """A processed refund takes back what the refunded lines delivered, per kind, and
+    says what it took. Safe to run twice.
 
-    - a credit pack loses its unused units: all of them once refunded in full, else the
-      units the money paid back bought (rounded up), never units already used;
-    - a one-off quota add-on is deactivated;
-    - a line that paid for a subscription (the plan, a premium feature, a recurring
-      add-on, support) ends it (acelle §5: the SaaS plan ends with its refund);
-    - a licence or plugin key is revoked (acelle §5).
+    A line whose whole price came back is taken back whole:
+    - a one-off quota add-on is deactivated; a licence or plugin key is revoked (acelle
+      §5); a premium feature, a recurring add-on or support ends;
+    - the plan's own period (its start or renewal) ends the plan (acelle §5); seats
+      added later are removed from it; an upgrade's difference leaves the plan as it is.
+    Part of a price coming back (a billing error, an overcharge) corrects the price and
+    takes nothing back, but for a credit pack, which loses the units the money bought.
     """
     now = now or timezone.now()
     taken: list[str] = []
+    plan_ended = False
     with transaction.atomic():
         account = lock_account(account)
         for line in lock_order_lines(line_ids).values():
             if line.order.account_id != account.pk or line.refunded <= 0:
                 continue
-            took = _take_back_line(line, actor=actor, reference=reference, now=now)
-            if took and line.taken_back_at is None:
+            if line.kind == Product.Kind.CREDIT_PACK and line.units:
+                took = _take_units(
+                    line, units_paid_back(line, line.refunded), actor=actor, ref=reference
+                )
+            elif line.refunded >= line.amount and line.taken_back_at is None:
+                took, ended = _take_back_whole(line, actor=actor, reference=reference, now=now)
+                plan_ended |= ended
+            else:
+                continue
+            if took and line.taken_back_at is None and line.refunded >= line.amount:
                 line.taken_back_at = now
                 line.save(update_fields=["taken_back_at"])
             taken += took
         seats_paid_sync(account, actor=actor)
-    return taken
+    return TakeBack(taken=taken, plan_ended=plan_ended)
 
 
-def _take_back_line(line: OrderLine, *, actor, reference: str, now) -> list[str]:
-    took = []
-    in_full = line.refunded >= line.amount
-    if line.kind == Product.Kind.CREDIT_PACK and line.units:
-        paid_back = math.ceil(line.refunded * line.units / line.amount) if line.amount else 0
-        units = (
-            line.units_left if in_full else min(line.units_left, paid_back - line.units_refunded)
-        )
-        if units > 0:
-            line.units_refunded += units
-            line.save(update_fields=["units_refunded"])
-            audit_record(
-                actor=actor,
-                action="credits.taken_back",
-                target=line,
-                account=line.order.account,
-                changes={"units": units, "left": line.units_left, "refund": reference},
-            )
-            took.append(f"{units:,} unused credits of {line.description}")
-    if (
-        line.kind == Product.Kind.QUOTA_ADDON
-        and line.subscription_id is None
-        and line.activated_at
-        and line.taken_back_at is None
-    ):
-        audit_record(
-            actor=actor,
-            action="order_line.deactivated",
-            target=line,
-            account=line.order.account,
-            changes={"refund": reference},
-        )
-        took.append(f"{line.description}, deactivated")
-    if line.subscription_id is not None:
-        subscription = lock_subscription(line.subscription_id)
-        if subscription_end(subscription, actor=actor, changes={"refund": reference}):
-            took.append(f"{subscription.price.product.name}, ended")
+def _take_back_whole(line: OrderLine, *, actor, reference: str, now) -> tuple[list[str], bool]:
+    """Take back all a fully refunded line delivered; the caller holds the locks."""
+    account = line.order.account
     if line.kind in (Product.Kind.PERPETUAL_LICENSE, Product.Kind.PLUGIN):
         licence = Licence.objects.filter(line=line, status=Licence.Status.ACTIVE).first()
-        if licence is not None:
-            licence_revoke(licence=licence, actor=actor, reason=f"refund {reference}", now=now)
-            took.append(f"the licence key of {line.description}, revoked")
-    return took
+        if licence is None:
+            return [], False
+        licence_revoke(licence=licence, actor=actor, reason=f"refund {reference}", now=now)
+        return [f"the licence key of {line.description}, revoked"], False
+    if line.subscription_id is None:
+        if line.kind == Product.Kind.QUOTA_ADDON and line.activated_at:
+            audit_record(
+                actor=actor,
+                action="order_line.deactivated",
+                target=line,
+                account=account,
+                changes={"refund": reference},
+            )
+            return [f"{line.description}, deactivated"], False
+        return [], False
+    subscription = lock_subscription(line.subscription_id)
+    if line.effect == OrderLine.Effect.ADD_SEATS:
+        seats = max(subscription.quantity - line.quantity, 1)
+        if seats == subscription.quantity or subscription.status == Subscription.Status.CANCELLED:
+            return [], False
+        subscription_set_quantity(subscription, seats, actor=actor, reason=f"refund {reference}")
+        return [f"{line.quantity} seat(s) of {subscription.price.product.name}, removed"], False
+    if line.effect == OrderLine.Effect.CHANGE_PLAN:
+        return [], False  # the difference came back; the plan itself was paid for
+    if not subscription_end(subscription, actor=actor, changes={"refund": reference}):
+        return [], False
+    plan = subscription.price.product.kind == Product.Kind.SUBSCRIPTION
+    return [f"{subscription.price.product.name}, ended"], plan

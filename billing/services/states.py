@@ -1,4 +1,4 @@
-"""The moves an order, a payment and a subscription may make: one table each.
+"""The moves an order, a payment, a subscription and a licence may make: one table each.
 
 Every status change goes through these machines (accounts.state_machine): an illegal
 move is refused naming both states, and each move writes its audit row.
@@ -6,7 +6,7 @@ move is refused naming both states, and each move writes its audit row.
 
 from accounts.state_machine import machine_for
 
-from ..models import Order, Payment, Subscription
+from ..models import Licence, Order, Payment, Subscription
 
 _O, _P, _S = Order.Status, Payment.Status, Subscription.Status
 
@@ -46,4 +46,11 @@ SUBSCRIPTION = machine_for(
         _S.LAPSED: {_S.ACTIVE, _S.CANCELLED},  # the renewal paid, or withdrawn
         _S.CANCELLED: set(),
     },
+)
+
+LICENCE = machine_for(
+    Licence,
+    field="status",
+    noun="licence",
+    transitions={Licence.Status.ACTIVE: {Licence.Status.REVOKED}, Licence.Status.REVOKED: set()},
 )

@@ -54,7 +54,7 @@ def subscription_void_open_changes(
             lines__effect__in=[OrderLine.Effect.ADD_SEATS, OrderLine.Effect.CHANGE_PLAN],
         ).values_list("pk", flat=True)
     )
-    orders = Order.objects.select_for_update().filter(pk__in=ids).order_by("pk")
+    orders = Order.objects.select_for_update(no_key=True).filter(pk__in=ids).order_by("pk")
     for order in orders:
         order_cancel_locked(order, account=account, actor=None, reason=reason)
 

@@ -49,7 +49,7 @@ def credits_use(
         packs = list(
             credit_packs_paid(account)
             .filter(product=product, units_used__lt=F("units") - F("units_refunded"))
-            .select_for_update()
+            .select_for_update(no_key=True)
             .order_by("order__paid_at", "pk")
         )
         left = sum(pack.units_left for pack in packs)
@@ -140,7 +140,7 @@ def usage_bill(*, account: Account, now=None) -> Order | None:
         account = lock_account(account)
         first_of_month = account_today(account, now).replace(day=1)
         records = list(
-            UsageRecord.objects.select_for_update()
+            UsageRecord.objects.select_for_update(no_key=True)
             .filter(account=account, line__isnull=True, used_on__lt=first_of_month)
             .select_related("product")
             .order_by("used_on", "pk")

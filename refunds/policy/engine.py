@@ -97,13 +97,17 @@ def less_refunded(decision: Decision, line: LineFacts, ctx: Context) -> Decision
     clause (policy-cases/README.md, counting conventions). The rule's amount is computed
     on the full line (a pro-rata or unit-rate share of what was paid), and the earlier
     refunds come off that."""
-    if decision.outcome not in (REFUND, REVIEW):
-        return decision  # none stays none; redirect: someone else decides
     allowed, refunded = decision.amount, line.refunded
     earlier = (
         f"Already refunded: {ctx.money(refunded)} of the {ctx.money(line.amount)} paid "
         "came back by earlier requests"
     )
+    if decision.outcome == REDIRECT:
+        return decision  # someone else decides
+    if decision.outcome not in (REFUND, REVIEW):  # none stays none, and says so
+        return ctx.none(
+            line, decision.clause, decision.last_day, f"{decision.explanation} {earlier}."
+        )
     if refunded >= allowed:
         if allowed == ctx.amount(line.amount):
             text = f"{earlier}; nothing is left to refund."

@@ -33,3 +33,9 @@ def refund_hint(outlook, line_id):
 def refund_hint_map(decision):
     """The same hint for a decision already in hand (the refund request page)."""
     return refund_hint({0: decision} if decision else {}, 0)
+
+
+@register.simple_tag
+def in_refund(busy, line_id):
+    """The open refund request a purchase is in, if any."""
+    return (busy or {}).get(line_id)

@@ -340,6 +340,25 @@ def test_a_failed_card_payout_shows_its_error_and_is_retried(client, paid_order)
     response = client.post(page_url(refund), {"action": "retry", "payout": payout.pk})
     assert "Only a failed payout can be retried." in response.content.decode()
 
+    # The card cannot be refunded any more: the billing team pays it by bank transfer.
+    RefundPayout.objects.filter(pk=payout.pk).update(status="failed", error="Charge too old.")
+    page = client.get(page_url(refund)).content.decode()
+    assert 'data-testid="pay-another-way"' in page
+    response = client.post(
+        page_url(refund), {"action": "another_way", "payout": payout.pk, "method": "manual"}
+    )
+    assert response.status_code == 302
+    payout.refresh_from_db()
+    assert (payout.method, payout.status) == ("manual", "pending")
+    page = client.get(page_url(refund)).content.decode()
+    assert "paid by bank transfer instead: record the transfer once it is made" in page
+    response = client.post(
+        page_url(refund),
+        {"action": "record_payout", "payout": payout.pk, f"payout-{payout.pk}-reference": "W-9"},
+    )
+    refund.refresh_from_db()
+    assert response.status_code == 302 and refund.state == "paid"
+
 
 def test_the_page_shows_the_history_the_holder_the_thread_and_evidence(client, paid_order):
     staff = staff_client(client, group="Billing reviewer")

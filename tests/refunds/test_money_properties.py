@@ -43,7 +43,7 @@ class FakeGateway:
 
     name = "stripe"
     outcome = "succeeded"
-    given_back: dict = {}  # idempotency key -> (charge reference, amount)
+    given_back: dict = {}  # idempotency key -> (charge reference, amount, payout id)
 
     def charge(self, *, account, amount, idempotency_key, description, payment_id=None):
         return ChargeResult(status="succeeded", reference=f"pi_{payment_id}")
@@ -51,7 +51,10 @@ class FakeGateway:
     def refund(self, *, charge_reference, amount, idempotency_key, metadata):
         if FakeGateway.outcome == "failed":
             return ChargeResult(status="failed", message="card closed")
-        FakeGateway.given_back.setdefault(idempotency_key, (charge_reference, amount.amount))
+        FakeGateway.given_back.setdefault(
+            idempotency_key,
+            (charge_reference, amount.amount, int(metadata["refund_payout_id"])),
+        )
         status = "pending" if FakeGateway.outcome == "pending" else "succeeded"
         return ChargeResult(status=status, reference=f"re_{idempotency_key[-12:]}")
 
@@ -82,6 +85,7 @@ AFTER = st.one_of(
     st.tuples(st.just("retry"), index),
     st.tuples(st.just("replay_success"), index),
     st.tuples(st.just("stale_failure"), index),
+    st.tuples(st.just("another_way"), index, st.sampled_from(["manual", "credit"])),
     st.tuples(st.just("use"), st.integers(1, 600)),
     st.tuples(st.just("credit"), st.sampled_from(["10", "60", "149"])),
     BUY,
@@ -97,6 +101,11 @@ STEPS = st.tuples(
     st.lists(st.one_of(BUY, AFTER), max_size=2),
     st.lists(ROUND, min_size=1, max_size=4),
 ).map(lambda s: [s[0], *s[1], *(step for round_ in s[2] for step in round_)])
+
+
+# What customers and staff choose may be refused; what gateways report, and payouts
+# staff record, may not.
+CHOICES = {"buy", "credit", "ask", "decide", "use", "another_way"}
 
 
 @override_settings(REFUND_POLICY="acelle", VENDOR_TIMEZONE="America/New_York")
@@ -141,8 +150,11 @@ class MoneyMovesOnce(TestCase):
         FakeGateway.outcome, FakeGateway.given_back = "succeeded", {}
         self._world()
         for step in steps:
-            # A step the rules refuse is a clean refusal, and nothing moves.
-            with contextlib.suppress(PortalError):
+            if step[0] in CHOICES:
+                # A choice the rules refuse is a clean refusal, and nothing moves.
+                with contextlib.suppress(PortalError):
+                    getattr(self, f"_{step[0]}")(*step[1:])
+            else:  # money the gateway or staff moved must always be taken
                 getattr(self, f"_{step[0]}")(*step[1:])
             self._check()
         # Steer the search towards examples that move more money, and show (with
@@ -247,8 +259,14 @@ class MoneyMovesOnce(TestCase):
                 payout=payout, message="old news", idempotency_key="an-earlier-attempt"
             )
 
+    def _another_way(self, index, method):
+        """A card refund the gateway refused is paid by bank transfer or as credit."""
+        payout = self._payout(index, method="stripe", status="failed")
+        if payout is not None:
+            services.refund_payout_pay_another_way(actor=self.staff, payout=payout, method=method)
+
     def _manual(self, index):
-        payout = self._payout(index, method="manual")
+        payout = self._payout(index, method="manual", status="pending")
         if payout is not None:
             services.refund_payout_record_manual(
                 actor=self.staff, payout=payout, reference=f"WIRE-{payout.pk}"
@@ -280,10 +298,19 @@ class MoneyMovesOnce(TestCase):
             assert payment.refunded == records <= payment.amount, (payment, records)
             asked = sum(
                 amount
-                for charge, amount in FakeGateway.given_back.values()
+                for charge, amount, _ in FakeGateway.given_back.values()
                 if charge == payment.reference
             )
             assert asked <= payment.amount, (payment, asked)
+        # What the gateway gave back is a payout's that is still a card refund, done or
+        # in flight, and never more than that payout: none paid twice, none lost.
+        for payout in RefundPayout.objects.filter(request__account=self.account):
+            given = sum(
+                amount for _, amount, pk in FakeGateway.given_back.values() if pk == payout.pk
+            )
+            if given:
+                assert payout.method == "stripe" and payout.status in ("succeeded", "pending")
+                assert given <= payout.amount, (payout, given)
         balance = Decimal(0)
         for entry in LedgerEntry.objects.filter(account=self.account).order_by("sequence"):
             balance += entry.amount
