@@ -2,14 +2,18 @@
 
 The order:
 
-    account → (the app's own row: a refund request, an incident) → subscription
-            → order → order line → payment → licence
+    account → the app's own row (a refund request and its payouts, an incident)
+            → billing's rows of that account (subscription, order, lines, payment,
+              licence)
 
 The account comes first, always, and is held to the end of the transaction: it
-serialises every change to one account's money (its ledger, orders, payments, seats),
-so two changes of the same account never interleave, and code that needs a row lower
-in the list never has to go back up for one higher. A function that has taken a
-lower row does not take a higher one afterwards.
+serialises every change to one account's money (its ledger, orders, payments, seats,
+refunds, incidents). No transaction locks two accounts. So two changes of one account
+never interleave, and below the account they cannot wait on each other: billing's rows
+are locked in the order each use case meets them (an order before the subscription it
+renews, the lines a refund paid back before the subscription they paid for). Jobs and
+sweeps that change one row of an account (a deadline reminder, an incident's breach)
+take the account's lock first too.
 
 Every lock is `SELECT ... FOR NO KEY UPDATE` inside the caller's transaction
 (`transaction.atomic()`): as exclusive as FOR UPDATE between writers, but it lets a
