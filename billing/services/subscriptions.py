@@ -69,6 +69,16 @@ def _require_plan(subscription: Subscription, *, field: str) -> None:
         )
 
 
+def _require_no_open_order(subscription: Subscription, *, field: str) -> None:
+    """One change at a time: an unpaid order for the plan is paid or cancelled first."""
+    open_order = order_open_for(subscription)
+    if open_order is not None:
+        raise PortalError(
+            f"Order {open_order.number} awaits payment; pay or cancel it before another change.",
+            field=field,
+        )
+
+
 def subscription_seat_quote(
     *, subscription: Subscription, quantity, today, now=None
 ) -> SeatChangeQuote:
@@ -96,12 +106,7 @@ def subscription_seat_quote(
             "subscription before changing its seats.",
             field="quantity",
         )
-    open_order = order_open_for(subscription)
-    if open_order is not None:
-        raise PortalError(
-            f"Order {open_order.number} awaits payment; pay or cancel it before another change.",
-            field="quantity",
-        )
+    _require_no_open_order(subscription, field="quantity")
     if quantity < subscription.quantity:
         usage = account_selectors.seat_usage(account=account, now=now or timezone.now())
         if usage.used > quantity:
@@ -366,12 +371,7 @@ def subscription_plan_quote(
         )
     if today >= subscription.current_period_end:
         raise PortalError("The period has ended; renew the subscription first.", field="price")
-    open_order = order_open_for(subscription)
-    if open_order is not None:
-        raise PortalError(
-            f"Order {open_order.number} awaits payment; pay or cancel it before another change.",
-            field="price",
-        )
+    _require_no_open_order(subscription, field="price")
     return plan_change_quote(
         current_name=subscription.price.product.name,
         new_name=price.product.name,
