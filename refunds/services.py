@@ -793,12 +793,9 @@ def allocate(approved: list[tuple[int, Decimal]], first: Decimal) -> tuple[dict,
     return head, rest
 
 
-def _original_payment(request: RefundRequest) -> tuple[Payment | None, Decimal]:
-    """The order's succeeded payment and what can still go back on it: what it paid,
-    less what came back, less what other requests' payouts on it are still paying."""
-    payment = Payment.objects.filter(order=request.order, status=Payment.Status.SUCCEEDED).first()
-    if payment is None:
-        return None, Decimal(0)
+def _payment_room(payment: Payment, *, request: RefundRequest) -> Decimal:
+    """What can still go back on a payment for `request`: what it paid, less what came
+    back, less what other requests' payouts on it are still paying."""
     in_flight = sum(
         (
             payout.amount
@@ -809,7 +806,15 @@ def _original_payment(request: RefundRequest) -> tuple[Payment | None, Decimal]:
         ),
         Decimal(0),
     )
-    return payment, max(payment.amount - payment.refunded - in_flight, Decimal(0))
+    return max(payment.amount - payment.refunded - in_flight, Decimal(0))
+
+
+def _original_payment(request: RefundRequest) -> tuple[Payment | None, Decimal]:
+    """The order's succeeded payment, and what can still go back on it."""
+    payment = Payment.objects.filter(order=request.order, status=Payment.Status.SUCCEEDED).first()
+    if payment is None:
+        return None, Decimal(0)
+    return payment, _payment_room(payment, request=request)
 
 
 def _start_payouts(request: RefundRequest, *, actor, now) -> None:
@@ -940,22 +945,12 @@ def _payout_room(payout: RefundPayout) -> str:
                 f"({why}): this payout would pay back {Money(Decimal(amount), payout.currency)}."
             )
     if payout.payment_id:
-        payment = Payment.objects.get(pk=payout.payment_id)
-        in_flight = sum(
-            (
-                other.amount
-                for other in RefundPayout.objects.filter(
-                    payment=payment,
-                    status__in=[RefundPayout.Status.PENDING, RefundPayout.Status.FAILED],
-                ).exclude(pk=payout.pk)
-            ),
-            Decimal(0),
-        )
-        room = payment.amount - payment.refunded - in_flight
+        # A request has one payout to the payment: the others in flight are other requests'.
+        room = _payment_room(Payment.objects.get(pk=payout.payment_id), request=payout.request)
         if payout.amount > room:
             return (
                 f"The payment of {payout.request.order.number} has "
-                f"{Money(max(room, Decimal(0)), payout.currency)} left to give back."
+                f"{Money(room, payout.currency)} left to give back."
             )
     return ""
 

@@ -6,17 +6,16 @@ import json
 import os
 import string
 import time
-from io import StringIO
 from pathlib import Path
 
 import pytest
 import yaml
-from django.core.management import call_command
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from refunds.policy import cases as case_files
 from refunds.policy.cases import CaseFileError, load, run
+from tests.refunds.test_policy_cases import _check
 
 GOOD_LINE = {"id": "a", "kind": "plugin", "amount": "'1.00'", "paid": "2026-01-01"}
 HANG_GUARD = 5.0  # seconds: generous; only there to fail a hang instead of waiting on it
@@ -45,19 +44,6 @@ def case_file(
         f"{head}cases:\n  - name: {name}\n    lines: {lines}\n"
         f"    request: {request}\n    expect: {expect}\n{extra}"
     )
-
-
-def _check(*paths, as_json=False):
-    out, err = StringIO(), StringIO()
-    args = ["refund_policy", "check", *map(str, paths)] + (["--json"] if as_json else [])
-    try:
-        call_command(*args, stdout=out, stderr=err)
-        code = 0
-    except SystemExit as exc:
-        code = exc.code
-    except Exception as exc:  # CommandError: call_command raises instead of exiting
-        code = getattr(exc, "returncode", 1)
-    return code, out.getvalue(), err.getvalue()
 
 
 def _bomb(levels=9) -> str:

@@ -22,9 +22,9 @@ from refunds import services
 from refunds.models import RefundPayout
 from tests.factories import AccountFactory, owner_of
 from tests.refunds.conftest import MONDAY
+from tests.refunds.test_refunded_once import DAY_ONE, approve_all, ask
 
 pytestmark = pytest.mark.django_db
-DAY_ONE = MONDAY + timedelta(days=1)
 
 
 class Gateway:
@@ -73,32 +73,6 @@ def buy(account, prices, now=MONDAY):
     return order
 
 
-def ask(account, lines, payout="original", now=DAY_ONE, **kwargs):
-    return services.refund_request_submit(
-        actor=owner_of(account),
-        account=account,
-        line_ids=[line.pk for line in lines],
-        reason=kwargs.pop("reason", "no_longer_needed"),
-        payout_method=payout,
-        now=now,
-        **kwargs,
-    )
-
-
-def approve(request, staff, amounts=None, now=DAY_ONE):
-    for line in request.lines.order_by("pk"):
-        services.refund_line_decide(
-            actor=staff,
-            line=line,
-            approve=True,
-            amount=(amounts or {}).get(line.order_line_id),
-            now=now,
-        )
-    services.refund_request_decide(actor=staff, request=request, now=now)
-    request.refresh_from_db()
-    return request
-
-
 @pytest.fixture
 def acme():
     return AccountFactory(name="Acme", timezone="America/New_York")
@@ -108,7 +82,7 @@ def test_agreed_credits_leave_use_at_once_while_the_card_refund_is_on_its_way(
     card, acme, billing_staff
 ):
     pack = buy(acme, [price("credits", "credit_pack", "100", units=1000)]).lines.get()
-    request = approve(ask(acme, [pack]), billing_staff)
+    request = approve_all(ask(acme, [pack]), billing_staff)
     pack.refresh_from_db()
     assert (pack.units_refunded, pack.units_left, pack.refunded) == (1000, 0, 0)
     card.outcome = "pending"
@@ -140,14 +114,14 @@ def test_credits_spent_after_the_request_lower_what_staff_may_approve(
         services.refund_line_decide(actor=billing_staff, line=line, approve=True)
     assert "At most 40.00 USD can be approved" in refused.value.message
     assert "the policy now allows 40.00 USD" in refused.value.message  # §2.2, unit rate
-    approve(request, billing_staff, amounts={pack.pk: "40.00"})
+    approve_all(request, billing_staff, amounts={pack.pk: "40.00"})
     pack.refresh_from_db()
     assert (pack.units_used, pack.units_refunded, pack.units_left) == (600, 400, 0)
 
 
 def test_a_card_refund_the_gateway_refuses_for_good_is_paid_another_way(card, acme, billing_staff):
     plugin = buy(acme, [price("plugin", "plugin", "49")]).lines.get()
-    request = approve(ask(acme, [plugin]), billing_staff)
+    request = approve_all(ask(acme, [plugin]), billing_staff)
     payout = request.payouts.get()
     card.outcome = "failed"
     services.refund_payout_run(payout_id=payout.pk)
@@ -167,7 +141,7 @@ def test_a_card_refund_the_gateway_refuses_for_good_is_paid_another_way(card, ac
 
 def test_or_as_account_credit_at_once(card, acme, billing_staff):
     plugin = buy(acme, [price("plugin", "plugin", "49")]).lines.get()
-    request = approve(ask(acme, [plugin]), billing_staff)
+    request = approve_all(ask(acme, [plugin]), billing_staff)
     card.outcome = "failed"
     services.refund_payout_run(payout_id=request.payouts.get().pk)
     services.refund_payout_pay_another_way(
@@ -187,7 +161,7 @@ def test_a_refund_that_fails_after_it_succeeded_is_told_to_the_billing_leads(
 
     settings.REFUND_BILLING_LEADS = ["leads@vendor.example"]
     plugin = buy(acme, [price("plugin", "plugin", "49")]).lines.get()
-    request = approve(ask(acme, [plugin]), billing_staff)
+    request = approve_all(ask(acme, [plugin]), billing_staff)
     payout = request.payouts.get()
     services.refund_payout_run(payout_id=payout.pk)
     payout.refresh_from_db()
@@ -215,7 +189,7 @@ def test_a_refund_that_fails_after_it_succeeded_is_told_to_the_billing_leads(
 
 def test_a_pending_card_refund_is_never_asked_for_again(card, acme, billing_staff):
     plugin = buy(acme, [price("plugin", "plugin", "49")]).lines.get()
-    payout = approve(ask(acme, [plugin]), billing_staff).payouts.get()
+    payout = approve_all(ask(acme, [plugin]), billing_staff).payouts.get()
     card.outcome = "pending"
     for _ in range(3):  # the job delivered again, days later
         services.refund_payout_run(payout_id=payout.pk)
@@ -224,7 +198,7 @@ def test_a_pending_card_refund_is_never_asked_for_again(card, acme, billing_staf
 
 def test_a_payout_that_no_longer_fits_fails_before_the_gateway_is_called(card, acme, billing_staff):
     plugin = buy(acme, [price("plugin", "plugin", "49")]).lines.get()
-    payout = approve(ask(acme, [plugin]), billing_staff).payouts.get()
+    payout = approve_all(ask(acme, [plugin]), billing_staff).payouts.get()
     # Something else gave 9.00 back on it meanwhile (staff, by hand).
     billing_services.refund_record(
         actor=billing_staff,
@@ -250,7 +224,7 @@ def test_jpy_units_paid_back_are_rounded_half_up(card, billing_staff):
     later = MONDAY + timedelta(days=8)
     request = ask(tokyo, [pack], now=later)
     assert request.lines.get().engine_amount == Decimal("667")  # 2 of 3 units, §2.2
-    request = approve(request, billing_staff, amounts={pack.pk: "334"}, now=later)
+    request = approve_all(request, billing_staff, amounts={pack.pk: "334"}, now=later)
     services.refund_payout_run(payout_id=request.payouts.get().pk)
     pack.refresh_from_db()
     # 334 JPY is 1.002 units at 333.33 a unit: one unit goes back, one stays usable.
@@ -289,7 +263,7 @@ def test_part_of_a_seat_charge_given_back_corrects_the_price_and_takes_nothing(p
     account, subscription, seat_line, when = plan
     request = ask(account, [seat_line], reason="billing_error", payout="credit", now=when)
     assert request.lines.get().engine_outcome == "review"  # acelle §1.2, billed in error
-    approve(request, billing_staff, amounts={seat_line.pk: "5.00"}, now=when)
+    approve_all(request, billing_staff, amounts={seat_line.pk: "5.00"}, now=when)
     subscription.refresh_from_db()
     account.refresh_from_db()
     assert (subscription.status, subscription.quantity, account.status) == ("active", 2, "active")
@@ -298,7 +272,7 @@ def test_part_of_a_seat_charge_given_back_corrects_the_price_and_takes_nothing(p
 def test_a_seat_charge_given_back_whole_removes_the_seat_and_keeps_the_plan(plan, billing_staff):
     account, subscription, seat_line, when = plan
     request = ask(account, [seat_line], reason="billing_error", payout="credit", now=when)
-    approve(request, billing_staff, now=when)  # the whole of it
+    approve_all(request, billing_staff, now=when)  # the whole of it
     subscription.refresh_from_db()
     account.refresh_from_db()
     assert (subscription.status, subscription.quantity, account.status) == ("active", 1, "active")
@@ -309,7 +283,7 @@ def test_a_purchase_being_refunded_is_not_offered_again(settings, acme, billing_
     settings.BILLING_GATEWAY = "manual"
     order = buy(acme, [price("plugin", "plugin", "49")])
     billing_services.payment_record_manual(actor=billing_staff, order=order, reference="B")
-    request = approve(ask(acme, order.lines.all()), billing_staff)
+    request = approve_all(ask(acme, order.lines.all()), billing_staff)
     assert request.state == "paying"
     client.force_login(owner_of(acme))
     page = client.get(reverse("settings_billing")).content.decode()
@@ -331,7 +305,7 @@ def test_the_backfill_caps_a_legacy_double_refund_still_in_flight(settings, acme
     order = buy(acme, [price("plugin", "plugin", "49")])
     billing_services.payment_record_manual(actor=billing_staff, order=order, reference="B")
     line = order.lines.get()
-    first = approve(ask(acme, [line]), billing_staff)
+    first = approve_all(ask(acme, [line]), billing_staff)
     services.refund_payout_record_manual(
         actor=billing_staff, payout=first.payouts.get(), reference="W1"
     )
@@ -340,7 +314,7 @@ def test_the_backfill_caps_a_legacy_double_refund_still_in_flight(settings, acme
     LineRefund.objects.all().delete()
     OrderLine.objects.filter(pk=line.pk).update(refunded=0)
     Payment.objects.filter(order=order).update(refunded=0)
-    second = approve(ask(acme, [line], now=DAY_ONE + timedelta(days=1)), billing_staff)
+    second = approve_all(ask(acme, [line], now=DAY_ONE + timedelta(days=1)), billing_staff)
     assert second.payouts.get().status == "pending"
     Payment.objects.filter(order=order).update(refunded=Decimal("49"))  # the old code's write
     RefundPayout.objects.update(allocation={})
