@@ -27,6 +27,7 @@ migrate: install
 demo: migrate
 	$(MANAGE) demo_data
 	$(MANAGE) demo_billing
+	$(MANAGE) demo_marketplace
 
 run: demo
 	$(MANAGE) serve --addr 127.0.0.1:$(PORT)

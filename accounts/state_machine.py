@@ -8,7 +8,7 @@ example is the refund request's (refunds/services.py).
 """
 
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .errors import PortalError
 from .services import audit_record
@@ -20,6 +20,9 @@ class StateMachine:
     transitions: Mapping[str, Iterable[str]]  # state -> the states it may become
     labels: Mapping[str, str]  # state -> what people read ("awaiting payment")
     noun: str  # how a refusal names the object when it has no better name
+    # Functions (obj, old, new, actor) called after each move, in its transaction: how an
+    # app above the row's owner follows it (billing.hooks.SUBSCRIPTION_MOVED_HOOKS).
+    after: list = field(default_factory=list)
 
     def __post_init__(self):
         unknown = {
@@ -75,10 +78,14 @@ class StateMachine:
             account=account if account is not None else getattr(obj, "account", None),
             changes={self.field: [old, new], **(changes or {})},
         )
+        for hook in self.after:
+            hook(obj, old, new, actor)
         return True
 
 
-def machine_for(model, *, field: str, transitions: Mapping, noun: str) -> StateMachine:
+def machine_for(
+    model, *, field: str, transitions: Mapping, noun: str, after: list | None = None
+) -> StateMachine:
     """A machine whose labels are the model field's choices."""
     choices = dict(model._meta.get_field(field).choices)
     return StateMachine(
@@ -86,4 +93,5 @@ def machine_for(model, *, field: str, transitions: Mapping, noun: str) -> StateM
         transitions={old: frozenset(moves) for old, moves in transitions.items()},
         labels=choices,
         noun=noun,
+        after=after if after is not None else [],
     )

@@ -9,13 +9,20 @@ ONE_OFF_KINDS = {
     "plugin",
     "service",
     "support_incident",
+    "app_one_time",
 }
-RECURRING_KINDS = {"subscription", "premium_feature", "support_contract"}
+RECURRING_KINDS = {"subscription", "premium_feature", "support_contract", "app_subscription"}
 # Usage is priced per unit consumed and billed at the end of each period.
-USAGE_KINDS = {"usage"}
+USAGE_KINDS = {"usage", "app_usage"}
 # Per-user pricing: plans, per-user features, licences for N users and their
 # support (1CRM terms: "support is an additional amount per user annually").
-PER_SEAT_KINDS = {"subscription", "premium_feature", "perpetual_license", "support_contract"}
+PER_SEAT_KINDS = {
+    "subscription",
+    "premium_feature",
+    "perpetual_license",
+    "support_contract",
+    "app_subscription",
+}
 
 
 def price_terms_refusal(
@@ -30,6 +37,8 @@ def price_terms_refusal(
         return "This kind of product is paid once (one-off)."
     if scheme == "per_seat" and kind not in PER_SEAT_KINDS:
         return "Only plans, per-user features, licences and support contracts are priced per seat."
+    if kind == "app_external":
+        return "An app paid outside the portal has no price here."
     if edition == "startup" and Decimal(amount) != 0:
         return "The Startup Edition is a free download: its price is 0."
     return None

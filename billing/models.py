@@ -28,9 +28,20 @@ class Product(models.Model):
         SERVICE = "service", "Service (development, migration, training, install)"
         SUPPORT_CONTRACT = "support_contract", "Support contract"
         SUPPORT_INCIDENT = "support_incident", "Extra support incident"
+        # Sold for third-party developers on the App Marketplace (onecloud §4).
+        APP_SUBSCRIPTION = "app_subscription", "Marketplace app subscription"
+        APP_ONE_TIME = "app_one_time", "Marketplace app, one-time or lifetime licence"
+        APP_USAGE = "app_usage", "Marketplace app billed per use"
+        APP_EXTERNAL = "app_external", "Marketplace app paid outside the portal"
 
-    RECURRING_KINDS = frozenset({Kind.SUBSCRIPTION, Kind.PREMIUM_FEATURE, Kind.SUPPORT_CONTRACT})
-    PER_USE_KINDS = frozenset({Kind.USAGE})
+    RECURRING_KINDS = frozenset(
+        {Kind.SUBSCRIPTION, Kind.PREMIUM_FEATURE, Kind.SUPPORT_CONTRACT, Kind.APP_SUBSCRIPTION}
+    )
+    PER_USE_KINDS = frozenset({Kind.USAGE, Kind.APP_USAGE})
+    APP_KINDS = frozenset(
+        {Kind.APP_SUBSCRIPTION, Kind.APP_ONE_TIME, Kind.APP_USAGE, Kind.APP_EXTERNAL}
+    )
+    LICENSED_KINDS = frozenset({Kind.PERPETUAL_LICENSE, Kind.PLUGIN, Kind.APP_ONE_TIME})
 
     class Edition(models.TextChoices):
         NONE = "", "—"
@@ -51,6 +62,22 @@ class Product(models.Model):
     deployment = models.CharField(max_length=20, choices=Deployment.choices, default="any")
     # Credit packs carry their unit count (100,000 sending credits...).
     units = models.PositiveIntegerField(null=True, blank=True)
+    # What it needs to work (1CRM terms: the Customer Connection Portal for WordPress works
+    # only with Professional or Enterprise): an edition at least this one, and a licence of
+    # another product. Buying, activating and the entitlements follow them.
+    requires_edition = models.CharField(
+        max_length=20,
+        choices=[
+            ("", "—"),
+            ("professional", "Professional or Enterprise"),
+            ("enterprise", "Enterprise"),
+        ],
+        blank=True,
+        default="",
+    )
+    requires_product = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="required_by"
+    )
     is_active = models.BooleanField(default=True)
     created_at = models.DateTimeField(default=timezone.now)
 
@@ -331,6 +358,9 @@ class OrderLine(models.Model):
     period_start = models.DateField(null=True, blank=True)
     period_end = models.DateField(null=True, blank=True)
     first_purchase = models.BooleanField(default=True)
+    # The developer's own refund window the line was sold under (onecloud §4: "unless
+    # otherwise specified by the third-party developer"); kept as it was that day.
+    refund_days = models.PositiveSmallIntegerField(null=True, blank=True)
     units = models.PositiveIntegerField(null=True, blank=True)
     units_used = models.PositiveIntegerField(default=0)
     activated_at = models.DateTimeField(null=True, blank=True)

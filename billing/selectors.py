@@ -359,7 +359,7 @@ def usage_price(account: Account, product: Product) -> Price | None:
     return (
         Price.objects.filter(
             product=product,
-            product__kind=Product.Kind.USAGE,
+            product__kind__in=Product.PER_USE_KINDS,
             currency=account.currency,
             is_active=True,
         )
@@ -616,3 +616,111 @@ def support_renewal_quote(*, account: Account, users: int, today: date) -> Suppo
     return SupportRenewalQuote(
         contract=contract, users=users, licensed=licensed, period=period, amount=amount
     )
+
+
+# --- Entitlements: what an account may use, and what a product needs (1CRM terms) --------
+
+EDITION_RANK = {"": 0, "startup": 0, "professional": 1, "enterprise": 2}
+EDITION_NEEDS = {
+    "professional": "1CRM Professional or Enterprise Edition",
+    "enterprise": "1CRM Enterprise Edition",
+}
+
+
+def account_edition(account: Account, *, without_lines=()) -> str:
+    """The edition the account runs now: its cloud plan's (trial, active or lapsed), else
+    the best of its active on-premise licences; "" for none. `without_lines`: as if the
+    licences or plans those order lines paid for were refunded."""
+    plan = (
+        Subscription.objects.plans()
+        .filter(
+            account=account,
+            status__in=[
+                Subscription.Status.TRIALING,
+                Subscription.Status.ACTIVE,
+                Subscription.Status.LAPSED,
+            ],
+        )
+        .exclude(lines__pk__in=list(without_lines), lines__effect__in=["start", "renew"])
+        .select_related("price__product")
+        .order_by("-created_at")
+        .first()
+    )
+    if plan is not None:
+        return plan.price.product.edition
+    editions = (
+        Licence.objects.filter(
+            account=account,
+            status=Licence.Status.ACTIVE,
+            product__kind=Product.Kind.PERPETUAL_LICENSE,
+        )
+        .exclude(line_id__in=list(without_lines))
+        .values_list("product__edition", flat=True)
+    )
+    return max(editions, key=EDITION_RANK.get, default="")
+
+
+def _holds_product(account: Account, product: Product, *, without_lines=()) -> bool:
+    licences = Licence.objects.filter(account=account, product=product, status="active")
+    plans = Subscription.objects.filter(
+        account=account,
+        price__product=product,
+        status__in=[Subscription.Status.TRIALING, Subscription.Status.ACTIVE],
+    )
+    return (
+        licences.exclude(line_id__in=list(without_lines)).exists()
+        or plans.exclude(lines__pk__in=list(without_lines)).exists()
+    )
+
+
+def entitlement_refusal(
+    account: Account, product: Product, *, edition: str | None = None, without_lines=()
+) -> str | None:
+    """Why `product` cannot work for the account (so cannot be bought or activated), or
+    None. `edition` overrides the account's (a plan change's preview)."""
+    need = product.requires_edition
+    if need:
+        have = account_edition(account, without_lines=without_lines) if edition is None else edition
+        if EDITION_RANK.get(have, 0) < EDITION_RANK[need]:
+            runs = dict(Product.Edition.choices).get(have) if have else None
+            return f"{product.name} works only with {EDITION_NEEDS[need]} (1CRM terms); " + (
+                f"{account.name} runs {runs}." if runs else f"{account.name} has neither."
+            )
+    required = product.requires_product
+    if required is not None and not _holds_product(account, required, without_lines=without_lines):
+        return f"{product.name} works only with a {required.name} licence, which {account.name} does not hold."
+    return None
+
+
+def entitled_products(account: Account) -> list[Product]:
+    """Products the account holds (an active licence or a live subscription) that have
+    requirements: the ones an edition change or a refund could stop."""
+    ids = set(
+        Licence.objects.filter(
+            account=account, status=Licence.Status.ACTIVE, product__requires_edition__gt=""
+        ).values_list("product_id", flat=True)
+    ) | set(
+        Licence.objects.filter(
+            account=account, status=Licence.Status.ACTIVE, product__requires_product__isnull=False
+        ).values_list("product_id", flat=True)
+    )
+    return list(Product.objects.filter(pk__in=ids).select_related("requires_product"))
+
+
+def entitlements_lost(
+    account: Account, *, edition: str | None = None, without_lines=()
+) -> list[str]:
+    """What would stop working after a change (a plan to `edition`, a refund of the
+    lines `without_lines`), in words for its preview."""
+    lost = []
+    for product in entitled_products(account):
+        if product.pk in set(
+            Licence.objects.filter(line_id__in=list(without_lines)).values_list(
+                "product_id", flat=True
+            )
+        ):
+            continue  # the refund takes this very licence back: it says so itself
+        why = entitlement_refusal(account, product, edition=edition, without_lines=without_lines)
+        if why:
+            lost.append(f"{product.name} stops working: {why}")
+    return lost

@@ -25,6 +25,7 @@ urlpatterns = [
     path("api/v1/", include("billing.api_urls")),
     path("api/v1/", include("refunds.api_urls")),
     path("api/v1/", include("support.api_urls")),
+    path("api/v1/", include("marketplace.api_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api_schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api_schema"), name="api_docs"),
     path("api/redoc/", SpectacularRedocView.as_view(url_name="api_schema"), name="api_redoc"),
@@ -37,5 +38,6 @@ urlpatterns = [
     path("", include("billing.urls")),
     path("", include("refunds.urls")),
     path("", include("support.urls")),
+    path("", include("marketplace.urls")),
     path("", include("accounts.urls")),
 ]

@@ -58,6 +58,16 @@ def active_preset():
     return PRESETS[settings.REFUND_POLICY]
 
 
+def marketplace_preset():
+    """Apps sold on the marketplace follow its own policy (onecloud §4), whatever the
+    vendor's preset for its own products."""
+    return PRESETS[settings.MARKETPLACE_REFUND_POLICY]
+
+
+def preset_for(kind: str):
+    return marketplace_preset() if kind in Product.APP_KINDS else active_preset()
+
+
 def context_for(account: Account) -> Context:
     return Context(
         currency=account.currency, digits=CURRENCIES[account.currency], holidays=vendor_holidays()
@@ -75,6 +85,12 @@ def line_facts(line: OrderLine, account: Account) -> LineFacts:
     """The facts of a paid line, its dates in the account's local calendar."""
     paid_at = line.order.paid_at or line.order.created_at
     period = (line.period_start, line.period_end) if line.period_start and line.period_end else None
+    trial_end = None
+    if line.kind == Product.Kind.APP_SUBSCRIPTION and line.subscription_id:
+        trial = line.subscription.trial_end
+        # onecloud §4: the cycle that begins when a free trial ends is not refunded.
+        if trial is not None and line.period_start is not None and line.period_start >= trial:
+            trial_end = trial
     return LineFacts(
         id=str(line.pk),
         kind=line.kind,
@@ -88,6 +104,8 @@ def line_facts(line: OrderLine, account: Account) -> LineFacts:
         delivered=line.delivery in DELIVERED.get(line.kind, ()),
         used=line.units_used > 0,
         refunded=line.refunded,
+        trial_end=trial_end,
+        refund_days=line.refund_days,
         description=line.description,
         order=str(line.order_id),
     )
@@ -119,15 +137,21 @@ def decisions_for(
     request also decides the order's other lines."""
     if full_order:
         lines = whole_orders(lines)
-    facts = [line_facts(line, account) for line in lines]
     request = RequestFacts(date=on, reason=reason, event=event, full_order=full_order)
-    decided = decide(
-        preset or active_preset(),
-        account=account_facts(account),
-        lines=facts,
-        request=request,
-        ctx=context_for(account),
-    )
+    groups: dict = {}
+    for line in lines:
+        # A preset named (the simulator) decides every line; else each line its own.
+        chosen = preset or preset_for(line.kind)
+        groups.setdefault(chosen.id, (chosen, []))[1].append(line_facts(line, account))
+    decided = {}
+    for chosen, facts in groups.values():
+        decided |= decide(
+            chosen,
+            account=account_facts(account),
+            lines=facts,
+            request=request,
+            ctx=context_for(account),
+        )
     return {int(key): decision for key, decision in decided.items()}
 
 
@@ -143,6 +167,15 @@ def outlook(*, account: Account, orders) -> dict[int, Decision]:
     if not lines:
         return {}
     return decisions_for(account=account, lines=lines, on=account_today(account))
+
+
+def app_refund_terms(kind: str, *, refund_days: int | None = None, trial_days: int = 0) -> str:
+    """An app plan's refund terms in plain words, from the marketplace's preset."""
+    return marketplace_preset().terms(kind, refund_days=refund_days, trial_days=trial_days)
+
+
+def lines_held(line_ids) -> set[int]:
+    return set(lines_in_open_requests(line_ids))
 
 
 def lines_in_open_requests(line_ids) -> dict[int, RefundRequest]:
@@ -502,7 +535,11 @@ def refund_request_submit(
             order=order,
             requested_by=actor if actor is not None and actor.pk else None,
             channel=channel,
-            preset=active_preset().id,
+            preset=(
+                marketplace_preset()
+                if all(line.kind in Product.APP_KINDS for line in lines)
+                else active_preset()
+            ).id,
             reason=reason,
             event_on=event_on,
             text=text,

@@ -14,8 +14,16 @@ package are billing's own, by concern:
     licences        licence keys: issued, activated, revoked, renounced
     support         on-premise support renewals, extra support incidents
     refunds         what came back on a purchase, and what a refund takes back
+    apps            selling marketplace apps: their products, subscriptions and licences
 """
 
+from .apps import (
+    app_licence_buy,
+    app_product_save,
+    app_subscription_cancel,
+    app_subscription_start,
+    app_subscription_switch,
+)
 from .delivery import service_mark_accepted
 from .ledger import ledger_adjust, ledger_apply_to_charge, ledger_credit
 from .licences import licence_activate, licence_revoke
@@ -42,13 +50,18 @@ from .subscriptions import (
     subscriptions_renew_due,
 )
 from .support import support_incident_order, support_renew
-from .usage import credits_use, usage_bill, usage_bill_due, usage_record
+from .usage import credits_use, usage_bill, usage_bill_due, usage_record, usage_record_batch
 
 __all__ = [
     "MAX_ITEMS",
     "MAX_QUANTITY",
     "PurchaseQuote",
     "TakeBack",
+    "app_licence_buy",
+    "app_product_save",
+    "app_subscription_cancel",
+    "app_subscription_start",
+    "app_subscription_switch",
     "credits_use",
     "idempotency_key",
     "ledger_adjust",
@@ -82,4 +95,5 @@ __all__ = [
     "usage_bill",
     "usage_bill_due",
     "usage_record",
+    "usage_record_batch",
 ]

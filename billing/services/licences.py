@@ -12,7 +12,7 @@ from accounts.services import audit_record, clean_text
 from .. import tasks
 from ..locks import lock_account, lock_licence
 from ..models import Licence, OrderLine, Product
-from ..selectors import licence_from_key, licensed_users
+from ..selectors import entitlement_refusal, licence_from_key, licensed_users
 from .seats import seats_paid_sync
 from .states import LICENCE
 
@@ -58,6 +58,9 @@ def licence_activate(*, key: str, instance: str = "", now=None) -> Licence:
             raise PortalError("This licence key has been revoked.", field="key")
         if licence.users_covered == 0:
             raise PortalError("Every user of this licence key was renounced.", field="key")
+        refusal = entitlement_refusal(licence.account, licence.product)
+        if refusal:
+            raise PortalError(refusal, field="key", code="not_entitled")
         if licence.activated_at is None:
             licence.activated_at = now
             licence.save(update_fields=["activated_at"])

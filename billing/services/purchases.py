@@ -19,6 +19,7 @@ from ..periods import next_period_end
 from ..selectors import (
     account_today,
     catalogue,
+    entitlement_refusal,
     licensed_users,
     support_contract,
     support_is_active,
@@ -163,6 +164,9 @@ def purchase_quote(*, account: Account, items, today: date) -> PurchaseQuote:
     )
     for price, quantity in parsed:
         product = price.product
+        refusal = entitlement_refusal(account, product)
+        if refusal:
+            raise PortalError(refusal, field="items", code="not_entitled")
         if price.amount * quantity > MAX_LINE_AMOUNT or (product.units or 0) * quantity > MAX_UNITS:
             raise PortalError(
                 f"{quantity:,} x {product.name} is more than one order can hold; split it.",

@@ -20,6 +20,7 @@ from accounts.errors import PortalError
 from accounts.models import Account
 from accounts.services import audit_record
 
+from ..hooks import LINE_REFUNDED_HOOKS
 from ..locks import lock_account, lock_order_lines, lock_payment, lock_subscription
 from ..models import LedgerEntry, Licence, LineRefund, OrderLine, Payment, Product, Subscription
 from ..money import Money
@@ -106,7 +107,7 @@ def refund_record(
         for pk, value in values.items():
             line = lines[pk]
             rows.append(
-                LineRefund.objects.create(
+                refund := LineRefund.objects.create(
                     line=line,
                     payment=payment,
                     method=method,
@@ -132,6 +133,8 @@ def refund_record(
                     "of": str(line.amount),
                 },
             )
+            for hook in LINE_REFUNDED_HOOKS:  # the marketplace reverses a developer's share
+                hook(line, refund)
     return rows
 
 
@@ -227,7 +230,7 @@ def refund_take_back(
 def _take_back_whole(line: OrderLine, *, actor, reference: str, now) -> tuple[list[str], bool]:
     """Take back all a fully refunded line delivered; the caller holds the locks."""
     account = line.order.account
-    if line.kind in (Product.Kind.PERPETUAL_LICENSE, Product.Kind.PLUGIN):
+    if line.kind in Product.LICENSED_KINDS:
         licence = Licence.objects.filter(line=line, status=Licence.Status.ACTIVE).first()
         if licence is None:
             return [], False

@@ -6,6 +6,7 @@ move is refused naming both states, and each move writes its audit row.
 
 from accounts.state_machine import machine_for
 
+from ..hooks import SUBSCRIPTION_MOVED_HOOKS
 from ..models import Licence, Order, Payment, Subscription
 
 _O, _P, _S = Order.Status, Payment.Status, Subscription.Status
@@ -46,6 +47,7 @@ SUBSCRIPTION = machine_for(
         _S.LAPSED: {_S.ACTIVE, _S.CANCELLED},  # the renewal paid, or withdrawn
         _S.CANCELLED: set(),
     },
+    after=SUBSCRIPTION_MOVED_HOOKS,
 )
 
 LICENCE = machine_for(

@@ -11,6 +11,32 @@ from .licences import licence_renounce_excess
 from .states import SUBSCRIPTION
 
 
+def subscription_open(
+    *, account, price, seats: int, start, end, trial: bool, actor, now=None
+) -> Subscription:
+    """A new subscription from `start` to `end`: a free trial (no order, nothing charged;
+    audited as subscription.trial_started), or one awaiting its first payment."""
+    subscription = Subscription.objects.create(
+        account=account,
+        price=price,
+        quantity=seats,
+        status=Subscription.Status.TRIALING if trial else Subscription.Status.PENDING,
+        current_period_start=start,
+        current_period_end=end,
+        trial_end=end if trial else None,
+        **({"created_at": now} if now is not None else {}),
+    )
+    if trial:
+        audit_record(
+            actor=actor,
+            action="subscription.trial_started",
+            target=subscription,
+            account=account,
+            changes={"price": str(price), "trial_end": str(end)},
+        )
+    return subscription
+
+
 def subscription_end(subscription: Subscription, *, actor, changes: dict) -> bool:
     """End a subscription for good (its pending downgrade with it); audited as
     subscription.ended with `changes` saying why. False if it had ended already."""

@@ -37,7 +37,7 @@ from .ledger import ledger_post
 from .orders import order_cancel_locked, order_place
 from .seats import seats_paid_sync
 from .states import SUBSCRIPTION
-from .subscription_state import subscription_end, subscription_set_quantity
+from .subscription_state import subscription_end, subscription_open, subscription_set_quantity
 
 logger = logging.getLogger(__name__)
 
@@ -512,33 +512,27 @@ def subscription_start(
         today = account_today(account, now)
         if trial:
             end = today + timedelta(days=settings.BILLING_TRIAL_DAYS)
-            subscription = Subscription.objects.create(
+            subscription = subscription_open(
                 account=account,
                 price=price,
-                quantity=seats,
-                status=Subscription.Status.TRIALING,
-                current_period_start=today,
-                current_period_end=end,
-                trial_end=end,
-            )
-            audit_record(
+                seats=seats,
+                start=today,
+                end=end,
+                trial=True,
                 actor=actor,
-                action="subscription.trial_started",
-                target=subscription,
-                account=account,
-                changes={"price": str(price), "trial_end": str(end)},
             )
             seats_paid_sync(account, actor=actor)
             return subscription, None
         end = next_period_end(today, price.interval)
         amount = Money(price.amount * seats, price.currency).rounded()
-        subscription = Subscription.objects.create(
+        subscription = subscription_open(
             account=account,
             price=price,
-            quantity=seats,
-            status=Subscription.Status.PENDING,
-            current_period_start=today,
-            current_period_end=end,
+            seats=seats,
+            start=today,
+            end=end,
+            trial=False,
+            actor=actor,
         )
         order = order_place(
             account=account,

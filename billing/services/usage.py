@@ -89,7 +89,7 @@ def usage_record(
     if quantity < 1:
         raise PortalError("Record a quantity of at least 1.", field="quantity")
     reference = clean_text(reference, field="reference", label="the reference", max_length=100)
-    if product.kind != Product.Kind.USAGE or usage_price(account, product) is None:
+    if product.kind not in Product.PER_USE_KINDS or usage_price(account, product) is None:
         raise PortalError(
             f"{product.name} is not metered for this account's currency.", field="product"
         )
@@ -132,6 +132,75 @@ def usage_record(
     return existing
 
 
+def usage_record_batch(
+    *, actor, account: Account, product: Product, entries, now=None
+) -> list[tuple[UsageRecord, bool]]:
+    """Record many uses of one product at once: `entries` are (quantity, reference,
+    used_on or None). Each reference is once, as in usage_record; says per entry whether
+    it is new. One audit row for the batch. The caller holds the account's lock."""
+    now = now or timezone.now()
+    if product.kind not in Product.PER_USE_KINDS or usage_price(account, product) is None:
+        raise PortalError(
+            f"{product.name} is not metered for this account's currency.", field="product"
+        )
+    today = account_today(account, now)
+    first = today.replace(day=1)
+    rows = []
+    for quantity, reference, used_on in entries:
+        used_on = used_on or today
+        if used_on > today:
+            raise PortalError("Usage cannot be recorded for a day still to come.", field="used_on")
+        if used_on < first:
+            raise PortalError(
+                f"Usage before {first:%d %B %Y} belongs to a month already billed.",
+                field="used_on",
+            )
+        rows.append((quantity, reference, used_on))
+    existing = {
+        record.reference: record
+        for record in UsageRecord.objects.filter(
+            account=account, reference__in=[reference for _, reference, _ in rows]
+        )
+    }
+    new = [
+        UsageRecord(
+            account=account,
+            product=product,
+            quantity=quantity,
+            used_on=used_on,
+            reference=reference,
+            recorded_at=now,
+        )
+        for quantity, reference, used_on in rows
+        if reference not in existing
+    ]
+    if new:
+        with transaction.atomic():
+            UsageRecord.objects.bulk_create(new)
+            audit_record(
+                actor=actor,
+                action="usage.recorded",
+                target=new[0],
+                account=account,
+                changes={
+                    "records": len(new),
+                    "quantity": sum(record.quantity for record in new),
+                    "product": product.code,
+                },
+            )
+    created = {record.reference: record for record in new}
+    out = []
+    for quantity, reference, _ in rows:
+        record = created.get(reference) or existing[reference]
+        if reference in existing and (record.product_id, record.quantity) != (product.pk, quantity):
+            raise PortalError(
+                f"Reference {reference} was already recorded with another quantity.",
+                field="reference",
+            )
+        out.append((record, reference in created))
+    return out
+
+
 def usage_bill(*, account: Account, now=None) -> Order | None:
     """Charge the usage of the months that have ended, one line per product and month."""
 
@@ -161,7 +230,7 @@ def usage_bill(*, account: Account, now=None) -> Order | None:
                 {
                     "product": product,
                     "price": price,
-                    "kind": Product.Kind.USAGE,
+                    "kind": product.kind,
                     "description": f"{product.name}: {quantity:,} in {month:%B %Y}",
                     "quantity": quantity,
                     "amount": amount.amount,

@@ -201,6 +201,10 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {
+        "InstallationStateEnum": "marketplace.models.Installation.State",
+        "RefundRequestStateEnum": "refunds.models.RefundRequest.State",
+    },
 }
 
 # Celery: Redis when REDIS_URL is set, otherwise kombu's filesystem transport,
@@ -243,6 +247,14 @@ CELERY_BEAT_SCHEDULE = {
         "task": "refunds.tasks.refund_deadlines_sweep",
         "schedule": env.int("REFUND_SWEEP_SECONDS", default=15 * 60),
     },
+    "remind-trials": {
+        "task": "marketplace.tasks.trials_remind",
+        "schedule": env.int("TRIAL_SWEEP_SECONDS", default=60 * 60),
+    },
+    "release-earnings": {
+        "task": "marketplace.tasks.earnings_release",
+        "schedule": env.int("EARNINGS_SWEEP_SECONDS", default=60 * 60),
+    },
     "expire-invitations": {
         "task": "accounts.tasks.invitations_expire",
         "schedule": env.int("INVITATION_SWEEP_SECONDS", default=15 * 60),
@@ -280,6 +292,12 @@ SUPPORT_TARGETS = {
 # Refunds: the active policy preset (onecloud | onecrm | acelle), and the vendor's
 # country and time zone, whose business days the deadlines count.
 REFUND_POLICY = env.str("REFUND_POLICY", default="acelle")
+# Marketplace apps are refunded under the marketplace's own policy (onecloud §4).
+MARKETPLACE_REFUND_POLICY = env.str("MARKETPLACE_REFUND_POLICY", default="onecloud")
+MARKETPLACE_WEBHOOK_ATTEMPTS = env.int("MARKETPLACE_WEBHOOK_ATTEMPTS", default=6)
+MARKETPLACE_WEBHOOK_TIMEOUT = env.float("MARKETPLACE_WEBHOOK_TIMEOUT", default=10.0)
+# Calls to the developer API, per app.
+MARKETPLACE_APP_API_RATE = env.str("MARKETPLACE_APP_API_RATE", default="20000/hour")
 # Shown with orders awaiting a bank transfer (the manual gateway).
 VENDOR_BANK_DETAILS = env.str(
     "VENDOR_BANK_DETAILS", default="Example Bank, IBAN XX00 0000 0000 0000 0000 00, BIC EXAMPXXX"

@@ -63,6 +63,10 @@ class Preset:
     ) -> Decision:
         raise NotImplementedError
 
+    def terms(self, kind: str, *, refund_days: int | None = None, trial_days: int = 0) -> str:
+        """A kind's refund terms in plain words, for the page that sells it."""
+        return f"Refunds follow the {self.title}."
+
     def finish(
         self,
         decisions: dict[str, Decision],

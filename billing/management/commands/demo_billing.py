@@ -112,6 +112,15 @@ CATALOGUE = [
         [("USD", "49", "flat", "one_off")],
     ),
     (
+        "wordpress-portal",
+        "1CRM Customer Connection Portal for WordPress",
+        "plugin",
+        "",
+        "any",
+        None,
+        [("USD", "295", "flat", "one_off")],
+    ),
+    (
         "migration",
         "Data migration service",
         "service",
@@ -167,6 +176,8 @@ class Command(BaseCommand):
                         defaults={"amount": Decimal(amount)},
                     )
                     created += new
+            # 1CRM terms: the WordPress portal works only with Professional or Enterprise.
+            Product.objects.filter(code="wordpress-portal").update(requires_edition="professional")
             created += self._plans()
             created += self._licences()
         self.stdout.write(self.style.SUCCESS(f"Demo billing ready ({created} new objects)."))

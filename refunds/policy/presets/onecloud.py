@@ -43,6 +43,34 @@ class OneCloud(Preset):
             return ctx.uncovered(line, "1Cloud")
         return handler(line, request, ctx)
 
+    def terms(self, kind: str, *, refund_days: int | None = None, trial_days: int = 0) -> str:
+        days = refund_days if refund_days is not None else APP_DAYS
+        if kind == "app_subscription":
+            if trial_days:
+                return (
+                    f"Cancel during the {trial_days}-day free trial and nothing is charged. "
+                    "No refunds once the paid cycle after your trial begins (§4)."
+                )
+            if days == 0:
+                return "No refunds: the developer offers no refund window (§4)."
+            return (
+                f"Cancel within {days} day{'s' if days != 1 else ''} of your first payment "
+                "for a prorated refund (§4)."
+            )
+        if kind == "app_one_time":
+            return (
+                "No refunds for a one-time or lifetime licence, unless it is defective or does "
+                f"not work on delivery: tell us within {APP_DAYS} days of purchase (§4)."
+            )
+        if kind == "app_usage":
+            return (
+                "Usage charges are non-refundable. If you believe a charge is wrong, tell us "
+                f"within {APP_DAYS} days of the charge and we investigate (§4)."
+            )
+        if kind == "app_external":
+            return "Paid outside 1Cloud AI CRM: ask the app's developer for refunds (§4)."
+        return super().terms(kind, refund_days=refund_days, trial_days=trial_days)
+
     def _subscription(self, line, request, ctx):
         clause = "onecloud §1"
         if not line.first_purchase:

@@ -1,0 +1,67 @@
+"""Mail the marketplace sends to an account's billing contacts."""
+
+from datetime import timedelta
+
+from django.conf import settings
+from django.urls import reverse
+from django.utils import timezone
+
+from accounts.emails import send_templated
+from accounts.models import Membership
+from billing.money import Money
+
+
+def _recipients(account) -> list[str]:
+    return list(
+        Membership.objects.filter(
+            account=account,
+            is_active=True,
+            role__in=[Membership.Role.OWNER, Membership.Role.BILLING_ADMIN],
+        )
+        .order_by("pk")
+        .values_list("user__email", flat=True)
+    )
+
+
+def _url(installation) -> str:
+    return settings.PORTAL_BASE_URL.rstrip("/") + reverse(
+        "marketplace_app", args=[installation.app.slug]
+    )
+
+
+def send_trial_reminder(*, installation, last: bool) -> None:
+    last_day = installation.trial_end - timedelta(days=1)
+    with timezone.override(installation.account.tzinfo):
+        for to in _recipients(installation.account):
+            send_templated(
+                to=to,
+                subject=(
+                    f"Your {installation.app.name} trial ends today"
+                    if last
+                    else f"Your {installation.app.name} trial ends on {last_day:%d %B %Y}"
+                ),
+                template="marketplace_trial",
+                context={
+                    "installation": installation,
+                    "last_day": last_day,
+                    "last": last,
+                    "url": _url(installation),
+                },
+            )
+
+
+def send_cap_alert(*, installation, level: int) -> None:
+    currency = installation.plan.currency
+    for to in _recipients(installation.account):
+        send_templated(
+            to=to,
+            subject=f"{installation.app.name} has used {level}% of its monthly cap",
+            template="marketplace_cap",
+            context={
+                "installation": installation,
+                "level": level,
+                "used": Money(installation.usage_amount, currency),
+                "cap": Money(installation.usage_cap or 0, currency),
+                "url": _url(installation),
+            },
+        )
