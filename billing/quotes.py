@@ -73,6 +73,8 @@ class PlanChangeQuote:
     amount: Money  # charged now for an upgrade; zero otherwise
     period_start: date
     period_end: date
+    # What stops working on the new plan's edition (1CRM terms: the WordPress portal).
+    stops: tuple[str, ...] = ()
 
     def explain(self) -> str:
         if self.kind == "upgrade":

@@ -8,7 +8,18 @@ from datetime import date
 from decimal import Decimal
 
 from django.conf import settings
-from django.db.models import Case, Exists, F, IntegerField, OuterRef, Prefetch, Sum, Value, When
+from django.db.models import (
+    Case,
+    Exists,
+    F,
+    IntegerField,
+    OuterRef,
+    Prefetch,
+    Q,
+    Sum,
+    Value,
+    When,
+)
 from django.http import Http404
 from django.utils import timezone
 
@@ -627,6 +638,15 @@ EDITION_NEEDS = {
 }
 
 
+def _refunded_subscriptions(without_lines):
+    """The subscriptions whose own period (start or renewal) is among `without_lines`."""
+    return OrderLine.objects.filter(
+        pk__in=list(without_lines),
+        effect__in=[OrderLine.Effect.START, OrderLine.Effect.RENEW],
+        subscription__isnull=False,
+    ).values("subscription_id")
+
+
 def account_edition(account: Account, *, without_lines=()) -> str:
     """The edition the account runs now: its cloud plan's (trial, active or lapsed), else
     the best of its active on-premise licences; "" for none. `without_lines`: as if the
@@ -641,7 +661,7 @@ def account_edition(account: Account, *, without_lines=()) -> str:
                 Subscription.Status.LAPSED,
             ],
         )
-        .exclude(lines__pk__in=list(without_lines), lines__effect__in=["start", "renew"])
+        .exclude(pk__in=_refunded_subscriptions(without_lines))
         .select_related("price__product")
         .order_by("-created_at")
         .first()
@@ -661,16 +681,15 @@ def account_edition(account: Account, *, without_lines=()) -> str:
 
 
 def _holds_product(account: Account, product: Product, *, without_lines=()) -> bool:
-    licences = Licence.objects.filter(account=account, product=product, status="active")
+    licences = Licence.objects.filter(
+        account=account, product=product, status=Licence.Status.ACTIVE
+    ).exclude(line_id__in=list(without_lines))
     plans = Subscription.objects.filter(
         account=account,
         price__product=product,
         status__in=[Subscription.Status.TRIALING, Subscription.Status.ACTIVE],
-    )
-    return (
-        licences.exclude(line_id__in=list(without_lines)).exists()
-        or plans.exclude(lines__pk__in=list(without_lines)).exists()
-    )
+    ).exclude(pk__in=_refunded_subscriptions(without_lines))
+    return licences.exists() or plans.exists()
 
 
 def entitlement_refusal(
@@ -693,18 +712,17 @@ def entitlement_refusal(
 
 
 def entitled_products(account: Account) -> list[Product]:
-    """Products the account holds (an active licence or a live subscription) that have
-    requirements: the ones an edition change or a refund could stop."""
-    ids = set(
-        Licence.objects.filter(
-            account=account, status=Licence.Status.ACTIVE, product__requires_edition__gt=""
-        ).values_list("product_id", flat=True)
-    ) | set(
-        Licence.objects.filter(
-            account=account, status=Licence.Status.ACTIVE, product__requires_product__isnull=False
-        ).values_list("product_id", flat=True)
+    """Products the account holds a live licence of that have requirements: the ones an
+    edition change or a refund could stop."""
+    return list(
+        Product.objects.filter(
+            Q(requires_edition__gt="") | Q(requires_product__isnull=False),
+            licences__account=account,
+            licences__status=Licence.Status.ACTIVE,
+        )
+        .select_related("requires_product")
+        .distinct()
     )
-    return list(Product.objects.filter(pk__in=ids).select_related("requires_product"))
 
 
 def entitlements_lost(
@@ -713,12 +731,11 @@ def entitlements_lost(
     """What would stop working after a change (a plan to `edition`, a refund of the
     lines `without_lines`), in words for its preview."""
     lost = []
+    refunded = set(
+        Licence.objects.filter(line_id__in=list(without_lines)).values_list("product_id", flat=True)
+    )
     for product in entitled_products(account):
-        if product.pk in set(
-            Licence.objects.filter(line_id__in=list(without_lines)).values_list(
-                "product_id", flat=True
-            )
-        ):
+        if product.pk in refunded:
             continue  # the refund takes this very licence back: it says so itself
         why = entitlement_refusal(account, product, edition=edition, without_lines=without_lines)
         if why:

@@ -185,6 +185,9 @@ class PlanQuoteOut(serializers.Serializer):
     period_start = serializers.DateField()
     period_end = serializers.DateField()
     explanation = serializers.CharField()
+    stops = serializers.ListField(
+        child=serializers.CharField(), help_text="What stops working on the new plan's edition."
+    )
 
 
 class PlanChangeOut(serializers.Serializer):
@@ -208,6 +211,7 @@ def plan_quote_data(quote) -> dict:
         "period_start": quote.period_start,
         "period_end": quote.period_end,
         "explanation": quote.explain(),
+        "stops": list(quote.stops),
     }
 
 

@@ -1,11 +1,13 @@
 """Staff console for the marketplace: developers, apps and their review, plans, installations,
 usage, webhook deliveries, earnings and payouts. Every action goes through a service."""
 
-from datetime import date
+from datetime import date, timedelta
 
 from django import forms
 from django.contrib import admin, messages
 from django.utils import timezone
+from django.utils.html import format_html_join
+from django.utils.safestring import mark_safe
 
 from accounts.admin import AuditedAdmin, ReadOnlyAdmin
 from accounts.errors import PortalError
@@ -43,18 +45,22 @@ class DeveloperAdmin(AuditedAdmin):
     prepopulated_fields = {"slug": ["name"]}
     readonly_fields = ["statement"]
 
-    @admin.display(description="Statement for this month")
+    @admin.display(description="Monthly statements (this month and the last two)")
     def statement(self, obj):
         if obj is None or obj.pk is None:
             return "—"
-        rows = selectors.developer_statement(developer=obj, month=timezone.now().date())
-        if not rows:
-            return "No earnings this month."
-        return "; ".join(
-            f"{r.currency}: gross {r.gross:.2f}, fee {r.fee:.2f}, net {r.net:.2f} "
-            f"(held {r.held:.2f}, available {r.available:.2f}, paid {r.paid:.2f})"
-            for r in rows
-        )
+        month = timezone.now().date().replace(day=1)
+        lines = []
+        for _ in range(3):
+            rows = selectors.developer_statement(developer=obj, month=month)
+            text = "; ".join(
+                f"{r.currency}: gross {r.gross:.2f}, fee {r.fee:.2f}, net {r.net:.2f} "
+                f"(held {r.held:.2f}, available {r.available:.2f}, paid {r.paid:.2f})"
+                for r in rows
+            )
+            lines.append(f"{month:%B %Y}: {text or 'no earnings'}")
+            month = (month - timedelta(days=1)).replace(day=1)
+        return format_html_join(mark_safe("<br>"), "{}", ((line,) for line in lines))
 
 
 class PlanInline(admin.TabularInline):

@@ -143,6 +143,7 @@ def app_webhook_secret_rotate(*, actor, app: App) -> str:
 def plan_product_sync(*, actor, plan: Plan) -> Plan:
     """Sell a paid plan through billing: its product, of the app kind of its model, and
     its price (a changed price is a new price row; what was sold keeps its terms)."""
+    require_staff(actor, "marketplace.change_plan")
     if not plan.is_paid:
         return plan
     interval = {"subscription": plan.interval, "usage": "month"}.get(plan.pricing_model, "one_off")
@@ -906,6 +907,7 @@ def trials_remind(*, now=None) -> int:
             due = 2 if today >= last_day else 1 if today >= last_day - timedelta(days=3) else 0
             if due <= inst.trial_mails:
                 continue
+            first = inst.trial_mails == 0
             inst.trial_mails = due
             inst.save(update_fields=["trial_mails"])
             audit_record(
@@ -916,7 +918,7 @@ def trials_remind(*, now=None) -> int:
                 changes={"mail": due},
             )
             tasks.send_trial_reminder.delay_on_commit(inst.pk, due)
-            if due == 1 or inst.trial_mails == 2:
+            if first:
                 webhook_emit(
                     app=inst.app,
                     installation=inst,

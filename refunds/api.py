@@ -11,6 +11,7 @@ from accounts.errors import PortalError
 from accounts.models import Account
 from accounts.selectors import billing_accounts_q
 from billing.models import Order, OrderLine
+from billing.selectors import entitlements_lost
 
 from . import services
 from .policy import REASONS
@@ -44,6 +45,10 @@ class RefundQuoteOut(serializers.Serializer):
     policy = serializers.CharField()
     date = serializers.DateField(help_text="The account's local date the quote is for.")
     decisions = RefundDecisionOut(many=True)
+    stops = serializers.ListField(
+        child=serializers.CharField(),
+        help_text="What would stop working if these purchases were refunded (1CRM terms).",
+    )
 
 
 class RefundQuoteView(APIView):
@@ -90,6 +95,7 @@ class RefundQuoteView(APIView):
                 {
                     "policy": services.active_preset().id,
                     "date": today,
+                    "stops": entitlements_lost(account, without_lines=[line.pk for line in lines]),
                     "decisions": [
                         {
                             "line": line.pk,

@@ -28,7 +28,7 @@ def refund_request_new(request, order_id: int):
     # A purchase with nothing left to refund, or in an open request, is shown, not offered.
     lines = [line for line in purchases if line.refundable_left > 0 and line.pk not in busy]
     form = RefundRequestForm(request.POST or None, request.FILES or None, lines=lines)
-    preview, status = None, 200
+    preview, status, stops = None, 200, []
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         chosen = [line for line in lines if line.pk in data["lines"]]
@@ -65,6 +65,9 @@ def refund_request_new(request, order_id: int):
                 if (data["full_order"])
                 else [(line, decisions[line.pk]) for line in chosen]
             )
+            stops = billing_selectors.entitlements_lost(
+                account, without_lines=[line.pk for line, _ in preview]
+            )
         except PortalError as exc:
             form.add_error(exc.field if exc.field in form.fields else None, exc.message)
             status = 400
@@ -84,6 +87,7 @@ def refund_request_new(request, order_id: int):
             ],
             "form": form,
             "preview": preview,
+            "stops": stops,
         },
         status=status,
     )

@@ -214,12 +214,24 @@ def refund_take_back(
                 took = _take_units(
                     line, units_paid_back(line, line.refunded), actor=actor, ref=reference
                 )
-            elif line.refunded >= line.amount and line.taken_back_at is None:
+            elif line.taken_back_at is None and (
+                line.refunded >= line.amount
+                # onecloud §4: an app subscription's prorated refund pays back the unused
+                # part of its cycle, so the cycle ends with it.
+                or (
+                    line.kind == Product.Kind.APP_SUBSCRIPTION
+                    and line.effect in (OrderLine.Effect.START, OrderLine.Effect.RENEW)
+                )
+            ):
                 took, ended = _take_back_whole(line, actor=actor, reference=reference, now=now)
                 plan_ended |= ended
             else:
                 continue
-            if took and line.taken_back_at is None and line.refunded >= line.amount:
+            if (
+                took
+                and line.taken_back_at is None
+                and (line.refunded >= line.amount or line.kind == Product.Kind.APP_SUBSCRIPTION)
+            ):
                 line.taken_back_at = now
                 line.save(update_fields=["taken_back_at"])
             taken += took

@@ -27,6 +27,7 @@ from ..periods import next_period_end
 from ..quotes import PlanChangeQuote, SeatChangeQuote, plan_change_quote, seat_change_quote
 from ..selectors import (
     account_today,
+    entitlements_lost,
     licensed_users,
     order_open_for,
     subscription_live,
@@ -372,7 +373,7 @@ def subscription_plan_quote(
     if today >= subscription.current_period_end:
         raise PortalError("The period has ended; renew the subscription first.", field="price")
     _require_no_open_order(subscription, field="price")
-    return plan_change_quote(
+    quote = plan_change_quote(
         current_name=subscription.price.product.name,
         new_name=price.product.name,
         current_total=_plan_total(subscription.price, subscription.quantity),
@@ -383,6 +384,10 @@ def subscription_plan_quote(
         same_plan=price.pk == subscription.price_id,
         downgrade_pending=subscription.pending_price_id is not None,
     )
+    if price.product.edition != subscription.price.product.edition:
+        stops = entitlements_lost(subscription.account, edition=price.product.edition)
+        quote = replace(quote, stops=tuple(stops))
+    return quote
 
 
 def subscription_change_plan(

@@ -96,3 +96,68 @@ def test_entitlements_of_another_account_answer_404(api_client):
     mine, other = AccountFactory(), AccountFactory()
     api_client.force_authenticate(owner_of(mine))
     assert api_client.get(f"/api/v1/accounts/{other.pk}/entitlements/").status_code == 404
+
+
+def test_refund_preview_of_the_required_licence_says_the_portal_stops(
+    portal, billing_staff, client
+):
+    """On-premise: refunding the Professional licence (back to Startup) stops the portal."""
+    account = AccountFactory()
+    pro = Product.objects.create(
+        code="pro-licence",
+        name="Professional licence",
+        kind="perpetual_license",
+        edition="professional",
+    )
+    support = Product.objects.create(code="support", name="Support", kind="support_contract")
+    Price.objects.create(
+        product=support, currency="USD", amount=Decimal("60"), scheme="per_seat", interval="year"
+    )
+    pro_price = Price.objects.create(
+        product=pro, currency="USD", amount=Decimal("195"), scheme="per_seat", interval="one_off"
+    )
+    licence_order = billing.purchase_place(
+        actor=owner_of(account), account=account, items=[{"price": pro_price.pk, "quantity": 1}]
+    )
+    billing.payment_record_manual(actor=billing_staff, order=licence_order, reference="L-1")
+    assert selectors.account_edition(account) == "professional"
+    order = billing.purchase_place(
+        actor=owner_of(account), account=account, items=[{"price": portal.pk}]
+    )
+    billing.payment_record_manual(actor=billing_staff, order=order, reference="W-1")
+    licence_line = licence_order.lines.get(kind="perpetual_license")
+    lost = selectors.entitlements_lost(account, without_lines=[licence_line.pk])
+    assert lost and "Customer Connection Portal for WordPress stops working" in lost[0]
+    client.force_login(owner_of(account))
+    client.get("/")
+    page = client.post(
+        f"/settings/billing/orders/{licence_order.pk}/refund/",
+        {
+            "account_id": account.pk,
+            "lines": [licence_line.pk],
+            "reason": "no_longer_needed",
+            "payout_method": "original",
+            "text": "We go back to Startup.",
+            "action": "preview",
+        },
+    )
+    assert "If refunded: Customer Connection Portal for WordPress stops working" in page.text
+
+
+def test_plan_downgrade_preview_says_the_portal_stops(portal, billing_staff):
+    account = AccountFactory()
+    subscription = plan(account, "professional")
+    order = billing.purchase_place(
+        actor=owner_of(account), account=account, items=[{"price": portal.pk}]
+    )
+    billing.payment_record_manual(actor=billing_staff, order=order, reference="W-1")
+    startup = Product.objects.create(
+        code="plan-s", name="Startup cloud", kind="subscription", edition="startup"
+    )
+    cheaper = Price.objects.create(
+        product=startup, currency="USD", amount=Decimal("0"), scheme="per_seat", interval="month"
+    )
+    quote = billing.subscription_plan_quote(
+        subscription=subscription, price=cheaper, today=date(2026, 3, 10)
+    )
+    assert quote.stops and "Customer Connection Portal for WordPress" in quote.stops[0]

@@ -311,3 +311,26 @@ def test_uninstall_then_install_again_without_a_second_trial(api_client, owner, 
         again = install(api_client, owner, account, app)
         assert again["installation"]["state"] == "pending"  # the trial was used
         assert plan_of(app).trial_days == 14
+
+
+def test_a_prorated_refund_ends_the_app_at_once(api_client, owner, account, make_app, pay, staff):
+    from billing.services import refund_record, refund_take_back
+
+    app = make_app("digest", "subscription", "31")
+    inst, line = _paid_subscription(api_client, owner, account, app, pay)
+    with time_machine.travel(DAY_ONE + timedelta(days=2), tick=False):
+        offer = services.refund_offer(inst)
+        assert offer["outcome"] == "refund" and offer["amount"] == "29.00"
+        refund_record(
+            actor=staff,
+            account=account,
+            method="credit",
+            amounts={line.pk: 29},
+            reference="RR-1",
+            key="rr1",
+        )
+        taken = refund_take_back(actor=staff, account=account, line_ids=[line.pk], reference="RR-1")
+    assert taken.taken  # the unused part came back: the cycle ends with it
+    inst.refresh_from_db()
+    assert inst.state == "cancelled"
+    assert Subscription.objects.get(pk=inst.subscription_id).status == "cancelled"
