@@ -76,6 +76,19 @@ def plan_terms(plan: Plan) -> str:
     )
 
 
+def refund_window_days(plan: Plan) -> int | None:
+    """Days after a payment in which the policy can refund it (onecloud §4): a first
+    subscription payment 3 (or the developer's own), none after a free trial; a lifetime
+    licence's defect and a usage charge's billing error 3. None: nothing paid here."""
+    if plan.pricing_model == Plan.Model.SUBSCRIPTION:
+        if plan.trial_days:
+            return 0
+        return plan.refund_days if plan.refund_days is not None else 3
+    if plan.pricing_model in (Plan.Model.ONE_TIME, Plan.Model.USAGE):
+        return 3
+    return None
+
+
 def plan_price(plan: Plan) -> str:
     money = Money(plan.amount, plan.currency)
     if plan.pricing_model == Plan.Model.FREE:
@@ -143,17 +156,36 @@ def usage_view(inst: Installation) -> UsageView | None:
     )
 
 
-def app_charges(inst: Installation):
-    """The billed lines of the installation's app (each charge is its own order line)."""
-    if inst.plan.product_id is None:
+@dataclass(frozen=True)
+class Charge:
+    line: OrderLine
+    decision: object | None  # what a request about it gets today (refunds' engine)
+
+
+def app_charges(inst: Installation, *, today: date | None = None) -> list[Charge]:
+    """The billed lines of the installation's app (each charge is its own order line),
+    newest first, each with what the policy gives today: a usage charge for a billing
+    error (onecloud §4), the rest as asked."""
+    products = [plan.product_id for plan in inst.app.plans.all() if plan.product_id]
+    if not products:
         return []
-    products = list(inst.app.plans.exclude(product=None).values_list("product_id", flat=True))
-    return list(
+    lines = list(
         OrderLine.objects.filter(order__account=inst.account, product_id__in=products)
         .exclude(order__status="cancelled")
-        .select_related("order")
+        .select_related("order", "subscription")
         .order_by("-order__created_at", "-pk")[:24]
     )
+    advise = REFUND_ADVISOR.get("outlook")
+    paid = [line for line in lines if line.order.status == "paid" and line.refundable_left > 0]
+    decided = {}
+    if advise is not None and paid and today is not None:
+        usage = [line for line in paid if line.kind == Product.Kind.APP_USAGE]
+        other = [line for line in paid if line.kind != Product.Kind.APP_USAGE]
+        if usage:
+            decided |= advise(inst.account, usage, today, reason="billing_error")
+        if other:
+            decided |= advise(inst.account, other, today)
+    return [Charge(line, decided.get(line.pk)) for line in lines]
 
 
 def entitlements(*, account: Account) -> dict:
@@ -202,7 +234,8 @@ def entitlements(*, account: Account) -> dict:
             "state": inst.state,
             "plan": inst.plan.code,
             "scopes": inst.scopes,
-            "trial_end": inst.trial_end,
+            "trial_end": inst.trial_end,  # the first day no longer free
+            "trial_last_day": inst.trial_end - timedelta(days=1) if inst.trial_end else None,
         }
         for inst in Installation.objects.filter(
             account=account, state__in=Installation.LIVE_STATES

@@ -1,6 +1,6 @@
 """Input and output shapes of the marketplace API, customer and developer."""
 
-from datetime import date
+from datetime import date, timedelta
 
 from rest_framework import serializers
 
@@ -8,8 +8,16 @@ from . import selectors
 from .models import App, Installation, Plan
 
 
+def last_paid_day(inst) -> date | None:
+    sub = inst.subscription if inst.subscription_id else None
+    if sub is None or sub.status in ("trialing", "pending"):
+        return None
+    return sub.last_day
+
+
 class PlanOut(serializers.ModelSerializer):
     price = serializers.SerializerMethodField()
+    refund_window_days = serializers.SerializerMethodField()
     refund_terms = serializers.SerializerMethodField()
     amount = serializers.DecimalField(max_digits=14, decimal_places=2, coerce_to_string=True)
 
@@ -30,10 +38,14 @@ class PlanOut(serializers.ModelSerializer):
             "requires_edition",
             "price",
             "refund_terms",
+            "refund_window_days",
         ]
 
     def get_price(self, plan) -> str:
         return selectors.plan_price(plan)
+
+    def get_refund_window_days(self, plan) -> int | None:
+        return selectors.refund_window_days(plan)
 
     def get_refund_terms(self, plan) -> str:
         return selectors.plan_terms(plan)
@@ -70,10 +82,9 @@ class AppOut(serializers.ModelSerializer):
         return plan.trial_days if plan else 0
 
     def get_refund_days(self, app) -> int | None:
+        """The first plan's refund window in days (onecloud §4); 0 after a free trial."""
         plan = selectors.primary_plan(app)
-        if plan is None or plan.pricing_model != Plan.Model.SUBSCRIPTION:
-            return None
-        return plan.refund_days if plan.refund_days is not None else 3
+        return selectors.refund_window_days(plan) if plan else None
 
     def get_plans(self, app) -> list[dict]:
         return PlanOut(
@@ -103,7 +114,14 @@ class InstallationOut(serializers.ModelSerializer):
     plan = serializers.CharField(source="plan.code")
     pricing_model = serializers.CharField(source="plan.pricing_model")
     pending_plan = serializers.SerializerMethodField()
-    current_period_end = serializers.SerializerMethodField()
+    current_period_end = serializers.SerializerMethodField(
+        help_text="The first day of the next period (the last paid day is `paid_until`)."
+    )
+    paid_until = serializers.SerializerMethodField(help_text="The last day paid for.")
+    trial_last_day = serializers.SerializerMethodField(help_text="The trial's last free day.")
+    trial_end = serializers.DateField(
+        allow_null=True, help_text="The first day no longer free (the day after the trial)."
+    )
     cancel_at_period_end = serializers.SerializerMethodField()
     usage = serializers.SerializerMethodField()
     order = serializers.SerializerMethodField()
@@ -120,7 +138,9 @@ class InstallationOut(serializers.ModelSerializer):
             "state",
             "scopes",
             "trial_end",
+            "trial_last_day",
             "current_period_end",
+            "paid_until",
             "cancel_at_period_end",
             "usage",
             "order",
@@ -133,6 +153,12 @@ class InstallationOut(serializers.ModelSerializer):
 
     def get_current_period_end(self, inst) -> date | None:
         return inst.subscription.current_period_end if inst.subscription_id else None
+
+    def get_paid_until(self, inst) -> date | None:
+        return last_paid_day(inst)
+
+    def get_trial_last_day(self, inst) -> date | None:
+        return inst.trial_end - timedelta(days=1) if inst.trial_end else None
 
     def get_cancel_at_period_end(self, inst) -> bool:
         return bool(inst.subscription_id and inst.subscription.cancel_at_period_end)
@@ -220,8 +246,14 @@ class AppLicenceOut(serializers.Serializer):
     active = serializers.BooleanField(source="is_live")
     plan = serializers.SerializerMethodField()
     scopes = serializers.ListField(child=serializers.CharField())
-    trial_end = serializers.DateField(allow_null=True)
-    current_period_end = serializers.SerializerMethodField()
+    trial_end = serializers.DateField(
+        allow_null=True, help_text="The first day no longer free (the day after the trial)."
+    )
+    trial_last_day = serializers.SerializerMethodField(help_text="The trial's last free day.")
+    current_period_end = serializers.SerializerMethodField(
+        help_text="The first day of the next period."
+    )
+    paid_until = serializers.SerializerMethodField(help_text="The last day paid for.")
     cancel_at_period_end = serializers.SerializerMethodField()
     usage = serializers.SerializerMethodField()
 
@@ -232,11 +264,8 @@ class AppLicenceOut(serializers.Serializer):
             "pricing_model": inst.plan.pricing_model,
         }
 
-    def get_current_period_end(self, inst) -> date | None:
-        return inst.subscription.current_period_end if inst.subscription_id else None
-
-    def get_cancel_at_period_end(self, inst) -> bool:
-        return bool(inst.subscription_id and inst.subscription.cancel_at_period_end)
-
-    def get_usage(self, inst) -> dict | None:
-        return InstallationOut().get_usage(inst)
+    get_current_period_end = InstallationOut.get_current_period_end
+    get_paid_until = InstallationOut.get_paid_until
+    get_trial_last_day = InstallationOut.get_trial_last_day
+    get_cancel_at_period_end = InstallationOut.get_cancel_at_period_end
+    get_usage = InstallationOut.get_usage

@@ -203,9 +203,10 @@ def plan_refusal(account: Account, plan: Plan) -> str | None:
     return None
 
 
-def _clean_cap(value, plan: Plan) -> Decimal | None:
+def _clean_cap(value, plan: Plan, *, default: bool = True) -> Decimal | None:
+    """The monthly cap given; left empty, the plan's default when installing, or no cap."""
     if value in (None, ""):
-        return plan.default_cap
+        return plan.default_cap if default else None
     try:
         cap = Money(Decimal(str(value)), plan.currency).rounded().amount
     except (ArithmeticError, ValueError):
@@ -264,8 +265,8 @@ def installation_install(
             and existing.subscription.status not in (Subscription.Status.CANCELLED,)
         ):
             raise PortalError(
-                f"{app.name} stays yours until {existing.subscription.last_day:%d %B %Y}; install "
-                "it again after that.",
+                f"{app.name} stays yours until {existing.subscription.last_day.day} "
+                f"{existing.subscription.last_day:%B %Y}; install it again after that.",
                 field="app",
             )
         inst = existing or Installation(account=account, app=app, plan=plan, state=_I.PENDING)
@@ -303,10 +304,11 @@ def installation_install(
                 new_state = _I.TRIALING
                 inst.trial_end = subscription.trial_end
                 inst.trial_mails = 0
+                last = subscription.last_day
                 message = (
-                    f"Your free trial of {app.name} runs until {subscription.last_day:%d %B %Y}. "
+                    f"Your free trial of {app.name} runs until {last.day} {last:%B %Y}. "
                     "Cancel before then and nothing is charged; the first paid cycle after the "
-                    "trial is not refundable (onecloud §4)."
+                    "trial is not refundable (1Cloud AI CRM refund policy §4)."
                 )
             elif subscription.status == Subscription.Status.ACTIVE:
                 message = f"{app.name} is installed and paid ({order.number})."
@@ -423,15 +425,16 @@ def installation_cancel(
             inst = lock_installation(inst)  # billing's hooks may have moved it
             if what == "ended":
                 message = (
-                    f"Your trial of {inst.app.name} is cancelled: nothing is charged (onecloud §4)."
+                    f"Your trial of {inst.app.name} is cancelled: nothing is charged "
+                    "(1Cloud AI CRM refund policy §4)."
                 )
             elif what == "withdrawn":
                 message = f"{inst.app.name} is cancelled and its unpaid order withdrawn."
             elif what == "at_period_end":
                 sub = Subscription.objects.get(pk=inst.subscription_id)
                 message = (
-                    f"{inst.app.name} is cancelled: it works until {sub.last_day:%d %B %Y} and "
-                    "does not renew."
+                    f"{inst.app.name} is cancelled: it works until {sub.last_day.day} "
+                    f"{sub.last_day:%B %Y} and does not renew."
                 )
         elif inst.licence_line_id:
             message = f"{inst.app.name} is a lifetime licence: it stays yours to install again."
@@ -500,7 +503,8 @@ def installation_change_plan(*, actor, installation: Installation, plan: Plan, n
         else:
             inst.pending_plan = plan
             sub = Subscription.objects.get(pk=inst.subscription_id)
-            message = f"{inst.app.name} moves to {plan.name} on {sub.current_period_end:%d %B %Y}."
+            when_day = sub.current_period_end
+            message = f"{inst.app.name} moves to {plan.name} on {when_day.day} {when_day:%B %Y}."
         inst.save(update_fields=["plan", "pending_plan"])
         audit_record(
             actor=actor,
@@ -522,12 +526,12 @@ def installation_set_cap(*, actor, installation: Installation, usage_cap, now=No
         inst = lock_installation(installation)
         if inst.plan.pricing_model != Plan.Model.USAGE:
             raise PortalError(f"{inst.app.name} is not billed by use.", field="usage_cap")
-        cap = _clean_cap(usage_cap, inst.plan)
+        cap = _clean_cap(usage_cap, inst.plan, default=False)
         _roll_month(inst, account_today(account, now))
         if cap is not None and cap < inst.usage_amount:
+            used = Money(inst.usage_amount, inst.plan.currency)
             raise PortalError(
-                f"This month used {Money(inst.usage_amount, inst.plan.currency)} already: "
-                "the cap cannot be lower.",
+                f"This month used {used} already: the cap cannot be lower than {used}.",
                 field="usage_cap",
             )
         old = inst.usage_cap

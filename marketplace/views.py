@@ -8,6 +8,7 @@ from django.views.decorators.http import require_POST
 
 from accounts.errors import NotAllowed, PortalError
 from accounts.views import member_view
+from billing.selectors import account_today
 
 from . import selectors, services
 from .models import Plan
@@ -66,7 +67,11 @@ def marketplace_app(request, slug: str):
             "inst": inst if inst is not None and inst.state != "uninstalled" else None,
             "live": live,
             "usage": selectors.usage_view(inst) if inst is not None else None,
-            "charges": selectors.app_charges(inst) if inst is not None else [],
+            "charges": (
+                selectors.app_charges(inst, today=account_today(account))
+                if inst is not None
+                else []
+            ),
             "offer": offer,
             "can_install": request.portal.membership.can_see_billing,
             "switchable": [
@@ -160,12 +165,17 @@ def marketplace_change(request, slug: str):
     def change():
         inst = _installation(request, slug)
         if "usage_cap" in request.POST:
-            services.installation_set_cap(
+            inst = services.installation_set_cap(
                 actor=request.user,
                 installation=inst,
                 usage_cap=request.POST.get("usage_cap") or None,
             )
-            messages.success(request, "The monthly cap is saved.")
+            messages.success(
+                request,
+                "The monthly cap is saved."
+                if inst.usage_cap is not None
+                else "The monthly cap is removed: use is no longer limited.",
+            )
         elif request.POST.get("plan"):
             plan = Plan.objects.filter(
                 app=inst.app, code=request.POST["plan"], is_active=True

@@ -192,7 +192,11 @@ def app_licence_buy(*, actor, account: Account, product: Product, now=None) -> O
                 "product": product,
                 "price": price,
                 "kind": product.kind,
-                "description": f"{product.name}, lifetime licence",
+                "description": (
+                    product.name
+                    if "licence" in product.name.lower()
+                    else f"{product.name}, lifetime licence"
+                ),
                 "quantity": 1,
                 "amount": Money(price.amount, price.currency).rounded().amount,
                 "first_purchase": True,

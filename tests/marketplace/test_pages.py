@@ -1,6 +1,7 @@
 """The Marketplace pages as a customer uses them, and their query counts as apps grow."""
 
 from datetime import timedelta
+from decimal import Decimal
 
 import pytest
 import time_machine
@@ -149,3 +150,64 @@ def test_listing_and_app_page_queries_do_not_grow_with_apps(
     grow_apps(developer, 490, start=9)
     with django_assert_num_queries(len(small)):
         assert client.get(path).status_code == 200
+
+
+def test_a_usage_charge_can_be_disputed_for_three_days(owner, account, make_app, pay):
+    from billing.services import usage_bill
+    from marketplace import services
+
+    app = make_app("sms", "usage", "0.05", unit_name="message")
+    with time_machine.travel(DAY_ONE, tick=False):
+        inst = services.installation_install(
+            actor=owner, account=account, app=app, plan=app.plans.get()
+        ).installation
+        services.usage_report(app=app, installation_id=inst.pk, quantity=2, idempotency_key="a")
+    charged = DAY_ONE + timedelta(days=30)
+    with time_machine.travel(charged, tick=False):
+        order = pay(usage_bill(account=account), charged)
+    client = signed_in(owner)
+    with time_machine.travel(charged + timedelta(days=3), tick=False):
+        page = client.get("/marketplace/apps/sms/").text
+        assert (
+            f'href="/settings/billing/orders/{order.pk}/refund/" data-testid="report-billing-error"'
+            in page
+        )
+        assert "2 messages" in page or "0 messages" in page
+    with time_machine.travel(charged + timedelta(days=4), tick=False):
+        assert "report-billing-error" not in client.get("/marketplace/apps/sms/").text
+
+
+def test_emptying_the_cap_removes_it_and_says_so(owner, account, make_app):
+    from marketplace import services
+
+    app = make_app("sms", "usage", "0.05", default_cap=Decimal("50"))
+    inst = services.installation_install(
+        actor=owner, account=account, app=app, plan=app.plans.get()
+    ).installation
+    assert inst.usage_cap == 50  # the plan's default on install
+    client = signed_in(owner)
+    response = client.post(
+        "/marketplace/apps/sms/change/", {"usage_cap": "", "account_id": account.pk}, follow=True
+    )
+    assert "The monthly cap is removed" in response.text
+    inst.refresh_from_db()
+    assert inst.usage_cap is None
+
+
+def test_the_api_gives_the_trials_last_day_and_the_refund_window(
+    api_client, owner, account, make_app
+):
+    from marketplace import services
+
+    trial = make_app("notes", "subscription", "30", trial_days=14)
+    make_app("digest", "subscription", "30", refund_days=10)
+    with time_machine.travel(DAY_ONE, tick=False):
+        inst = services.installation_install(
+            actor=owner, account=account, app=trial, plan=trial.plans.get()
+        ).installation
+    api_client.force_authenticate(owner)
+    data = api_client.get(f"/api/v1/accounts/{account.pk}/installations/{inst.pk}/").json()
+    assert (data["trial_end"], data["trial_last_day"]) == ("2026-03-16", "2026-03-15")
+    apps = {a["slug"]: a for a in api_client.get("/api/v1/marketplace/apps/").json()["results"]}
+    assert (apps["notes"]["trial_days"], apps["notes"]["refund_days"]) == (14, 0)
+    assert apps["digest"]["refund_days"] == 10

@@ -197,7 +197,7 @@ APPS = [
     ),
     (
         "wordpress-portal",
-        "Customer Connection Portal for WordPress",
+        "1CRM Customer Connection Portal for WordPress",
         "1crm-systems",
         "integrations",
         "Let your customers see their cases and invoices on your own WordPress site.",
@@ -205,7 +205,7 @@ APPS = [
         [
             (
                 "download",
-                "Plugin download (licence under Billing > Buy)",
+                "Free download (its licence, 295.00 USD, under Billing > Buy)",
                 "free",
                 "0",
                 "",
@@ -218,6 +218,9 @@ APPS = [
                 "professional",
             )
         ],
+        "A WordPress plugin for your own site. The download is free, but it works only with "
+        "1CRM Professional or Enterprise Edition and its own licence (1CRM terms): buy the "
+        "licence under Account Settings > Billing > Buy.",
     ),
 ]
 
@@ -243,7 +246,7 @@ class Command(BaseCommand):
                         "revenue_share": Decimal(share),
                     },
                 )
-            for slug, name, dev, category, summary, scopes, plans in APPS:
+            for slug, name, dev, category, summary, scopes, plans, *about in APPS:
                 app, created = App.objects.get_or_create(
                     slug=slug,
                     defaults={
@@ -251,7 +254,7 @@ class Command(BaseCommand):
                         "developer": developers[dev],
                         "category": category,
                         "summary": summary,
-                        "description": summary,
+                        "description": about[0] if about else "",
                         "scopes": scopes,
                         "terms_url": f"https://{dev}.example/terms",
                         "privacy_url": f"https://{dev}.example/privacy",
