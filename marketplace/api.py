@@ -88,11 +88,10 @@ class InstallationListView(AccountScopedView):
     @extend_schema(request=InstallIn, responses={201: OutcomeOut}, summary="Install an app")
     def post(self, request, account_id):
         data = validated_input(InstallIn, request)
-        app = App.objects.filter(slug=data["app"], status=App.Status.PUBLISHED).first()
+        app = selectors.app_find(data["app"])
         if app is None:
             raise PortalError(f"There is no published app “{data['app']}”.", field="app")
-        plans = app.plans.filter(is_active=True).order_by("position", "pk")
-        plan = plans.filter(code=data["plan"]).first() if data.get("plan") else plans.first()
+        plan = selectors.plan_find(app, data.get("plan"))
         if plan is None:
             raise PortalError(f"{app.name} has no plan “{data.get('plan')}”.", field="plan")
         outcome = services.installation_install(

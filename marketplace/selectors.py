@@ -59,6 +59,26 @@ def app_get(*, slug: str) -> App:
     return app
 
 
+def app_find(ref: str) -> App | None:
+    """A published app by its slug, or by its id."""
+    apps = App.objects.filter(status=App.Status.PUBLISHED).select_related("developer")
+    app = apps.filter(slug=ref).first()
+    if app is None and str(ref).isdigit():
+        app = apps.filter(pk=int(ref)).first()
+    return app
+
+
+def plan_find(app: App, ref: str | None) -> Plan | None:
+    """An active plan of the app by its code or id; its first plan if none is named."""
+    plans = app.plans.filter(is_active=True).order_by("position", "pk")
+    if not ref:
+        return plans.first()
+    plan = plans.filter(code=ref).first()
+    if plan is None and str(ref).isdigit():
+        plan = plans.filter(pk=int(ref)).first()
+    return plan
+
+
 def primary_plan(app: App) -> Plan | None:
     plans = getattr(app, "active_plans", None)
     if plans is None:

@@ -179,9 +179,11 @@ class InstallationOut(serializers.ModelSerializer):
 
 
 class InstallIn(serializers.Serializer):
-    app = serializers.SlugField()
-    plan = serializers.SlugField(
-        required=False, help_text="The plan's code; the app's first plan if left out."
+    app = serializers.CharField(max_length=60, help_text="The app's slug (or its id).")
+    plan = serializers.CharField(
+        max_length=60,
+        required=False,
+        help_text="The plan's code (or its id); the app's first plan if left out.",
     )
     quantity = serializers.IntegerField(required=False, default=1, min_value=1, max_value=10_000)
     usage_cap = serializers.DecimalField(

@@ -574,17 +574,21 @@ def on_order_paid(*, order: Order, actor, now) -> None:
             if line.kind == Product.Kind.APP_ONE_TIME and inst.licence_line_id is None:
                 inst.licence_line = line
                 inst.save(update_fields=["licence_line"])
+            if inst.pending_plan_id and inst.pending_plan.product_id == line.product_id:
+                # The plan chosen for the next cycle is the one now paid for.
+                old_plan, inst.plan, inst.pending_plan = inst.plan, inst.pending_plan, None
+                inst.save(update_fields=["plan", "pending_plan"])
+                audit_record(
+                    actor=actor,
+                    action="installation.plan_changed",
+                    target=inst,
+                    account=inst.account,
+                    changes={"plan": [old_plan.code, inst.plan.code], "order": order.number},
+                )
             if (
                 inst.state in (_I.PENDING, _I.TRIALING, _I.SUSPENDED)
                 and line.effect != OrderLine.Effect.USAGE
             ):
-                if (
-                    inst.pending_plan_id
-                    and line.price_id
-                    and inst.pending_plan.product_id == line.product_id
-                ):
-                    inst.plan, inst.pending_plan = inst.pending_plan, None
-                    inst.save(update_fields=["plan", "pending_plan"])
                 INSTALLATION.move(
                     inst,
                     _I.ACTIVE,
@@ -637,15 +641,13 @@ def on_subscription_moved(subscription: Subscription, old: str, new: str, actor)
         return
     if target == _I.CANCELLED:
         inst.ended_at = timezone.now()
-    if inst.pending_plan_id and target == _I.ACTIVE:
-        inst.plan, inst.pending_plan = inst.pending_plan, None
     INSTALLATION.move(
         inst,
         target,
         actor=actor,
         action=f"installation.{target}",
         changes={"subscription": [old, new]},
-        also=["ended_at", "plan", "pending_plan"],
+        also=["ended_at"],
     )
 
 

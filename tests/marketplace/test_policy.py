@@ -334,3 +334,53 @@ def test_a_prorated_refund_ends_the_app_at_once(api_client, owner, account, make
     inst.refresh_from_db()
     assert inst.state == "cancelled"
     assert Subscription.objects.get(pk=inst.subscription_id).status == "cancelled"
+
+
+def test_a_plan_switch_takes_effect_with_the_renewal_it_is_paid_in(
+    api_client, owner, account, make_app, pay, staff
+):
+    from billing.services import subscriptions_renew_due
+    from marketplace.models import Plan
+
+    app = make_app("digest", "subscription", "30")
+    yearly = Plan.objects.create(
+        app=app,
+        code="yearly",
+        name="Yearly",
+        pricing_model="subscription",
+        amount=300,
+        interval="year",
+    )
+    services.plan_product_sync(actor=staff, plan=yearly)
+    inst, _line = _paid_subscription(api_client, owner, account, app, pay)
+    api_client.force_authenticate(owner)
+    changed = api_client.patch(
+        f"/api/v1/accounts/{account.pk}/installations/{inst.pk}/", {"plan": "yearly"}, format="json"
+    ).json()
+    assert (
+        changed["installation"]["plan"] == "main"
+        and changed["installation"]["pending_plan"] == "yearly"
+    )
+    assert "moves to Yearly on 2 April 2026" in changed["message"]
+    renewal = DAY_ONE + timedelta(days=31)
+    with time_machine.travel(renewal, tick=False):
+        subscriptions_renew_due()
+        order = Order.objects.filter(account=account, status="awaiting_payment").get()
+        assert order.total == 300
+        pay(order, renewal)
+    inst.refresh_from_db()
+    assert (inst.plan.code, inst.pending_plan, inst.state) == ("yearly", None, "active")
+
+
+def test_install_by_ids_too(api_client, owner, account, make_app):
+    app = make_app("calendar", "free")
+    api_client.force_authenticate(owner)
+    response = api_client.post(
+        f"/api/v1/accounts/{account.pk}/installations/",
+        {"app": str(app.pk), "plan": str(app.plans.get().pk)},
+        format="json",
+    )
+    assert response.status_code == 201
+    assert api_client.post(
+        f"/api/v1/accounts/{account.pk}/installations/", {"app": "no-such-app"}, format="json"
+    ).json() == {"app": ["There is no published app “no-such-app”."]}
