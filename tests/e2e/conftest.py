@@ -97,3 +97,7 @@ def screenshot(request):
 
     take.paths = taken
     return take
+
+
+# The marketplace's fixtures (a developer, apps made through the services).
+from tests.marketplace.conftest import developer, make_app, staff  # noqa: E402, F401
