@@ -47,14 +47,23 @@ def app_list(*, q: str = "", category: str = "", pricing_model: str = ""):
     return apps.distinct().order_by("name", "pk")
 
 
-def app_get(*, slug: str) -> App:
+def app_get(*, slug: str, account: Account | None = None) -> App:
+    """A published app; or one delisted since, for an account that still has it."""
     app = (
-        App.objects.filter(slug=slug, status=App.Status.PUBLISHED)
+        App.objects.filter(slug=slug)
         .select_related("developer")
         .prefetch_related(_active_plans())
         .first()
     )
-    if app is None:
+    if app is None or (
+        app.status != App.Status.PUBLISHED
+        and not (
+            account is not None
+            and Installation.objects.filter(account=account, app=app)
+            .exclude(state=Installation.State.UNINSTALLED)
+            .exists()
+        )
+    ):
         raise Http404("No such app.")
     return app
 

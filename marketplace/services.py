@@ -438,6 +438,11 @@ def installation_cancel(
                 )
         elif inst.licence_line_id:
             message = f"{inst.app.name} is a lifetime licence: it stays yours to install again."
+        elif inst.order_id and inst.order.status == Order.Status.AWAITING_PAYMENT:
+            # A lifetime licence not paid yet: its order is withdrawn (credit returned).
+            billing.order_cancel(actor=actor, order=inst.order, now=now)
+            inst = lock_installation(inst)  # the order's hook cancelled it
+            message = f"{inst.app.name} is cancelled and its unpaid order withdrawn."
         if uninstall:
             inst.ended_at = now
             INSTALLATION.move(
@@ -449,7 +454,7 @@ def installation_cancel(
             )
             message += " It is uninstalled."
             webhook_emit(app=inst.app, installation=inst, event=WebhookDelivery.Event.UNINSTALLED)
-        elif inst.state not in (_I.CANCELLED,) and not (
+        elif inst.state != _I.CANCELLED and not (
             inst.subscription_id
             and Subscription.objects.filter(
                 pk=inst.subscription_id,

@@ -42,7 +42,7 @@ def marketplace_home(request):
 @member_view()
 def marketplace_app(request, slug: str):
     account = request.portal.account
-    app = selectors.app_get(slug=slug)
+    app = selectors.app_get(slug=slug, account=request.portal.account)
     inst = selectors.installations_by_app(account=account, app_ids=[app.pk]).get(app.pk)
     plans = [
         (
@@ -99,7 +99,7 @@ def _act(request, slug, action):
 @member_view()
 def marketplace_install(request, slug: str):
     account = request.portal.account
-    app = selectors.app_get(slug=slug)
+    app = selectors.app_get(slug=slug, account=request.portal.account)
     plan = next((p for p in app.active_plans if p.code == request.POST.get("plan")), None)
     if plan is None:
         messages.error(request, "Choose one of the app's plans.")
@@ -128,7 +128,7 @@ def marketplace_install(request, slug: str):
 
 
 def _installation(request, slug):
-    app = selectors.app_get(slug=slug)
+    app = selectors.app_get(slug=slug, account=request.portal.account)
     inst = selectors.installations_by_app(account=request.portal.account, app_ids=[app.pk]).get(
         app.pk
     )

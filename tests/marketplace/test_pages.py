@@ -211,3 +211,34 @@ def test_the_api_gives_the_trials_last_day_and_the_refund_window(
     apps = {a["slug"]: a for a in api_client.get("/api/v1/marketplace/apps/").json()["results"]}
     assert (apps["notes"]["trial_days"], apps["notes"]["refund_days"]) == (14, 0)
     assert apps["digest"]["refund_days"] == 10
+
+
+def test_cancelling_an_unpaid_lifetime_licence_withdraws_its_order(owner, account, make_app):
+    from marketplace import services
+
+    app = make_app("org-chart", "one_time", "49")
+    outcome = services.installation_install(
+        actor=owner, account=account, app=app, plan=app.plans.get()
+    )
+    assert outcome.installation.state == "pending"
+    done = services.installation_cancel(actor=owner, installation=outcome.installation)
+    assert "unpaid order withdrawn" in done.message
+    outcome.order.refresh_from_db()
+    assert outcome.order.status == "cancelled"
+    assert Installation.objects.get(pk=outcome.installation.pk).state == "cancelled"
+
+
+def test_a_delisted_app_stays_visible_to_the_accounts_that_have_it(owner, account, make_app, staff):
+    from marketplace import services
+    from tests.factories import AccountFactory, owner_of
+
+    app = make_app("calendar", "free")
+    services.installation_install(actor=owner, account=account, app=app, plan=app.plans.get())
+    services.app_set_status(actor=staff, app=app, status="delisted")
+    page = signed_in(owner).get("/marketplace/apps/calendar/")
+    assert page.status_code == 200 and "no longer on the marketplace" in page.text
+    listing = signed_in(owner).get("/marketplace/").text
+    assert 'data-testid="app-calendar"' not in listing  # not offered any more
+    assert 'data-testid="installed-calendar"' in listing  # but still installed
+    stranger = owner_of(AccountFactory())
+    assert signed_in(stranger).get("/marketplace/apps/calendar/").status_code == 404
