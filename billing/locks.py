@@ -15,6 +15,11 @@ renews, the lines a refund paid back before the subscription they paid for). Job
 sweeps that change one row of an account (a deadline reminder, an incident's breach)
 take the account's lock first too.
 
+The apps' hooks (billing.hooks: an order paid, a subscription moved, a line refunded)
+run inside billing's transaction, after billing has locked its rows, and may then lock
+their own row (the marketplace's installation). That is the one exception to the order
+above, and it cannot deadlock: every path to those rows holds the account's lock first.
+
 Every lock is `SELECT ... FOR NO KEY UPDATE` inside the caller's transaction
 (`transaction.atomic()`): as exclusive as FOR UPDATE between writers, but it lets a
 transaction that holds a row below check its foreign key to the locked row (PostgreSQL

@@ -569,6 +569,10 @@ class UsageRecord(models.Model):
     used_on = models.DateField()  # the account's local date
     reference = models.CharField(max_length=100)
     recorded_at = models.DateTimeField(default=timezone.now)
+    # The price in force when it was used: a later price change bills only later use.
+    price = models.ForeignKey(
+        Price, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
     line = models.ForeignKey(
         OrderLine, null=True, blank=True, on_delete=models.PROTECT, related_name="usage_records"
     )

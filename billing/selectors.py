@@ -680,7 +680,7 @@ def account_edition(account: Account, *, without_lines=()) -> str:
     return max(editions, key=EDITION_RANK.get, default="")
 
 
-def _holds_product(account: Account, product: Product, *, without_lines=()) -> bool:
+def holds_product(account: Account, product: Product, *, without_lines=()) -> bool:
     licences = Licence.objects.filter(
         account=account, product=product, status=Licence.Status.ACTIVE
     ).exclude(line_id__in=list(without_lines))
@@ -706,7 +706,7 @@ def entitlement_refusal(
                 f"{account.name} runs {runs}." if runs else f"{account.name} has neither."
             )
     required = product.requires_product
-    if required is not None and not _holds_product(account, required, without_lines=without_lines):
+    if required is not None and not holds_product(account, required, without_lines=without_lines):
         return f"{product.name} works only with a {required.name} licence, which {account.name} does not hold."
     return None
 

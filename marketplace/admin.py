@@ -169,8 +169,12 @@ class PlanAdmin(AuditedAdmin):
             super().save_model(request, obj, form, change)
             services.plan_product_sync(actor=request.user, plan=obj)
         except PortalError as exc:
+            if obj.is_active and obj.is_paid and obj.product_id is None:
+                Plan.objects.filter(pk=obj.pk).update(is_active=False)
             self.message_user(
-                request, f"The plan is saved but not for sale: {exc.message}", messages.ERROR
+                request,
+                f"The plan is saved but not for sale (made inactive): {exc.message}",
+                messages.ERROR,
             )
 
 

@@ -151,6 +151,11 @@ class Plan(models.Model):
         blank=True,
         default="",
     )
+    # A billing product whose licence the plan needs (1CRM terms: the WordPress portal
+    # works only with its own licence).
+    requires_product = models.ForeignKey(
+        Product, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
     product = models.OneToOneField(
         Product, null=True, blank=True, on_delete=models.PROTECT, related_name="app_plan"
     )
@@ -307,6 +312,9 @@ class WebhookDelivery(models.Model):
         CANCELLED = "installation.cancelled", "Cancelled"
         PLAN_CHANGED = "installation.plan_changed", "Plan changed"
         TRIAL_ENDING = "installation.trial_ending", "Trial ending"
+        CANCEL_SCHEDULED = "installation.cancel_scheduled", "Cancelled, ends at period end"
+        SUSPENDED = "installation.suspended", "Suspended (renewal unpaid)"
+        ACTIVATED = "installation.activated", "Active again (paid)"
         CHARGED = "charge.succeeded", "Charge"
         REFUNDED = "charge.refunded", "Refund"
 

@@ -14,6 +14,7 @@ from billing.money import Money
 from billing.selectors import (
     account_edition,
     entitlement_refusal,
+    holds_product,
     quota_addons_active,
     subscription_current,
 )
@@ -66,6 +67,26 @@ def app_get(*, slug: str, account: Account | None = None) -> App:
     ):
         raise Http404("No such app.")
     return app
+
+
+def plan_licence_refusal(account: Account, plan: Plan) -> str | None:
+    """Why the plan's app cannot work without a licence it needs (1CRM terms: the WordPress
+    portal works only with Professional or Enterprise and its own licence), or None."""
+    required = plan.requires_product
+    if required is None:
+        return None
+    why = entitlement_refusal(account, required)
+    if why is None and not holds_product(account, required):
+        why = f"{plan.app.name} works only with a {required.name} licence (1CRM terms)."
+    return why
+
+
+def installation_works(inst: Installation) -> str | None:
+    """Why a live installation does not work now (a licence or an edition it needs has
+    gone), or None when it works; a trial or an active one only."""
+    if not inst.is_live:
+        return f"The installation is {inst.get_state_display().lower()}."
+    return plan_licence_refusal(inst.account, inst.plan)
 
 
 def app_find(ref: str) -> App | None:
@@ -261,6 +282,8 @@ def entitlements(*, account: Account) -> dict:
             "app": inst.app.slug,
             "name": inst.app.name,
             "state": inst.state,
+            "works": (why := installation_works(inst)) is None,
+            "reason": why,
             "plan": inst.plan.code,
             "scopes": inst.scopes,
             "trial_end": inst.trial_end,  # the first day no longer free
@@ -268,7 +291,7 @@ def entitlements(*, account: Account) -> dict:
         }
         for inst in Installation.objects.filter(
             account=account, state__in=Installation.LIVE_STATES
-        ).select_related("app", "plan")
+        ).select_related("app", "plan__requires_product", "account")
     ]
     return {
         "account": account.pk,

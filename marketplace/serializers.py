@@ -245,7 +245,10 @@ class AppLicenceOut(serializers.Serializer):
     id = serializers.IntegerField()
     account = serializers.IntegerField(source="account_id")
     state = serializers.CharField()
-    active = serializers.BooleanField(source="is_live")
+    active = serializers.SerializerMethodField(
+        help_text="Whether the app may run for the account now (live, and what it needs held)."
+    )
+    reason = serializers.SerializerMethodField(help_text="Why it may not run, if it may not.")
     plan = serializers.SerializerMethodField()
     scopes = serializers.ListField(child=serializers.CharField())
     trial_end = serializers.DateField(
@@ -265,6 +268,12 @@ class AppLicenceOut(serializers.Serializer):
             "name": inst.plan.name,
             "pricing_model": inst.plan.pricing_model,
         }
+
+    def get_active(self, inst) -> bool:
+        return selectors.installation_works(inst) is None
+
+    def get_reason(self, inst) -> str | None:
+        return selectors.installation_works(inst)
 
     get_current_period_end = InstallationOut.get_current_period_end
     get_paid_until = InstallationOut.get_paid_until

@@ -124,7 +124,7 @@ def app_from_api_key(secret: str) -> App | None:
     if len(parts) < 3 or parts[0] != "mkp":
         return None
     app = App.objects.filter(api_key_prefix=parts[1]).select_related("developer").first()
-    if app is None or not app.api_key_hash:
+    if app is None or not app.api_key_hash or app.developer.status != Developer.Status.ACTIVE:
         return None
     digest = hashlib.sha256(secret.encode()).hexdigest()
     return app if hmac.compare_digest(digest, app.api_key_hash) else None
@@ -192,7 +192,10 @@ def lock_installation(installation: Installation | int) -> Installation:
 
 
 def plan_refusal(account: Account, plan: Plan) -> str | None:
-    """Why the account cannot have this plan (1CRM terms: an edition it needs)."""
+    """Why the account cannot have this plan (1CRM terms: an edition it needs). A licence
+    it needs besides may be bought after installing; until then it does not work."""
+    if plan.is_paid and plan.product_id is None:
+        return f"{plan.name} is not for sale yet."
     need = plan.requires_edition
     if need and EDITION_RANK.get(account_edition(account), 0) < EDITION_RANK[need]:
         return f"{plan.app.name} works only with {EDITION_NEEDS[need]}."
@@ -274,10 +277,15 @@ def installation_install(
         inst.installed_by = actor if actor is not None and actor.pk else None
         inst.scopes = list(app.scopes)
         inst.installed_at, inst.ended_at = now, None
-        inst.subscription, inst.licence_line, inst.order = None, None, None
+        held = _licence_held(existing, plan)  # a lifetime licence the account still holds
+        inst.subscription, inst.order = None, None
+        inst.licence_line = held
         inst.usage_cap = None
         order, message, redirect_url, new_state = None, "", "", _I.ACTIVE
         had_trial = existing is not None and existing.trial_end is not None
+        # onecloud §4 refunds the initial purchase only: an account that paid for this app
+        # before, or used its trial, is not buying it for the first time.
+        first_purchase = not had_trial and not _paid_before(account, app)
         if plan.pricing_model == Plan.Model.FREE:
             message = f"{app.name} is installed."
         elif plan.pricing_model == Plan.Model.EXTERNAL:
@@ -285,8 +293,11 @@ def installation_install(
             message = f"{app.name} is installed: pay {app.developer.name} on their site to use it."
         elif plan.pricing_model == Plan.Model.USAGE:
             inst.usage_cap = _clean_cap(usage_cap, plan)
-            inst.usage_month, inst.usage_units, inst.usage_amount = None, 0, Decimal(0)
-            inst.cap_alerted = 0
+            # This month's use so far still counts against the cap (it is billed anyway).
+            _roll_month(inst, account_today(account, now))
+            if inst.usage_cap is not None and inst.usage_amount > inst.usage_cap:
+                inst.usage_cap = inst.usage_amount
+            inst.cap_alerted = _alert_level(inst)
             message = f"{app.name} is installed: you pay for what it uses, each month."
         elif plan.pricing_model == Plan.Model.SUBSCRIPTION:
             trial = plan.trial_days if not had_trial else 0
@@ -297,6 +308,7 @@ def installation_install(
                 quantity=quantity,
                 trial_days=trial,
                 refund_days=plan.refund_days,
+                first_purchase=first_purchase,
                 now=now,
             )
             inst.subscription, inst.order = subscription, order
@@ -315,6 +327,8 @@ def installation_install(
             else:
                 new_state = _I.PENDING
                 message = f"{app.name} starts the moment {order.number} is paid."
+        elif held is not None:
+            message = f"{app.name} is installed again with the lifetime licence you hold."
         else:  # one-time: a lifetime licence key through billing
             order = billing.app_licence_buy(
                 actor=actor, account=account, product=plan.product, now=now
@@ -348,6 +362,26 @@ def installation_install(
             )
         webhook_emit(app=app, installation=inst, event=WebhookDelivery.Event.INSTALLED)
     return Outcome(installation=inst, message=message, order=order, redirect_url=redirect_url)
+
+
+def _licence_held(inst: Installation | None, plan: Plan) -> OrderLine | None:
+    """The lifetime licence line an earlier installation left, if its key is still good."""
+    if inst is None or inst.licence_line_id is None or plan.pricing_model != Plan.Model.ONE_TIME:
+        return None
+    line = OrderLine.objects.filter(
+        pk=inst.licence_line_id, licence__status="active", product_id=plan.product_id
+    ).first()
+    return line
+
+
+def _paid_before(account: Account, app: App) -> bool:
+    products = [pk for pk in app.plans.values_list("product_id", flat=True) if pk]
+    return OrderLine.objects.filter(
+        order__account=account,
+        order__status=Order.Status.PAID,
+        product_id__in=products,
+        amount__gt=0,
+    ).exists()
 
 
 def _first_paid_line(inst: Installation) -> OrderLine | None:
@@ -436,8 +470,12 @@ def installation_cancel(
                     f"{inst.app.name} is cancelled: it works until {sub.last_day.day} "
                     f"{sub.last_day:%B %Y} and does not renew."
                 )
-        elif inst.licence_line_id:
-            message = f"{inst.app.name} is a lifetime licence: it stays yours to install again."
+        elif inst.licence_line_id and not uninstall:
+            raise PortalError(
+                f"{inst.app.name} is a lifetime licence: there is nothing to cancel. Uninstall "
+                "it to remove it; the licence stays yours to install again.",
+                field="state",
+            )
         elif inst.order_id and inst.order.status == Order.Status.AWAITING_PAYMENT:
             # A lifetime licence not paid yet: its order is withdrawn (credit returned).
             billing.order_cancel(actor=actor, order=inst.order, now=now)
@@ -471,7 +509,9 @@ def installation_cancel(
             audit_record(
                 actor=actor, action="installation.cancel_requested", target=inst, account=account
             )
-            webhook_emit(app=inst.app, installation=inst, event=WebhookDelivery.Event.CANCELLED)
+            webhook_emit(
+                app=inst.app, installation=inst, event=WebhookDelivery.Event.CANCEL_SCHEDULED
+            )
         offer = refund_offer(inst, now=now)
     return Outcome(installation=inst, message=message, refund=offer)
 
@@ -485,7 +525,7 @@ def installation_change_plan(*, actor, installation: Installation, plan: Plan, n
         inst = lock_installation(installation)
         if plan.app_id != inst.app_id or not plan.is_active:
             raise PortalError(f"“{plan.name}” is not a plan of {inst.app.name}.", field="plan")
-        if plan.pk == inst.plan_id:
+        if plan.pk == inst.plan_id and inst.pending_plan_id is None:
             return Outcome(installation=inst, message=f"{inst.app.name} is on {plan.name} already.")
         if not (
             inst.subscription_id and plan.pricing_model == Plan.Model.SUBSCRIPTION and inst.is_live
@@ -501,8 +541,11 @@ def installation_change_plan(*, actor, installation: Installation, plan: Plan, n
         when = billing.app_subscription_switch(
             actor=actor, subscription=inst.subscription, product=plan.product
         )
-        old = inst.plan
-        if when == "now":
+        old = inst.pending_plan or inst.plan
+        if when in ("undone", "none"):
+            inst.pending_plan = None
+            message = f"{inst.app.name} stays on {plan.name}: the planned move is undone."
+        elif when == "now":
             inst.plan, inst.pending_plan = plan, None
             message = f"{inst.app.name} is on {plan.name} now."
         else:
@@ -646,14 +689,20 @@ def on_subscription_moved(subscription: Subscription, old: str, new: str, actor)
         return
     if target == _I.CANCELLED:
         inst.ended_at = timezone.now()
-    INSTALLATION.move(
+    if INSTALLATION.move(
         inst,
         target,
         actor=actor,
         action=f"installation.{target}",
         changes={"subscription": [old, new]},
         also=["ended_at"],
-    )
+    ):
+        event = {
+            _I.ACTIVE: WebhookDelivery.Event.ACTIVATED,
+            _I.SUSPENDED: WebhookDelivery.Event.SUSPENDED,
+            _I.CANCELLED: WebhookDelivery.Event.CANCELLED,
+        }[target]
+        webhook_emit(app=inst.app, installation=inst, event=event)
 
 
 def on_line_refunded(line: OrderLine, refund) -> None:
@@ -666,10 +715,11 @@ def on_line_refunded(line: OrderLine, refund) -> None:
     )
     if earning is None:
         return
-    share = earning.developer.revenue_share
+    # The share the line was earned at (the developer's share may have changed since).
+    share = earning.net / earning.gross if earning.gross else Decimal(0)
     gross = -refund.amount
     net = -(refund.amount * share).quantize(Decimal("0.0001"), rounding=ROUND_HALF_UP)
-    Earning.objects.create(
+    reversal = Earning.objects.create(
         developer=earning.developer,
         app=earning.app,
         line=line,
@@ -678,9 +728,19 @@ def on_line_refunded(line: OrderLine, refund) -> None:
         gross=gross,
         fee=gross - net,
         net=net,
-        status=Earning.Status.AVAILABLE,
+        # Held with the share it reverses, so both are released (and paid) together.
+        status=Earning.Status.HELD
+        if earning.status == Earning.Status.HELD
+        else Earning.Status.AVAILABLE,
         available_on=earning.available_on,
         earned_on=account_today(line.order.account, refund.created_at),
+    )
+    audit_record(
+        actor=None,
+        action="earning.reversed",
+        target=reversal,
+        account=line.order.account,
+        changes={"net": str(net), "refund": refund.reference},
     )
     inst = _installation_for_line(line)
     if (
@@ -1015,7 +1075,7 @@ def earning_record(*, line: OrderLine, plan: Plan, now) -> Earning | None:
     days = line.refund_days if line.refund_days is not None else APP_REFUND_DAYS
     try:
         with transaction.atomic():
-            return Earning.objects.create(
+            earning = Earning.objects.create(
                 developer=developer,
                 app=plan.app,
                 line=line,
@@ -1029,6 +1089,14 @@ def earning_record(*, line: OrderLine, plan: Plan, now) -> Earning | None:
             )
     except IntegrityError:
         return None  # recorded already
+    audit_record(
+        actor=None,
+        action="earning.recorded",
+        target=earning,
+        account=line.order.account,
+        changes={"gross": str(gross), "net": str(net), "available_on": str(earning.available_on)},
+    )
+    return earning
 
 
 def earnings_release(*, now=None) -> int:
@@ -1042,9 +1110,20 @@ def earnings_release(*, now=None) -> int:
     )
     blocked = lines_held([line for _, line in held])
     ids = [pk for pk, line in held if line not in blocked]
-    return Earning.objects.filter(pk__in=ids, status=Earning.Status.HELD).update(
-        status=Earning.Status.AVAILABLE
-    )
+    released = 0
+    for earning in Earning.objects.filter(pk__in=ids, status=Earning.Status.HELD):
+        with transaction.atomic():
+            if Earning.objects.filter(pk=earning.pk, status=Earning.Status.HELD).update(
+                status=Earning.Status.AVAILABLE
+            ):
+                released += 1
+                audit_record(
+                    actor=None,
+                    action="earning.released",
+                    target=earning,
+                    changes={"status": ["held", "available"]},
+                )
+    return released
 
 
 def developer_payout_record(
@@ -1063,11 +1142,13 @@ def developer_payout_record(
     end = (month + timedelta(days=32)).replace(day=1)
     with transaction.atomic():
         developer = Developer.objects.select_for_update().get(pk=developer.pk)
-        rows = Earning.objects.select_for_update().filter(
-            developer=developer,
-            currency=currency,
-            status=Earning.Status.AVAILABLE,
-            earned_on__lt=end,
+        rows = list(
+            Earning.objects.select_for_update().filter(
+                developer=developer,
+                currency=currency,
+                status=Earning.Status.AVAILABLE,
+                earned_on__lt=end,
+            )
         )
         total = sum((row.net for row in rows), Decimal(0))
         if not rows:
@@ -1096,7 +1177,12 @@ def developer_payout_record(
                 f"{developer.name}'s {month:%B %Y} payout in {currency} is recorded already.",
                 field="month",
             ) from None
-        rows.update(status=Earning.Status.PAID, payout=payout)
+        # Exactly the rows summed (locked above): one released meanwhile waits for the next.
+        paid = Earning.objects.filter(
+            pk__in=[row.pk for row in rows], status=Earning.Status.AVAILABLE
+        ).update(status=Earning.Status.PAID, payout=payout)
+        if paid != len(rows):
+            raise PortalError("The earnings changed while paying: try again.", field="month")
         audit_record(
             actor=actor,
             action="developer.paid",

@@ -1,6 +1,8 @@
 """The Marketplace pages: browse and search apps, an app's page with its plans and refund
 terms, and what the account has installed (install, change, cancel, uninstall)."""
 
+import re
+
 from django.contrib import messages
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -67,6 +69,9 @@ def marketplace_app(request, slug: str):
             "inst": inst if inst is not None and inst.state != "uninstalled" else None,
             "live": live,
             "usage": selectors.usage_view(inst) if inst is not None else None,
+            "not_working": (
+                selectors.installation_works(inst) if inst is not None and inst.is_live else None
+            ),
             "charges": (
                 selectors.app_charges(inst, today=account_today(account))
                 if inst is not None
@@ -107,8 +112,8 @@ def marketplace_install(request, slug: str):
     quantity = request.POST.get("quantity") or "1"
 
     def install():
-        if not quantity.isdigit():
-            raise PortalError("Give a whole number of seats.", field="quantity")
+        if not re.fullmatch(r"[0-9]{1,5}", quantity):
+            raise PortalError("Give a whole number of seats, 1 to 10,000.", field="quantity")
         outcome = services.installation_install(
             actor=request.user,
             account=account,

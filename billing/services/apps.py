@@ -14,7 +14,7 @@ from accounts.services import audit_record
 
 from ..catalogue import price_terms_refusal
 from ..locks import lock_account, lock_order, lock_subscription
-from ..models import Order, OrderLine, Price, Product, Subscription
+from ..models import Licence, Order, OrderLine, Price, Product, Subscription
 from ..money import Money
 from ..periods import next_period_end
 from ..selectors import account_today, entitlement_refusal, order_open_for
@@ -122,6 +122,7 @@ def app_subscription_start(
     quantity: int = 1,
     trial_days: int = 0,
     refund_days: int | None = None,
+    first_purchase: bool = True,
     now=None,
 ) -> tuple[Subscription, Order | None]:
     """Subscribe to a paid app plan: a free trial (no order, nothing charged), or the
@@ -166,7 +167,9 @@ def app_subscription_start(
                 "amount": amount.amount,
                 "period_start": today,
                 "period_end": end,
-                "first_purchase": True,
+                # onecloud §4 refunds the initial purchase only: the caller says whether
+                # the account had this app before (paid for, or a trial used).
+                "first_purchase": first_purchase,
                 "refund_days": refund_days,
                 "effect": OrderLine.Effect.START,
             },
@@ -185,6 +188,13 @@ def app_licence_buy(*, actor, account: Account, product: Product, now=None) -> O
         account = lock_account(account)
         require_billing_role(actor=actor, account=account)
         _refuse(account, product)
+        if Licence.objects.filter(
+            account=account, product=product, status=Licence.Status.ACTIVE
+        ).exists():
+            raise PortalError(
+                f"{account.name} already holds a lifetime licence of {product.name}.",
+                field="plan",
+            )
         price = app_price(account, product)
         order = order_place(
             account=account,
@@ -251,8 +261,8 @@ def app_subscription_cancel(*, actor, subscription: Subscription, now=None) -> s
 
 def app_subscription_switch(*, actor, subscription: Subscription, product: Product) -> str:
     """Move an app subscription to another plan of the same app: during a trial at once,
-    else from the next renewal (the paid period keeps the price it was paid at). Says
-    "now" or "next_period"."""
+    else from the next renewal (the paid period keeps the price it was paid at). Back to
+    its own plan undoes a planned move. Says "now", "next_period", "undone" or "none"."""
     with transaction.atomic():
         account = lock_account(subscription.account)
         require_billing_role(actor=actor, account=account)
@@ -264,16 +274,36 @@ def app_subscription_switch(*, actor, subscription: Subscription, product: Produ
             raise PortalError(
                 f"The subscription is {subscription.get_status_display().lower()}.", field="plan"
             )
+        if subscription.cancel_at_period_end:
+            raise PortalError(
+                f"The subscription is cancelled and ends on {subscription.last_day.day} "
+                f"{subscription.last_day:%B %Y}: install the app again after that to choose "
+                "another plan.",
+                field="plan",
+            )
+        old = subscription.pending_price or subscription.price
+        if product.pk == subscription.price.product_id:
+            # Back to the plan it is on: a move planned for the next cycle is undone.
+            if subscription.pending_price_id is None:
+                return "none"
+            subscription.pending_price = None
+            subscription.save(update_fields=["pending_price"])
+            audit_record(
+                actor=actor,
+                action="subscription.plan_switch_undone",
+                target=subscription,
+                account=account,
+                changes={"pending_price": [str(old), None]},
+            )
+            return "undone"
         price = app_price(account, product)
-        old = subscription.price
         when = "now" if subscription.status == Subscription.Status.TRIALING else "next_period"
         if when == "now":
             subscription.price = price
             subscription.pending_price = None
         else:
             subscription.pending_price = price
-        subscription.cancel_at_period_end = False
-        subscription.save(update_fields=["price", "pending_price", "cancel_at_period_end"])
+        subscription.save(update_fields=["price", "pending_price"])
         audit_record(
             actor=actor,
             action="subscription.plan_switched",

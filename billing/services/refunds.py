@@ -216,11 +216,13 @@ def refund_take_back(
                 )
             elif line.taken_back_at is None and (
                 line.refunded >= line.amount
-                # onecloud §4: an app subscription's prorated refund pays back the unused
-                # part of its cycle, so the cycle ends with it.
+                # onecloud §4: the prorated refund of an app's first cycle pays back its
+                # unused part, so the cycle ends with it (a renewal's correction does not).
                 or (
                     line.kind == Product.Kind.APP_SUBSCRIPTION
-                    and line.effect in (OrderLine.Effect.START, OrderLine.Effect.RENEW)
+                    and line.effect == OrderLine.Effect.START
+                    and line.first_purchase
+                    and line.period_start == line.subscription.current_period_start
                 )
             ):
                 took, ended = _take_back_whole(line, actor=actor, reference=reference, now=now)
@@ -230,7 +232,13 @@ def refund_take_back(
             if (
                 took
                 and line.taken_back_at is None
-                and (line.refunded >= line.amount or line.kind == Product.Kind.APP_SUBSCRIPTION)
+                and (
+                    line.refunded >= line.amount
+                    or (
+                        line.kind == Product.Kind.APP_SUBSCRIPTION
+                        and line.effect == OrderLine.Effect.START
+                    )
+                )
             ):
                 line.taken_back_at = now
                 line.save(update_fields=["taken_back_at"])

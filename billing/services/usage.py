@@ -89,7 +89,8 @@ def usage_record(
     if quantity < 1:
         raise PortalError("Record a quantity of at least 1.", field="quantity")
     reference = clean_text(reference, field="reference", label="the reference", max_length=100)
-    if product.kind not in Product.PER_USE_KINDS or usage_price(account, product) is None:
+    price = usage_price(account, product) if product.kind in Product.PER_USE_KINDS else None
+    if price is None:
         raise PortalError(
             f"{product.name} is not metered for this account's currency.", field="product"
         )
@@ -109,6 +110,7 @@ def usage_record(
                 record = UsageRecord.objects.create(
                     account=account,
                     product=product,
+                    price=price,
                     quantity=quantity,
                     used_on=used_on,
                     reference=reference,
@@ -139,7 +141,8 @@ def usage_record_batch(
     used_on or None). Each reference is once, as in usage_record; says per entry whether
     it is new. One audit row for the batch. The caller holds the account's lock."""
     now = now or timezone.now()
-    if product.kind not in Product.PER_USE_KINDS or usage_price(account, product) is None:
+    price = usage_price(account, product) if product.kind in Product.PER_USE_KINDS else None
+    if price is None:
         raise PortalError(
             f"{product.name} is not metered for this account's currency.", field="product"
         )
@@ -166,6 +169,7 @@ def usage_record_batch(
         UsageRecord(
             account=account,
             product=product,
+            price=price,
             quantity=quantity,
             used_on=used_on,
             reference=reference,
@@ -209,21 +213,31 @@ def usage_bill(*, account: Account, now=None) -> Order | None:
         account = lock_account(account)
         first_of_month = account_today(account, now).replace(day=1)
         records = list(
-            UsageRecord.objects.select_for_update(no_key=True)
+            UsageRecord.objects.select_for_update(no_key=True, of=("self",))
             .filter(account=account, line__isnull=True, used_on__lt=first_of_month)
-            .select_related("product")
+            .select_related("product", "price")
             .order_by("used_on", "pk")
         )
         if not records:
             return None
+        current: dict = {}
         groups: dict = defaultdict(list)
         for record in records:
-            groups[(record.product, record.used_on.replace(day=1))].append(record)
-        lines = []
-        for (product, month), rows in sorted(groups.items(), key=lambda g: (g[0][1], g[0][0].pk)):
-            price = usage_price(account, product)
+            # Billed at the price it was used at (a price change bills only later use).
+            price = record.price
             if price is None:
-                raise PortalError(f"{product.name} has no usage price in {account.currency}.")
+                if record.product_id not in current:
+                    current[record.product_id] = usage_price(account, record.product)
+                price = current[record.product_id]
+            if price is None:
+                raise PortalError(
+                    f"{record.product.name} has no usage price in {account.currency}."
+                )
+            groups[(record.product, record.used_on.replace(day=1), price)].append(record)
+        lines = []
+        for (product, month, price), rows in sorted(
+            groups.items(), key=lambda g: (g[0][1], g[0][0].pk, g[0][2].pk)
+        ):
             quantity = sum(row.quantity for row in rows)
             amount = (Money(price.amount, price.currency) * quantity).rounded()
             lines.append(

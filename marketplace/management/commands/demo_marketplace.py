@@ -10,7 +10,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import Account, User
-from billing.models import Order
+from billing.models import Order, Product
 from billing.services import payment_record_manual, usage_bill
 from marketplace import services
 from marketplace.models import App, Developer, Installation, Plan
@@ -300,6 +300,10 @@ class Command(BaseCommand):
                     services.app_set_status(actor=staff, app=app, status=App.Status.IN_REVIEW)
                     services.app_set_status(actor=staff, app=app, status=App.Status.PUBLISHED)
                     services.app_api_key_rotate(actor=staff, app=app)
+            # 1CRM terms: the WordPress portal works only with its own licence too.
+            Plan.objects.filter(app__slug="wordpress-portal").update(
+                requires_product=Product.objects.filter(code="wordpress-portal").first()
+            )
         self._installations(staff)
         self.stdout.write(
             self.style.SUCCESS(f"Demo marketplace ready ({App.objects.count()} apps).")
