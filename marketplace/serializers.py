@@ -56,7 +56,8 @@ class AppOut(serializers.ModelSerializer):
     pricing_model = serializers.SerializerMethodField()
     trial_days = serializers.SerializerMethodField()
     refund_days = serializers.SerializerMethodField()
-    plans = serializers.SerializerMethodField()
+    # Built once for the whole list (a serializer made per app costs more than the query).
+    plans = PlanOut(many=True, source="active_plans")
 
     class Meta:
         model = App
@@ -85,11 +86,6 @@ class AppOut(serializers.ModelSerializer):
         """The first plan's refund window in days (onecloud §4); 0 after a free trial."""
         plan = selectors.primary_plan(app)
         return selectors.refund_window_days(plan) if plan else None
-
-    def get_plans(self, app) -> list[dict]:
-        return PlanOut(
-            getattr(app, "active_plans", None) or app.plans.filter(is_active=True), many=True
-        ).data
 
 
 class AppDetailOut(AppOut):
