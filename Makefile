@@ -28,6 +28,7 @@ demo: migrate
 	$(MANAGE) demo_data
 	$(MANAGE) demo_billing
 	$(MANAGE) demo_marketplace
+	$(MANAGE) demo_refunds
 
 run: demo
 	$(MANAGE) serve --addr 127.0.0.1:$(PORT)

@@ -7,7 +7,11 @@ from django.urls import reverse
 from django.utils import timezone
 
 
-def send_templated(*, to: str, subject: str, template: str, context: dict) -> None:
+def send_templated(
+    *, to: str, subject: str, template: str, context: dict, html: bool = False, attachments=()
+) -> None:
+    """One mail from emails/<template>.txt, with emails/<template>.html as its HTML part
+    when `html`, and `attachments` as (filename, bytes, mimetype)."""
     context = {**context, "PORTAL_NAME": settings.PORTAL_NAME}
     text = render_to_string(f"emails/{template}.txt", context)
     message = EmailMultiAlternatives(
@@ -16,6 +20,12 @@ def send_templated(*, to: str, subject: str, template: str, context: dict) -> No
         from_email=settings.DEFAULT_FROM_EMAIL,
         to=[to],
     )
+    if html:
+        message.attach_alternative(
+            render_to_string(f"emails/{template}.html", context), "text/html"
+        )
+    for filename, content, mimetype in attachments:
+        message.attach(filename, content, mimetype)
     message.send()
 
 

@@ -416,3 +416,6 @@ class CreditUseAdmin(ReadOnlyRowsMixin, admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None):
         return False
+
+
+from . import admin_documents  # noqa: E402, F401  (invoices and credit notes)

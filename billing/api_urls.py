@@ -1,8 +1,43 @@
 from django.urls import path
 
-from . import api, api_purchases
+from . import api, api_documents, api_purchases
 
 urlpatterns = [
+    path(
+        "accounts/<id:account_id>/billing-details/",
+        api_documents.BillingDetailsView.as_view(),
+        name="api_billing_details",
+    ),
+    path(
+        "accounts/<id:account_id>/invoices/",
+        api_documents.InvoiceListView.as_view(),
+        name="api_invoices",
+    ),
+    path(
+        "accounts/<id:account_id>/invoices/<str:number>/",
+        api_documents.InvoiceDetailView.as_view(),
+        name="api_invoice",
+    ),
+    path(
+        "accounts/<id:account_id>/invoices/<str:number>/pdf",
+        api_documents.InvoicePdfView.as_view(),
+        name="api_invoice_pdf",
+    ),
+    path(
+        "accounts/<id:account_id>/credit-notes/",
+        api_documents.CreditNoteListView.as_view(),
+        name="api_credit_notes",
+    ),
+    path(
+        "accounts/<id:account_id>/credit-notes/<str:number>/",
+        api_documents.CreditNoteDetailView.as_view(),
+        name="api_credit_note",
+    ),
+    path(
+        "accounts/<id:account_id>/credit-notes/<str:number>/pdf",
+        api_documents.CreditNotePdfView.as_view(),
+        name="api_credit_note_pdf",
+    ),
     path(
         "accounts/<id:account_id>/billing/", api.BillingOverviewView.as_view(), name="api_billing"
     ),

@@ -2,10 +2,14 @@
 
 from django.conf import settings
 from django.urls import reverse
+from django.utils import timezone
 
 from accounts.emails import send_templated
 from accounts.models import Membership
 
+from .models import BillingDetails
+from .money import Money
+from .pdf import credit_note_pdf, invoice_pdf
 from .selectors import licence_key
 
 
@@ -32,3 +36,48 @@ def send_licence_key(*, licence) -> None:
             template="licence_key",
             context={"licence": licence, "key": licence_key(licence), "url": url},
         )
+
+
+def _document_recipients(account) -> list[str]:
+    """Owners and billing admins, and the addresses in the account's billing details."""
+    details = BillingDetails.objects.filter(account=account).first()
+    extra = list(details.billing_emails) if details else []
+    return list(dict.fromkeys([*_billing_recipients(account), *extra]))
+
+
+def _send_document(document, *, subject: str, template: str, pdf: bytes, context: dict) -> None:
+    url = settings.PORTAL_BASE_URL.rstrip("/") + reverse("settings_billing") + "#invoices"
+    with timezone.override(document.account.tzinfo):
+        for to in _document_recipients(document.account):
+            send_templated(
+                to=to,
+                subject=subject,
+                template=template,
+                context={**context, "url": url, "total": Money(document.total, document.currency)},
+                html=True,
+                attachments=[(f"{document.number}.pdf", pdf, "application/pdf")],
+            )
+
+
+def send_receipt(*, invoice) -> None:
+    _send_document(
+        invoice,
+        subject=f"Receipt for {invoice.order.number}: invoice {invoice.number}",
+        template="receipt",
+        pdf=invoice_pdf(invoice),
+        context={"invoice": invoice},
+    )
+
+
+def send_credit_note(*, note) -> None:
+    _send_document(
+        note,
+        subject=f"Credit note {note.number} for invoice {note.invoice.number}",
+        template="credit_note",
+        pdf=credit_note_pdf(note),
+        context={
+            "note": note,
+            "to_card": Money(note.refunded_to_card, note.currency),
+            "to_balance": Money(note.credited_to_balance, note.currency),
+        },
+    )

@@ -611,3 +611,192 @@ class CreditUse(models.Model):
 
     def __str__(self):
         return f"{self.units} {self.product.name} units ({self.reference})"
+
+
+class BillingDetails(models.Model):
+    """Who the account is on its invoices: legal name, address, tax ID, who gets billing mail."""
+
+    account = models.OneToOneField(
+        Account, on_delete=models.CASCADE, related_name="billing_details"
+    )
+    legal_name = models.CharField(max_length=200, blank=True)
+    address_line1 = models.CharField(max_length=200, blank=True)
+    address_line2 = models.CharField(max_length=200, blank=True)
+    city = models.CharField(max_length=100, blank=True)
+    postal_code = models.CharField(max_length=20, blank=True)
+    region = models.CharField(max_length=100, blank=True)
+    country = models.CharField(max_length=2, blank=True)  # ISO 3166-1 alpha-2
+    tax_id = models.CharField(max_length=40, blank=True)  # compact, validated for the country
+    # Where receipts and credit notes go besides the owners and billing admins.
+    billing_emails = models.JSONField(default=list, blank=True)
+    po_reference = models.CharField(max_length=60, blank=True)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name_plural = "billing details"
+
+    def __str__(self):
+        return self.legal_name or str(self.account)
+
+    def snapshot(self) -> dict:
+        """The buyer as an invoice keeps them, the day it is issued."""
+        return {
+            "name": self.legal_name or self.account.name,
+            "address": [
+                line
+                for line in (
+                    self.address_line1,
+                    self.address_line2,
+                    " ".join(p for p in (self.postal_code, self.city) if p),
+                    self.region,
+                    self.country,
+                )
+                if line
+            ],
+            "tax_id": self.tax_id,
+            "po_reference": self.po_reference,
+        }
+
+
+class DocumentSequence(models.Model):
+    """The last number of a series in a year. Taken under a row lock in the transaction
+    that issues the document: a rollback gives the number back, so the series has no gap."""
+
+    series = models.CharField(max_length=4)  # INV, CN
+    year = models.PositiveSmallIntegerField()
+    last = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["series", "year"], name="document_sequence_once")
+        ]
+
+    def __str__(self):
+        return f"{self.series}-{self.year}: {self.last}"
+
+
+class ImmutableDocument(models.Model):
+    """An issued document never changes: corrections are credit notes."""
+
+    class Meta:
+        abstract = True
+
+    def save(self, *args, **kwargs):
+        if self.pk is not None:
+            raise AppendOnlyError("An issued document is never changed; issue a credit note.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise AppendOnlyError("An issued document is never deleted.")
+
+
+class Invoice(ImmutableDocument):
+    """The invoice of a paid order, with the seller and the buyer as they were that day."""
+
+    number = models.CharField(max_length=20, unique=True)
+    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="invoices")
+    order = models.OneToOneField(Order, on_delete=models.PROTECT, related_name="invoice")
+    issued_at = models.DateTimeField()
+    currency = models.CharField(max_length=3, choices=[(c, c) for c in CURRENCIES])
+    seller = models.JSONField()
+    buyer = models.JSONField()
+    subtotal = models.DecimalField(**AMOUNT)
+    tax_total = models.DecimalField(**AMOUNT, default=0)
+    total = models.DecimalField(**AMOUNT)
+    credit_applied = models.DecimalField(**AMOUNT, default=0)
+    amount_paid = models.DecimalField(**AMOUNT)  # by the payment (card, transfer)
+    payment_method = models.CharField(max_length=60, blank=True)
+    payment_reference = models.CharField(max_length=120, blank=True)
+    paid_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-issued_at", "-id"]
+        indexes = [models.Index(fields=["account", "-issued_at"])]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(total=models.F("credit_applied") + models.F("amount_paid")),
+                name="invoice_paid_by_credit_and_payment",
+            ),
+            models.CheckConstraint(
+                condition=Q(total=models.F("subtotal") + models.F("tax_total")),
+                name="invoice_total_is_subtotal_and_tax",
+            ),
+        ]
+
+    def __str__(self):
+        return self.number
+
+
+class InvoiceLine(ImmutableDocument):
+    invoice = models.ForeignKey(Invoice, on_delete=models.PROTECT, related_name="lines")
+    order_line = models.OneToOneField(
+        OrderLine, on_delete=models.PROTECT, related_name="invoice_line"
+    )
+    description = models.CharField(max_length=300)
+    period_start = models.DateField(null=True, blank=True)
+    period_end = models.DateField(null=True, blank=True)  # the last day, inclusive
+    quantity = models.PositiveIntegerField()
+    unit_price = models.DecimalField(**AMOUNT)
+    amount = models.DecimalField(**AMOUNT)  # before tax
+    tax_name = models.CharField(max_length=40, blank=True)
+    tax_rate = models.DecimalField(max_digits=6, decimal_places=3, default=0)  # per cent
+    tax_amount = models.DecimalField(**AMOUNT, default=0)
+    total = models.DecimalField(**AMOUNT)
+
+    class Meta:
+        ordering = ["invoice", "id"]
+
+    def __str__(self):
+        return self.description
+
+
+class CreditNote(ImmutableDocument):
+    """Money given back on an invoiced order: to the card, or to the account's balance
+    (split as Stripe splits one). `key` makes it once per refund or credit."""
+
+    number = models.CharField(max_length=20, unique=True)
+    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="credit_notes")
+    invoice = models.ForeignKey(Invoice, on_delete=models.PROTECT, related_name="credit_notes")
+    issued_at = models.DateTimeField()
+    currency = models.CharField(max_length=3, choices=[(c, c) for c in CURRENCIES])
+    seller = models.JSONField()
+    buyer = models.JSONField()
+    reason = models.CharField(max_length=200)
+    reference = models.CharField(max_length=100)  # RR-2026-000001, a seat change...
+    key = models.CharField(max_length=120, unique=True)
+    subtotal = models.DecimalField(**AMOUNT)
+    tax_total = models.DecimalField(**AMOUNT, default=0)
+    total = models.DecimalField(**AMOUNT)
+    refunded_to_card = models.DecimalField(**AMOUNT, default=0)
+    credited_to_balance = models.DecimalField(**AMOUNT, default=0)
+
+    class Meta:
+        ordering = ["-issued_at", "-id"]
+        indexes = [models.Index(fields=["account", "-issued_at"])]
+        constraints = [
+            models.CheckConstraint(condition=Q(total__gt=0), name="credit_note_positive"),
+            models.CheckConstraint(
+                condition=Q(total=models.F("refunded_to_card") + models.F("credited_to_balance")),
+                name="credit_note_split_adds_up",
+            ),
+        ]
+
+    def __str__(self):
+        return self.number
+
+
+class CreditNoteLine(ImmutableDocument):
+    credit_note = models.ForeignKey(CreditNote, on_delete=models.PROTECT, related_name="lines")
+    invoice_line = models.ForeignKey(
+        InvoiceLine, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    description = models.CharField(max_length=300)
+    amount = models.DecimalField(**AMOUNT)  # before tax
+    tax_amount = models.DecimalField(**AMOUNT, default=0)
+    total = models.DecimalField(**AMOUNT)
+
+    class Meta:
+        ordering = ["credit_note", "id"]
+
+    def __str__(self):
+        return self.description

@@ -29,6 +29,9 @@ from accounts.models import Account
 
 from .ledger import CreditLot, allocate_oldest_first
 from .models import (
+    BillingDetails,
+    CreditNote,
+    Invoice,
     LedgerEntry,
     Licence,
     LineRefund,
@@ -741,3 +744,52 @@ def entitlements_lost(
         if why:
             lost.append(f"{product.name} stops working: {why}")
     return lost
+
+
+# --- Invoices and credit notes --------------------------------------------------------
+
+
+def invoice_list(*, account: Account, limit: int | None = PAGE_ROWS):
+    rows = (
+        Invoice.objects.filter(account=account)
+        .select_related("order")
+        .order_by("-issued_at", "-pk")
+    )
+    return rows[:limit] if limit else rows
+
+
+def credit_note_list(*, account: Account, limit: int | None = PAGE_ROWS):
+    rows = (
+        CreditNote.objects.filter(account=account)
+        .select_related("invoice")
+        .order_by("-issued_at", "-pk")
+    )
+    return rows[:limit] if limit else rows
+
+
+def invoice_get(*, account: Account, number: str) -> Invoice:
+    invoice = (
+        Invoice.objects.filter(account=account, number=number)
+        .select_related("order", "account")
+        .prefetch_related("lines", "credit_notes")
+        .first()
+    )
+    if invoice is None:
+        raise Http404("No such invoice.")
+    return invoice
+
+
+def credit_note_get(*, account: Account, number: str) -> CreditNote:
+    note = (
+        CreditNote.objects.filter(account=account, number=number)
+        .select_related("invoice", "account")
+        .prefetch_related("lines")
+        .first()
+    )
+    if note is None:
+        raise Http404("No such credit note.")
+    return note
+
+
+def billing_details_get(*, account: Account) -> BillingDetails:
+    return BillingDetails.objects.filter(account=account).first() or BillingDetails(account=account)

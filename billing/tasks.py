@@ -4,7 +4,7 @@ from django.utils import timezone
 from accounts.tasks import MAIL_RETRY
 
 from . import emails, services
-from .models import Licence
+from .models import CreditNote, Invoice, Licence
 
 
 @shared_task(autoretry_for=(Exception,), retry_backoff=True, retry_backoff_max=600, max_retries=10)
@@ -34,4 +34,22 @@ def send_licence_key_email(licence_id: int) -> bool:
     if licence is None or licence.line.delivered_at is None:
         return False
     emails.send_licence_key(licence=licence)
+    return True
+
+
+@shared_task(**MAIL_RETRY)
+def send_receipt_email(invoice_id: int) -> bool:
+    invoice = Invoice.objects.select_related("account", "order").filter(pk=invoice_id).first()
+    if invoice is None:
+        return False
+    emails.send_receipt(invoice=invoice)
+    return True
+
+
+@shared_task(**MAIL_RETRY)
+def send_credit_note_email(note_id: int) -> bool:
+    note = CreditNote.objects.select_related("account", "invoice").filter(pk=note_id).first()
+    if note is None:
+        return False
+    emails.send_credit_note(note=note)
     return True

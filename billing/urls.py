@@ -1,9 +1,20 @@
 from django.urls import path
 
-from . import views, views_payment_method, views_purchases
+from . import views, views_documents, views_payment_method, views_purchases
 
 urlpatterns = [
     path("settings/billing/", views.billing_overview, name="settings_billing"),
+    path("settings/billing/details/", views_documents.billing_details, name="billing_details"),
+    path(
+        "settings/billing/invoices/<str:number>.pdf",
+        views_documents.invoice_download,
+        name="invoice_download",
+    ),
+    path(
+        "settings/billing/credit-notes/<str:number>.pdf",
+        views_documents.credit_note_download,
+        name="credit_note_download",
+    ),
     path("settings/billing/seats/", views.seat_change, name="billing_seat_change"),
     path("settings/billing/cancel/", views.subscription_cancel, name="subscription_cancel"),
     path("settings/billing/plan/", views.plan_change, name="billing_plan_change"),

@@ -68,6 +68,9 @@ def _page(
             "trial_available": trial_available,
             "trial_days": settings.BILLING_TRIAL_DAYS,
             "orders": orders,
+            "invoices": billing_selectors.invoice_list(account=account),
+            "credit_notes": billing_selectors.credit_note_list(account=account),
+            "details": billing_selectors.billing_details_get(account=account),
             # Apps above billing (refunds) add their sections; billing never imports them.
             **{
                 key: value

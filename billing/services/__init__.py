@@ -15,6 +15,8 @@ package are billing's own, by concern:
     support         on-premise support renewals, extra support incidents
     refunds         what came back on a purchase, and what a refund takes back
     apps            selling marketplace apps: their products, subscriptions and licences
+    details         the account's billing details (legal name, address, tax ID)
+    documents       invoices and credit notes, numbered without a gap
 """
 
 from .apps import (
@@ -25,6 +27,8 @@ from .apps import (
     app_subscription_switch,
 )
 from .delivery import service_mark_accepted
+from .details import billing_details_update
+from .documents import invoice_for
 from .ledger import ledger_adjust, ledger_apply_to_charge, ledger_credit
 from .licences import licence_activate, licence_revoke
 from .orders import order_cancel
@@ -62,8 +66,10 @@ __all__ = [
     "app_subscription_cancel",
     "app_subscription_start",
     "app_subscription_switch",
+    "billing_details_update",
     "credits_use",
     "idempotency_key",
+    "invoice_for",
     "ledger_adjust",
     "ledger_apply_to_charge",
     "ledger_credit",

@@ -11,6 +11,7 @@ from accounts.services import audit_record, require_staff
 from ..hooks import ORDER_PAID_HOOKS
 from ..locks import lock_account, lock_order_lines, lock_subscription
 from ..models import LedgerEntry, Order, OrderLine, Product, Subscription
+from .documents import invoice_issue
 from .ledger import ledger_post
 from .licences import licence_issue
 from .seats import seats_paid_sync
@@ -90,6 +91,7 @@ def order_mark_paid(order: Order, *, actor, now) -> None:
                 changes={"price": [str(old), str(line.price)], "order": order.number},
             )
     seats_paid_sync(order.account, actor=actor)
+    invoice_issue(order, now=now)  # and its receipt, mailed after commit
     for hook in ORDER_PAID_HOOKS:  # apps above billing deliver what they sold
         hook(order=order, actor=actor, now=now)
 

@@ -24,6 +24,7 @@ from ..hooks import LINE_REFUNDED_HOOKS
 from ..locks import lock_account, lock_order_lines, lock_payment, lock_subscription
 from ..models import LedgerEntry, Licence, LineRefund, OrderLine, Payment, Product, Subscription
 from ..money import Money
+from .documents import credit_note_for_refunds
 from .ledger import ledger_post
 from .licences import licence_revoke
 from .seats import seats_paid_sync
@@ -135,6 +136,7 @@ def refund_record(
             )
             for hook in LINE_REFUNDED_HOOKS:  # the marketplace reverses a developer's share
                 hook(line, refund)
+        credit_note_for_refunds(rows, reason=f"Refund {reference}")
     return rows
 
 

@@ -34,6 +34,7 @@ from ..selectors import (
     trial_available,
 )
 from .common import require_billing_role, require_previewed
+from .documents import credit_note_for_credit
 from .ledger import ledger_post
 from .orders import order_cancel_locked, order_place
 from .seats import seats_paid_sync
@@ -159,7 +160,7 @@ def subscription_change_seats(
         if quote.kind == "credit" or quote.amount.amount == 0:
             subscription_set_quantity(subscription, quantity, actor=actor, reason=quote.kind)
             if quote.kind == "credit" and quote.amount.amount > 0:
-                ledger_post(
+                entry = ledger_post(
                     account=account,
                     currency=quote.amount.currency,
                     amount=quote.amount.amount,
@@ -168,6 +169,25 @@ def subscription_change_seats(
                     reference=f"subscription:{subscription.pk}",
                     actor=actor,
                 )
+                paid = (
+                    OrderLine.objects.filter(
+                        subscription=subscription,
+                        order__status=Order.Status.PAID,
+                        effect__in=[OrderLine.Effect.START, OrderLine.Effect.RENEW],
+                    )
+                    .select_related("order__account")
+                    .order_by("-order__paid_at", "-pk")
+                    .first()
+                )
+                if paid is not None:  # the credit corrects the period's invoice
+                    credit_note_for_credit(
+                        order=paid.order,
+                        line=paid,
+                        amount=quote.amount.amount,
+                        reason=f"{-quote.delta} seat(s) removed on {today:%d %B %Y}",
+                        key=f"ledger:{entry.pk}",
+                        now=now,
+                    )
             seats_paid_sync(account, actor=actor)
         else:
             order = order_place(

@@ -303,6 +303,12 @@ VENDOR_BANK_DETAILS = env.str(
     "VENDOR_BANK_DETAILS", default="Example Bank, IBAN XX00 0000 0000 0000 0000 00, BIC EXAMPXXX"
 )
 VENDOR_COUNTRY = env.str("VENDOR_COUNTRY", default="US")
+# The seller on invoices and credit notes.
+VENDOR_LEGAL_NAME = env.str("VENDOR_LEGAL_NAME", default="Vendor Software Inc.")
+VENDOR_ADDRESS = env.list(
+    "VENDOR_ADDRESS", default=["100 Market Street", "San Francisco, CA 94105", "United States"]
+)
+VENDOR_TAX_ID = env.str("VENDOR_TAX_ID", default="EIN 12-3456789")
 VENDOR_SUBDIVISION = env.str("VENDOR_SUBDIVISION", default="") or None
 VENDOR_TIMEZONE = env.str("VENDOR_TIMEZONE", default="America/New_York")
 # Approve lines whose engine outcome is "refund" as soon as the request arrives.
@@ -349,5 +355,11 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     # The Stripe SDK logs every API request at INFO.
-    "loggers": {"django.db.backends": {"level": "WARNING"}, "stripe": {"level": "WARNING"}},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        "stripe": {"level": "WARNING"},
+        # WeasyPrint logs each step of every PDF at INFO.
+        "weasyprint": {"level": "WARNING"},
+        "fontTools": {"level": "WARNING"},
+    },
 }

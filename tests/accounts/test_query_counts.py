@@ -25,8 +25,9 @@ SMALL, LARGE = 5, 200
 MAX_QUERIES = {
     "members-page": 7,  # + the members, the pending invitations, two seat counts
     "members-api": 6,  # + the account, the count, the page of members
-    "billing-page": 19,  # + seat holders, seat counts, ledger, plan, plans to start, orders,
-    # payments, add-ons, licences, credits left, usage this month, refund requests
+    "billing-page": 22,  # + seat holders, seat counts, ledger, plan, plans to start, orders,
+    # payments, add-ons, licences, credits left, usage this month, refund requests,
+    # invoices, credit notes, billing details
     "dashboard": 7,  # + two seat counts, the support contact, the member counts
 }
 

@@ -1,0 +1,223 @@
+"""Billing API: billing details, invoices and credit notes (with their PDFs)."""
+
+from django.http import HttpResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers
+from rest_framework.response import Response
+
+from accounts.api import validated_input
+from accounts.pagination import Pagination
+
+from . import selectors, services
+from .api import BillingView
+from .models import BillingDetails, CreditNote, Invoice, InvoiceLine
+from .pdf import credit_note_pdf, invoice_pdf
+from .services.details import FIELDS as DETAIL_FIELDS
+
+
+class BillingDetailsOut(serializers.ModelSerializer):
+    class Meta:
+        model = BillingDetails
+        fields = [*DETAIL_FIELDS, "updated_at"]
+
+
+class BillingDetailsIn(serializers.Serializer):
+    legal_name = serializers.CharField(required=False, allow_blank=True, max_length=200)
+    address_line1 = serializers.CharField(required=False, allow_blank=True, max_length=200)
+    address_line2 = serializers.CharField(required=False, allow_blank=True, max_length=200)
+    city = serializers.CharField(required=False, allow_blank=True, max_length=100)
+    postal_code = serializers.CharField(required=False, allow_blank=True, max_length=20)
+    region = serializers.CharField(required=False, allow_blank=True, max_length=100)
+    country = serializers.CharField(
+        required=False, allow_blank=True, max_length=2, help_text="ISO 3166 code (DE, FR, US…)."
+    )
+    tax_id = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        max_length=40,
+        help_text="Checked for the country's format (an EU VAT number also for its check digits).",
+    )
+    billing_emails = serializers.ListField(
+        child=serializers.EmailField(), required=False, max_length=5
+    )
+    po_reference = serializers.CharField(required=False, allow_blank=True, max_length=60)
+
+
+class DocumentLineOut(serializers.ModelSerializer):
+    class Meta:
+        model = InvoiceLine
+        fields = [
+            "description",
+            "period_start",
+            "period_end",
+            "quantity",
+            "unit_price",
+            "amount",
+            "tax_name",
+            "tax_rate",
+            "tax_amount",
+            "total",
+        ]
+
+
+class InvoiceOut(serializers.ModelSerializer):
+    order = serializers.CharField(source="order.number")
+    status = serializers.SerializerMethodField()
+    credit_notes = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Invoice
+        fields = [
+            "number",
+            "order",
+            "issued_at",
+            "paid_at",
+            "currency",
+            "subtotal",
+            "tax_total",
+            "total",
+            "credit_applied",
+            "amount_paid",
+            "payment_method",
+            "payment_reference",
+            "status",
+            "seller",
+            "buyer",
+            "credit_notes",
+        ]
+
+    def get_status(self, invoice) -> str:
+        return "paid"
+
+    def get_credit_notes(self, invoice) -> list[str]:
+        return [note.number for note in invoice.credit_notes.all()]
+
+
+class InvoiceDetailOut(InvoiceOut):
+    lines = DocumentLineOut(many=True)
+
+    class Meta(InvoiceOut.Meta):
+        fields = [*InvoiceOut.Meta.fields, "lines"]
+
+
+class CreditNoteLineOut(serializers.Serializer):
+    description = serializers.CharField()
+    amount = serializers.DecimalField(max_digits=14, decimal_places=4)
+    tax_amount = serializers.DecimalField(max_digits=14, decimal_places=4)
+    total = serializers.DecimalField(max_digits=14, decimal_places=4)
+
+
+class CreditNoteOut(serializers.ModelSerializer):
+    invoice = serializers.CharField(source="invoice.number")
+    status = serializers.SerializerMethodField()
+
+    class Meta:
+        model = CreditNote
+        fields = [
+            "number",
+            "invoice",
+            "issued_at",
+            "currency",
+            "reason",
+            "reference",
+            "subtotal",
+            "tax_total",
+            "total",
+            "refunded_to_card",
+            "credited_to_balance",
+            "status",
+            "seller",
+            "buyer",
+        ]
+
+    def get_status(self, note) -> str:
+        return "issued"
+
+
+class CreditNoteDetailOut(CreditNoteOut):
+    lines = CreditNoteLineOut(many=True)
+
+    class Meta(CreditNoteOut.Meta):
+        fields = [*CreditNoteOut.Meta.fields, "lines"]
+
+
+def pdf_response(content: bytes, number: str) -> HttpResponse:
+    response = HttpResponse(content, content_type="application/pdf")
+    response["Content-Disposition"] = f'attachment; filename="{number}.pdf"'
+    return response
+
+
+class BillingDetailsView(BillingView):
+    @extend_schema(responses=BillingDetailsOut, summary="The account's billing details")
+    def get(self, request, account_id):
+        return Response(BillingDetailsOut(selectors.billing_details_get(account=self.account)).data)
+
+    @extend_schema(
+        request=BillingDetailsIn, responses=BillingDetailsOut, summary="Change the billing details"
+    )
+    def patch(self, request, account_id):
+        data = validated_input(BillingDetailsIn, request)
+        details = services.billing_details_update(
+            actor=request.user, account=self.account, data=data
+        )
+        return Response(BillingDetailsOut(details).data)
+
+    put = patch
+
+
+class InvoiceListView(BillingView):
+    @extend_schema(responses=InvoiceOut(many=True), summary="The account's invoices, newest first")
+    def get(self, request, account_id):
+        paginator = Pagination()
+        rows = selectors.invoice_list(account=self.account, limit=None).prefetch_related(
+            "credit_notes"
+        )
+        page = paginator.paginate_queryset(rows, request)
+        return paginator.get_paginated_response(InvoiceOut(page, many=True).data)
+
+
+class InvoiceDetailView(BillingView):
+    @extend_schema(responses=InvoiceDetailOut, summary="One invoice with its lines")
+    def get(self, request, account_id, number):
+        return Response(
+            InvoiceDetailOut(selectors.invoice_get(account=self.account, number=number)).data
+        )
+
+
+class InvoicePdfView(BillingView):
+    @extend_schema(
+        responses={(200, "application/pdf"): OpenApiTypes.BINARY}, summary="An invoice as PDF"
+    )
+    def get(self, request, account_id, number):
+        invoice = selectors.invoice_get(account=self.account, number=number)
+        return pdf_response(invoice_pdf(invoice), invoice.number)
+
+
+class CreditNoteListView(BillingView):
+    @extend_schema(
+        responses=CreditNoteOut(many=True), summary="The account's credit notes, newest first"
+    )
+    def get(self, request, account_id):
+        paginator = Pagination()
+        page = paginator.paginate_queryset(
+            selectors.credit_note_list(account=self.account, limit=None), request
+        )
+        return paginator.get_paginated_response(CreditNoteOut(page, many=True).data)
+
+
+class CreditNoteDetailView(BillingView):
+    @extend_schema(responses=CreditNoteDetailOut, summary="One credit note with its lines")
+    def get(self, request, account_id, number):
+        return Response(
+            CreditNoteDetailOut(selectors.credit_note_get(account=self.account, number=number)).data
+        )
+
+
+class CreditNotePdfView(BillingView):
+    @extend_schema(
+        responses={(200, "application/pdf"): OpenApiTypes.BINARY}, summary="A credit note as PDF"
+    )
+    def get(self, request, account_id, number):
+        note = selectors.credit_note_get(account=self.account, number=number)
+        return pdf_response(credit_note_pdf(note), note.number)
