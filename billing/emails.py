@@ -81,3 +81,22 @@ def send_credit_note(*, note) -> None:
             "to_balance": Money(note.credited_to_balance, note.currency),
         },
     )
+
+
+def send_payment_failed(*, payment) -> None:
+    """Always sent (not a reminder one can turn off): what happens next, and where to pay."""
+    url = settings.PORTAL_BASE_URL.rstrip("/") + reverse("settings_billing") + "#orders"
+    with timezone.override(payment.account.tzinfo):
+        for to in _document_recipients(payment.account):
+            send_templated(
+                to=to,
+                subject=f"Payment of {payment.order.number} failed",
+                template="payment_failed",
+                context={
+                    "payment": payment,
+                    "order": payment.order,
+                    "amount": Money(payment.amount, payment.currency),
+                    "url": url,
+                },
+                html=True,
+            )

@@ -315,6 +315,13 @@ class Order(models.Model):
         return sum((line.refunded for line in self.lines.all()), 0)
 
     @property
+    def next_attempt_at(self):
+        """When the next automatic charge is made (from its prefetched payments)."""
+        return max(
+            (p.next_attempt_at for p in self.payments.all() if p.next_attempt_at), default=None
+        )
+
+    @property
     def refundable(self) -> bool:
         """Paid, with something still to ask back on one of its lines."""
         return self.status == self.Status.PAID and any(
@@ -438,6 +445,9 @@ class Payment(models.Model):
     succeeded_at = models.DateTimeField(null=True, blank=True)
     # Refunded back through the gateway so far: never more than the amount.
     refunded = models.DecimalField(**AMOUNT, default=0)
+    # A failed charge's automatic retry (payment recovery: BILLING_PAYMENT_RETRY_DAYS);
+    # cleared once the retry is made.
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]

@@ -4,7 +4,7 @@ from django.utils import timezone
 from accounts.tasks import MAIL_RETRY
 
 from . import emails, services
-from .models import CreditNote, Invoice, Licence
+from .models import CreditNote, Invoice, Licence, Payment
 
 
 @shared_task(autoretry_for=(Exception,), retry_backoff=True, retry_backoff_max=600, max_retries=10)
@@ -52,4 +52,18 @@ def send_credit_note_email(note_id: int) -> bool:
     if note is None:
         return False
     emails.send_credit_note(note=note)
+    return True
+
+
+@shared_task
+def payments_retry_due() -> int:
+    return services.payments_retry_due(now=timezone.now())
+
+
+@shared_task(**MAIL_RETRY)
+def send_payment_failed_email(payment_id: int) -> bool:
+    payment = Payment.objects.select_related("account", "order").filter(pk=payment_id).first()
+    if payment is None or payment.order.status != "awaiting_payment":
+        return False
+    emails.send_payment_failed(payment=payment)
     return True

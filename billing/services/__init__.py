@@ -40,6 +40,7 @@ from .payments import (
     payment_request,
     payment_retry,
     payment_succeeded,
+    payments_retry_due,
 )
 from .purchases import MAX_ITEMS, MAX_QUANTITY, PurchaseQuote, purchase_place, purchase_quote
 from .refunds import TakeBack, refund_hold_units, refund_record, refund_take_back
@@ -82,6 +83,7 @@ __all__ = [
     "payment_request",
     "payment_retry",
     "payment_succeeded",
+    "payments_retry_due",
     "purchase_place",
     "purchase_quote",
     "refund_hold_units",

@@ -6,6 +6,7 @@ the customer's credit, never lost.
 """
 
 import hashlib
+from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
@@ -117,15 +118,61 @@ def payment_failed(*, payment: Payment, message: str) -> Payment:
         if payment.status != Payment.Status.PENDING:
             return payment
         payment.failure_message = message[:300]
+        order = payment.order
+        recover = order.status == Order.Status.AWAITING_PAYMENT and payment.gateway != "manual"
+        if recover:
+            # Payment recovery: the next automatic try, while the schedule lasts.
+            failed = order.payments.filter(status=Payment.Status.FAILED).count() + 1
+            days = settings.BILLING_PAYMENT_RETRY_DAYS
+            if failed <= len(days):
+                payment.next_attempt_at = timezone.now() + timedelta(days=days[failed - 1])
         PAYMENT.move(
             payment,
             Payment.Status.FAILED,
             actor=None,
             action="payment.failed",
-            changes={"amount": str(payment.amount), "message": payment.failure_message},
-            also=["failure_message"],
+            changes={
+                "amount": str(payment.amount),
+                "message": payment.failure_message,
+                "next_attempt_at": str(payment.next_attempt_at or ""),
+            },
+            also=["failure_message", "next_attempt_at"],
         )
+        if recover:
+            tasks.send_payment_failed_email.delay_on_commit(payment.pk)
     return payment
+
+
+def payments_retry_due(*, now=None) -> int:
+    """The beat job: charge again each order whose failed payment's retry is due. Each
+    retry once (the failed payment's `next_attempt_at` is cleared as it is made)."""
+    now = now or timezone.now()
+    made = 0
+    due = Payment.objects.filter(
+        status=Payment.Status.FAILED, next_attempt_at__lte=now
+    ).values_list("pk", "account_id")
+    for pk, account_id in due:
+        with transaction.atomic():
+            lock_account(account_id)
+            payment = lock_payment(pk)
+            if payment.next_attempt_at is None or payment.next_attempt_at > now:
+                continue
+            payment.next_attempt_at = None
+            payment.save(update_fields=["next_attempt_at"])
+            order = lock_order(payment.order_id)
+            attempts = list(order.payments.values_list("status", flat=True))
+            if order.status != Order.Status.AWAITING_PAYMENT or Payment.Status.PENDING in attempts:
+                continue
+            payment_charge_on_commit(order, attempt=len(attempts) + 1)
+            audit_record(
+                actor=None,
+                action="payment.retried_automatically",
+                target=order,
+                account=order.account,
+                changes={"attempt": len(attempts) + 1, "after": payment.pk},
+            )
+            made += 1
+    return made
 
 
 def payment_hold_as_credit(

@@ -247,6 +247,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "refunds.tasks.refund_deadlines_sweep",
         "schedule": env.int("REFUND_SWEEP_SECONDS", default=15 * 60),
     },
+    "retry-payments": {
+        "task": "billing.tasks.payments_retry_due",
+        "schedule": env.int("PAYMENT_RETRY_SWEEP_SECONDS", default=15 * 60),
+    },
     "remind-trials": {
         "task": "marketplace.tasks.trials_remind",
         "schedule": env.int("TRIAL_SWEEP_SECONDS", default=60 * 60),
@@ -293,6 +297,8 @@ SUPPORT_TARGETS = {
 # country and time zone, whose business days the deadlines count.
 REFUND_POLICY = env.str("REFUND_POLICY", default="acelle")
 # Marketplace apps are refunded under the marketplace's own policy (onecloud §4).
+# Payment recovery: a failed card charge is tried again this many days after each failure.
+BILLING_PAYMENT_RETRY_DAYS = env.list("BILLING_PAYMENT_RETRY_DAYS", cast=int, default=[1, 3, 5])
 MARKETPLACE_REFUND_POLICY = env.str("MARKETPLACE_REFUND_POLICY", default="onecloud")
 MARKETPLACE_WEBHOOK_ATTEMPTS = env.int("MARKETPLACE_WEBHOOK_ATTEMPTS", default=6)
 MARKETPLACE_WEBHOOK_TIMEOUT = env.float("MARKETPLACE_WEBHOOK_TIMEOUT", default=10.0)
