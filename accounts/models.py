@@ -63,6 +63,9 @@ class User(AbstractBaseUser, PermissionsMixin):
 
     email = models.EmailField("email address", max_length=254, unique=True)
     full_name = models.CharField(max_length=150, blank=True)
+    # Reminder mails the user turned off (accounts.selectors.REMINDER_MAILS); receipts,
+    # credit notes and failed payments always go.
+    mail_off = models.JSONField(default=list, blank=True)
     is_staff = models.BooleanField(
         default=False, help_text="Vendor staff: may sign in to the staff console."
     )

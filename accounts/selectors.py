@@ -179,3 +179,23 @@ def acts_on_billing(*, user, account: Account) -> bool:
     return Membership.objects.filter(
         account=account, user=user, is_active=True, role__in=BILLING_ROLES
     ).exists()
+
+
+# Reminder mails an owner or billing admin may turn off in Profile.
+REMINDER_MAILS = {
+    "trial_ending": "A trial ends (3 days before and on its last day)",
+    "renewal_coming": "A yearly renewal is coming (30 days before)",
+    "support_expiring": "On-premise support expires (90, 30 and 7 days before)",
+    "card_expiring": "The card on file expires next month",
+    "usage_cap": "Usage reaches 80% and 100% of a cap",
+}
+
+
+def billing_mail_recipients(*, account: Account, kind: str | None = None) -> list[str]:
+    """The owners' and billing admins' addresses, without those who turned `kind` off."""
+    rows = (
+        Membership.objects.filter(account=account, is_active=True, role__in=BILLING_ROLES)
+        .select_related("user")
+        .order_by("pk")
+    )
+    return [m.user.email for m in rows if kind is None or kind not in (m.user.mail_off or [])]

@@ -892,6 +892,28 @@ def invitations_expire(*, now=None) -> int:
 # --- users ---------------------------------------------------------------------------
 
 
+def user_set_mail_off(*, user: User, kinds) -> User:
+    """The reminder mails the user does not want (receipts and failed payments always go)."""
+    kinds = sorted(set(kinds))
+    unknown = [kind for kind in kinds if kind not in selectors.REMINDER_MAILS]
+    if unknown:
+        raise PortalError(f"“{unknown[0]}” is not a reminder mail.", field="mail_off")
+    with transaction.atomic():
+        user = User.objects.select_for_update().get(pk=user.pk)
+        if sorted(user.mail_off or []) == kinds:
+            return user
+        old = user.mail_off
+        user.mail_off = kinds
+        user.save(update_fields=["mail_off"])
+        audit_record(
+            actor=user,
+            action="user.mail_preferences",
+            target=user,
+            changes={"mail_off": [old, kinds]},
+        )
+    return user
+
+
 def user_update_profile(*, user: User, full_name: str) -> User:
     full_name = clean_text(
         full_name, field="full_name", label="your name", max_length=150, required=False

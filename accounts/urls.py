@@ -7,6 +7,7 @@ urlpatterns = [
     path("switch/", views.account_switch, name="account_switch"),
     path("new-account/", views.account_new, name="account_new"),
     path("settings/profile/", views.settings_profile, name="settings_profile"),
+    path("settings/profile/mail/", views.mail_preferences, name="mail_preferences"),
     path("settings/profile/api-token/", views.api_token, name="api_token"),
     path("settings/users/", views.settings_users, name="settings_users"),
     path(

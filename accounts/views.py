@@ -26,7 +26,7 @@ from .forms import (
     SeatForm,
 )
 from .middleware import SESSION_ACCOUNT_KEY
-from .models import Account
+from .models import Account, Membership
 
 
 def member_view(need: str | None = None, *, on_licence_screen: bool = False):
@@ -143,12 +143,39 @@ def settings_profile(request):
         status = 400
     token = Token.objects.filter(user=request.user).first()
     new_key = request.session.pop("new_api_token", None)
+    bills = Membership.objects.filter(
+        user=request.user,
+        is_active=True,
+        role__in=[Membership.Role.OWNER, Membership.Role.BILLING_ADMIN],
+    ).exists()
     return render(
         request,
         "accounts/settings_profile.html",
-        {"form": form, "tab": "profile", "token": token, "new_key": new_key},
+        {
+            "form": form,
+            "tab": "profile",
+            "token": token,
+            "new_key": new_key,
+            "reminders": [
+                (kind, label, kind not in (request.user.mail_off or []))
+                for kind, label in selectors.REMINDER_MAILS.items()
+            ]
+            if bills
+            else [],
+        },
         status=status,
     )
+
+
+@member_view(on_licence_screen=True)
+@require_POST
+def mail_preferences(request):
+    wanted = set(request.POST.getlist("mail"))
+    services.user_set_mail_off(
+        user=request.user, kinds=[kind for kind in selectors.REMINDER_MAILS if kind not in wanted]
+    )
+    messages.success(request, "Your mail preferences are saved.")
+    return redirect("settings_profile")
 
 
 @member_view(on_licence_screen=True)

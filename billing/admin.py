@@ -90,6 +90,13 @@ class LedgerAdjustmentForm(forms.ModelForm):
         help_text="Positive adds credit, negative removes it (never below zero).",
     )
     description = forms.CharField(max_length=300, label="Reason (the customer reads it)")
+    order = forms.CharField(
+        max_length=20,
+        required=False,
+        label="Order it corrects (optional)",
+        help_text="A credit tied to a paid order (ORD-2026-000123) gets a credit note naming "
+        "its invoice.",
+    )
 
     class Meta:
         model = LedgerEntry
@@ -105,6 +112,7 @@ class LedgerAdjustmentForm(forms.ModelForm):
                 account=data["account"],
                 amount=Money(Decimal(data["amount"]), data["currency"]),
                 reason=data["description"],
+                order_number=data.get("order") or None,
             )
         except PortalError as exc:
             field = exc.field if exc.field in self.fields else None
@@ -138,7 +146,7 @@ class LedgerEntryAdmin(admin.ModelAdmin):
 
     def get_fields(self, request, obj=None):
         if obj is None:
-            return ["account", "currency", "amount", "description"]
+            return ["account", "currency", "amount", "description", "order"]
         return [f.name for f in LedgerEntry._meta.fields]
 
     def get_readonly_fields(self, request, obj=None):

@@ -1,11 +1,14 @@
 """Mail the billing app sends, through the accounts app's one sender."""
 
+from datetime import date
+
 from django.conf import settings
 from django.urls import reverse
 from django.utils import timezone
 
 from accounts.emails import send_templated
 from accounts.models import Membership
+from accounts.selectors import billing_mail_recipients
 
 from .models import BillingDetails
 from .money import Money
@@ -100,3 +103,33 @@ def send_payment_failed(*, payment) -> None:
                 },
                 html=True,
             )
+
+
+REMINDER_SUBJECTS = {
+    "trial_ending": "Your {product} trial ends on {last_day}",
+    "renewal_coming": "{product} renews on {renews_on}",
+    "support_expiring": "Your {product} ends on {last_day}: renew it to keep support",
+    "card_expiring": "Your card on file expires at the end of {month}",
+}
+
+
+def _day(value: str) -> str:
+    day = date.fromisoformat(value)
+    return f"{day.day} {day:%B %Y}"
+
+
+def send_reminder(*, account, kind: str, data: dict) -> None:
+    """A reminder, to the owners and billing admins who did not turn its kind off."""
+    words = {
+        key: _day(value) if key in ("last_day", "renews_on") else value
+        for key, value in data.items()
+    }
+    url = settings.PORTAL_BASE_URL.rstrip("/") + reverse("settings_billing")
+    for to in billing_mail_recipients(account=account, kind=kind):
+        send_templated(
+            to=to,
+            subject=REMINDER_SUBJECTS[kind].format(**words),
+            template=f"reminder_{kind}",
+            context={"account": account, "data": words, "url": url},
+            html=True,
+        )

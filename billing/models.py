@@ -810,3 +810,19 @@ class CreditNoteLine(ImmutableDocument):
 
     def __str__(self):
         return self.description
+
+
+class MailReminder(models.Model):
+    """A reminder mail sent (or being sent): its unique key makes each one once, however
+    often the job runs."""
+
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="+")
+    kind = models.CharField(max_length=30)
+    key = models.CharField(max_length=120, unique=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self):
+        return self.key

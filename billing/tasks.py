@@ -1,6 +1,7 @@
 from celery import shared_task
 from django.utils import timezone
 
+from accounts.models import Account
 from accounts.tasks import MAIL_RETRY
 
 from . import emails, services
@@ -66,4 +67,18 @@ def send_payment_failed_email(payment_id: int) -> bool:
     if payment is None or payment.order.status != "awaiting_payment":
         return False
     emails.send_payment_failed(payment=payment)
+    return True
+
+
+@shared_task
+def reminders_send_due() -> int:
+    return services.reminders_send_due(now=timezone.now())
+
+
+@shared_task(**MAIL_RETRY)
+def send_reminder_email(account_id: int, kind: str, data: dict) -> bool:
+    account = Account.objects.filter(pk=account_id).first()
+    if account is None:
+        return False
+    emails.send_reminder(account=account, kind=kind, data=data)
     return True

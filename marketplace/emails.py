@@ -7,20 +7,13 @@ from django.urls import reverse
 from django.utils import timezone
 
 from accounts.emails import send_templated
-from accounts.models import Membership
+from accounts.selectors import billing_mail_recipients
 from billing.money import Money
 
 
-def _recipients(account) -> list[str]:
-    return list(
-        Membership.objects.filter(
-            account=account,
-            is_active=True,
-            role__in=[Membership.Role.OWNER, Membership.Role.BILLING_ADMIN],
-        )
-        .order_by("pk")
-        .values_list("user__email", flat=True)
-    )
+def _recipients(account, kind: str) -> list[str]:
+    """Owners and billing admins who did not turn this reminder off in Profile."""
+    return billing_mail_recipients(account=account, kind=kind)
 
 
 def _url(installation) -> str:
@@ -32,7 +25,7 @@ def _url(installation) -> str:
 def send_trial_reminder(*, installation, last: bool) -> None:
     last_day = installation.trial_end - timedelta(days=1)
     with timezone.override(installation.account.tzinfo):
-        for to in _recipients(installation.account):
+        for to in _recipients(installation.account, "trial_ending"):
             send_templated(
                 to=to,
                 subject=(
@@ -52,7 +45,7 @@ def send_trial_reminder(*, installation, last: bool) -> None:
 
 def send_cap_alert(*, installation, level: int) -> None:
     currency = installation.plan.currency
-    for to in _recipients(installation.account):
+    for to in _recipients(installation.account, "usage_cap"):
         send_templated(
             to=to,
             subject=f"{installation.app.name} has used {level}% of its monthly cap",

@@ -44,6 +44,7 @@ from .payments import (
 )
 from .purchases import MAX_ITEMS, MAX_QUANTITY, PurchaseQuote, purchase_place, purchase_quote
 from .refunds import TakeBack, refund_hold_units, refund_record, refund_take_back
+from .reminders import reminders_send_due
 from .subscriptions import (
     subscription_change_plan,
     subscription_change_seats,
@@ -89,6 +90,7 @@ __all__ = [
     "refund_hold_units",
     "refund_record",
     "refund_take_back",
+    "reminders_send_due",
     "service_mark_accepted",
     "subscription_change_plan",
     "subscription_change_seats",

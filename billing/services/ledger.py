@@ -15,8 +15,9 @@ from accounts.models import Account
 from accounts.services import audit_record, clean_text, require_staff
 
 from ..locks import lock_account
-from ..models import LedgerEntry
+from ..models import LedgerEntry, Order
 from ..money import Money
+from .documents import credit_note_for_credit
 
 
 def ledger_append(*, account, currency, amount: Decimal, kind, description, reference, actor):
@@ -102,8 +103,11 @@ def ledger_credit(
         )
 
 
-def ledger_adjust(*, actor, account: Account, amount: Money, reason: str) -> LedgerEntry:
-    """A staff correction, up or down (never below zero), with the reason the customer reads."""
+def ledger_adjust(
+    *, actor, account: Account, amount: Money, reason: str, order_number: str | None = None
+) -> LedgerEntry:
+    """A staff correction, up or down (never below zero), with the reason the customer reads.
+    A credit tied to a paid order (`order_number`) gets a credit note naming its invoice."""
     reason = clean_text(reason, field="description", label="a reason", max_length=300)
     amount = amount.rounded()
     if amount.amount == 0:
@@ -111,16 +115,36 @@ def ledger_adjust(*, actor, account: Account, amount: Money, reason: str) -> Led
     with transaction.atomic():
         account = lock_account(account)
         require_staff(actor, "billing.add_ledgerentry")
+        order = None
+        if order_number:
+            order = Order.objects.filter(account=account, number=order_number.strip()).first()
+            if order is None or order.status != Order.Status.PAID:
+                raise PortalError(
+                    f"{order_number} is not a paid order of {account.name}.", field="order"
+                )
+            if amount.amount < 0 or amount.currency != order.currency:
+                raise PortalError(
+                    f"A correction of {order.number} is a credit in {order.currency}.",
+                    field="amount",
+                )
         entry = ledger_append(
             account=account,
             currency=amount.currency,
             amount=amount.amount,
             kind=LedgerEntry.Kind.ADJUSTMENT,
             description=reason,
-            reference="",
+            reference=order.number if order else "",
             actor=actor,
         )
         ledger_audit(entry, actor, "ledger.adjusted")
+        if order is not None:
+            credit_note_for_credit(
+                order=order,
+                line=None,
+                amount=amount.amount,
+                reason=reason,
+                key=f"ledger:{entry.pk}",
+            )
     return entry
 
 

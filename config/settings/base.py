@@ -247,6 +247,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "refunds.tasks.refund_deadlines_sweep",
         "schedule": env.int("REFUND_SWEEP_SECONDS", default=15 * 60),
     },
+    "billing-reminders": {
+        "task": "billing.tasks.reminders_send_due",
+        "schedule": env.int("REMINDER_SWEEP_SECONDS", default=60 * 60),
+    },
     "retry-payments": {
         "task": "billing.tasks.payments_retry_due",
         "schedule": env.int("PAYMENT_RETRY_SWEEP_SECONDS", default=15 * 60),

@@ -374,3 +374,35 @@ def test_staff_export_a_period_as_csv(prices, billing_staff, client):
         {"action": "export_csv", "_selected_action": [CreditNote.objects.get().pk]},
     )
     assert "CN-2026-000001" in notes.content.decode() and ",10.00," in notes.content.decode()
+
+
+def test_a_staff_credit_tied_to_an_order_gets_a_credit_note(prices, billing_staff):
+    from billing.money import Money
+
+    account = AccountFactory()
+    order = buy(account, prices, billing_staff, "plugin")
+    with pytest.raises(PortalError, match="not a paid order"):
+        services.ledger_adjust(
+            actor=billing_staff,
+            account=account,
+            amount=Money(Decimal("5"), "USD"),
+            reason="Goodwill",
+            order_number="ORD-9999-000001",
+        )
+    services.ledger_adjust(
+        actor=billing_staff,
+        account=account,
+        amount=Money(Decimal("5"), "USD"),
+        reason="Overcharged a day",
+        order_number=order.number,
+    )
+    note = CreditNote.objects.get()
+    assert (note.invoice.order_id, note.credited_to_balance, note.reason) == (
+        order.pk,
+        5,
+        "Overcharged a day",
+    )
+    services.ledger_adjust(
+        actor=billing_staff, account=account, amount=Money(Decimal("2"), "USD"), reason="Goodwill"
+    )
+    assert CreditNote.objects.count() == 1  # not tied to an order: no credit note
