@@ -36,9 +36,11 @@ def _context(document, kind: str) -> dict:
 
 
 def _render(template: str, context: dict) -> bytes:
-    import weasyprint
+    import weasyprint  # loads Pango and its fonts: only in the processes that make PDFs
 
-    return weasyprint.HTML(string=render_to_string(template, context)).write_pdf()
+    with timezone.override(context["doc"].account.tzinfo):  # its dates in the buyer's zone
+        html = render_to_string(template, context)
+    return weasyprint.HTML(string=html).write_pdf()
 
 
 def invoice_pdf(invoice: Invoice) -> bytes:
