@@ -7,9 +7,9 @@ from django.contrib import admin
 from django.http import HttpResponse
 from django.utils import timezone
 
-from accounts.admin import ReadOnlyAdmin
+from accounts.admin import AuditedAdmin, ReadOnlyAdmin
 
-from .models import BillingDetails, CreditNote, CreditNoteLine, Invoice, InvoiceLine
+from .models import BillingDetails, CreditNote, CreditNoteLine, Invoice, InvoiceLine, TaxRate
 
 
 def _csv(filename: str, header: list[str], rows) -> HttpResponse:
@@ -169,3 +169,12 @@ class BillingDetailsAdmin(ReadOnlyAdmin):
     list_display = ["account", "legal_name", "country", "tax_id", "updated_at"]
     list_filter = ["country"]
     search_fields = ["account__name", "legal_name", "tax_id"]
+
+
+@admin.register(TaxRate)
+class TaxRateAdmin(AuditedAdmin):
+    """Tax rates per country (and region): a change is a new rate from its date."""
+
+    list_display = ["country", "region", "name", "rate", "valid_from"]
+    list_filter = ["country", "name"]
+    search_fields = ["country", "region", "name"]

@@ -60,7 +60,9 @@ class PurchaseLineOut(serializers.Serializer):
 
 class PurchaseQuoteOut(serializers.Serializer):
     lines = PurchaseLineOut(many=True)
-    total = serializers.DictField()
+    total = serializers.DictField(help_text="Before tax: what `expected_total` repeats.")
+    tax = serializers.DictField(help_text="The tax the order is charged (billing country).")
+    total_with_tax = serializers.DictField()
     notes = serializers.ListField(child=serializers.CharField())
 
 
@@ -68,6 +70,8 @@ def _quote_data(quote) -> dict:
     return {
         "lines": [{key: line.get(key) for key in PurchaseLineOut().fields} for line in quote.lines],
         "total": money(quote.total.amount, quote.total.currency),
+        "tax": money(quote.tax.amount if quote.tax else 0, quote.total.currency),
+        "total_with_tax": money(quote.total_with_tax.amount, quote.total.currency),
         "notes": quote.notes,
     }
 

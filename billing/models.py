@@ -373,6 +373,11 @@ class OrderLine(models.Model):
     activated_at = models.DateTimeField(null=True, blank=True)
     delivered_at = models.DateTimeField(null=True, blank=True)
     delivery = models.CharField(max_length=20, choices=Delivery.choices, blank=True, default="")
+    # The tax charged on it, part of `amount` (what was paid): computed from the buyer's
+    # billing country when ordered (billing.tax), kept as it was.
+    tax_name = models.CharField(max_length=60, blank=True)
+    tax_rate = models.DecimalField(max_digits=6, decimal_places=3, default=0)
+    tax_amount = models.DecimalField(**AMOUNT, default=0)
     # What came back on it so far (to the card or as credit): the sum of its refunds
     # (LineRefund), never more than was paid for it.
     refunded = models.DecimalField(**AMOUNT, default=0)
@@ -393,6 +398,10 @@ class OrderLine(models.Model):
             models.CheckConstraint(
                 condition=Q(refunded__gte=0, refunded__lte=models.F("amount")),
                 name="line_refunded_within_amount",
+            ),
+            models.CheckConstraint(
+                condition=Q(tax_amount__gte=0, tax_amount__lte=models.F("amount")),
+                name="line_tax_within_amount",
             ),
             models.CheckConstraint(
                 condition=(
@@ -826,3 +835,28 @@ class MailReminder(models.Model):
 
     def __str__(self):
         return self.key
+
+
+class TaxRate(models.Model):
+    """A tax the buyer's country (and region, where it has them) charges, from a date."""
+
+    country = models.CharField(max_length=2)  # ISO 3166-1 alpha-2
+    region = models.CharField(max_length=10, blank=True)  # "" for the whole country
+    name = models.CharField(max_length=40)  # VAT, GST, Sales tax
+    rate = models.DecimalField(max_digits=6, decimal_places=3)  # per cent
+    valid_from = models.DateField()
+
+    class Meta:
+        ordering = ["country", "region", "-valid_from"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["country", "region", "valid_from"], name="tax_rate_once_per_start"
+            ),
+            models.CheckConstraint(
+                condition=Q(rate__gte=0, rate__lte=100), name="tax_rate_between_0_and_100"
+            ),
+        ]
+
+    def __str__(self):
+        where = f"{self.country}-{self.region}" if self.region else self.country
+        return f"{self.name} {self.rate}% in {where} from {self.valid_from}"

@@ -6,6 +6,7 @@ from django.utils import timezone
 
 from .models import CreditNote, Invoice
 from .money import Money
+from .tax import REVERSE_CHARGE, REVERSE_CHARGE_NOTE
 
 
 def _context(document, kind: str) -> dict:
@@ -61,6 +62,11 @@ def invoice_pdf(invoice: Invoice) -> bytes:
         }
         for line in invoice.lines.all()
     ]
+    context["reverse_charge"] = (
+        REVERSE_CHARGE_NOTE
+        if any(line.tax_name == REVERSE_CHARGE for line in invoice.lines.all())
+        else ""
+    )
     return _render("billing/pdf/invoice.html", context)
 
 

@@ -15,6 +15,8 @@ class SeatChangeQuote:
     period_start: date  # today: the change takes effect at once
     period_end: date
     trial: bool = False  # during a trial seats change without charge or credit
+    tax: Money | None = None  # on `amount`, from the billing country (billing.tax)
+    tax_name: str = ""
 
     @property
     def delta(self) -> int:
@@ -38,14 +40,32 @@ class SeatChangeQuote:
                 f"Adding {seats} seat{plural} now costs {self.amount} for the {days} days left "
                 f"in this period (until {self.period_end:%d %B %Y}), charged at once "
                 "(1CRM terms: increases are pro-rated to the end of the subscription period)."
+                + tax_words(self.amount, self.tax, self.tax_name)
             )
         if self.kind == "credit":
             return (
                 f"Removing {seats} seat{plural} now puts {self.amount} of credit on your account "
                 f"for the {days} days left in this period. The credit is not refundable and is "
                 "applied to your next charges (1CRM terms)."
+                + tax_words(self.amount, self.tax, self.tax_name, credit=True)
             )
         return "No change."
+
+    @property
+    def total(self) -> Money:
+        """What is charged or credited, with its tax."""
+        return self.amount + self.tax if self.tax else self.amount
+
+
+def tax_words(amount: Money, tax: Money | None, name: str, *, credit: bool = False) -> str:
+    """The tax part of a preview: " Plus VAT 19%: 5.70 USD, 35.70 USD in all."."""
+    if not name:
+        return ""
+    if tax is None or tax.amount == 0:
+        return f" {name}: no tax is charged." if name == "Reverse charge" else ""
+    if credit:
+        return f" With the {name} paid on it: {amount + tax} of credit in all."
+    return f" Plus {name}: {tax}, {amount + tax} in all."
 
 
 def seat_change_quote(
@@ -75,6 +95,8 @@ class PlanChangeQuote:
     period_end: date
     # What stops working on the new plan's edition (1CRM terms: the WordPress portal).
     stops: tuple[str, ...] = ()
+    tax: Money | None = None  # on `amount`, from the billing country (billing.tax)
+    tax_name: str = ""
 
     def explain(self) -> str:
         if self.kind == "upgrade":
@@ -83,6 +105,7 @@ class PlanChangeQuote:
                 f"Moving from {self.current} to {self.new} takes effect now: the price "
                 f"difference for the {days} days left in this period is {self.amount}, charged "
                 "at once, and the new plan's benefits apply immediately (acelle §6)."
+                + tax_words(self.amount, self.tax, self.tax_name)
             )
         if self.kind == "downgrade":
             return (

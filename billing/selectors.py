@@ -45,6 +45,8 @@ from .models import (
 )
 from .money import Money
 from .periods import SupportRenewal, support_renewal_period
+from .quotes import tax_words
+from .tax import tax_preview
 
 # Orders and payments the Billing page lists, newest first; the API pages through all.
 PAGE_ROWS = 25
@@ -567,6 +569,8 @@ class SupportRenewalQuote:
     licensed: int
     period: SupportRenewal
     amount: Money
+    tax: Money | None = None  # on `amount`, from the billing country (billing.tax)
+    tax_name: str = ""
 
     @property
     def renounced(self) -> int:
@@ -577,6 +581,7 @@ class SupportRenewalQuote:
         text = (
             f"Support for {self.users} user(s) from {self.period.start:%d %B %Y} to "
             f"{self.period.end:%d %B %Y} ({months} months): {self.amount}."
+            + tax_words(self.amount, self.tax, self.tax_name)
         )
         if self.period.arrears_days:
             text += (
@@ -627,8 +632,15 @@ def support_renewal_quote(*, account: Account, users: int, today: date) -> Suppo
     amount = (
         Money(price.amount, price.currency) * users * period.months_billed / Decimal(12)
     ).rounded()
+    tax, _, name = tax_preview(account, amount, today)
     return SupportRenewalQuote(
-        contract=contract, users=users, licensed=licensed, period=period, amount=amount
+        contract=contract,
+        users=users,
+        licensed=licensed,
+        period=period,
+        amount=amount,
+        tax=tax if name else None,
+        tax_name=name,
     )
 
 

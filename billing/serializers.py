@@ -51,12 +51,21 @@ class QuoteOut(serializers.Serializer):
     current = serializers.IntegerField()
     new = serializers.IntegerField()
     amount = serializers.SerializerMethodField()
+    tax = serializers.SerializerMethodField(help_text="The tax on `amount` (billing country).")
+    total = serializers.SerializerMethodField(help_text="`amount` with its tax.")
     period_start = serializers.DateField()
     period_end = serializers.DateField()
     explanation = serializers.SerializerMethodField()
 
     def get_amount(self, quote) -> dict:
         return money(quote.amount.amount, quote.amount.currency)
+
+    def get_tax(self, quote) -> dict:
+        tax = quote.tax or type(quote.amount).zero(quote.amount.currency)
+        return money(tax.amount, tax.currency)
+
+    def get_total(self, quote) -> dict:
+        return money(quote.total.amount, quote.total.currency)
 
     def get_explanation(self, quote) -> str:
         return quote.explain()
@@ -188,6 +197,7 @@ class PlanQuoteOut(serializers.Serializer):
     stops = serializers.ListField(
         child=serializers.CharField(), help_text="What stops working on the new plan's edition."
     )
+    tax = MoneyOut(help_text="The tax on `amount` (billing country).")
 
 
 class PlanChangeOut(serializers.Serializer):
@@ -212,6 +222,7 @@ def plan_quote_data(quote) -> dict:
         "period_end": quote.period_end,
         "explanation": quote.explain(),
         "stops": list(quote.stops),
+        "tax": money(quote.tax.amount if quote.tax else 0, quote.amount.currency),
     }
 
 

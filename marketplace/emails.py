@@ -40,6 +40,7 @@ def send_trial_reminder(*, installation, last: bool) -> None:
                     "last": last,
                     "url": _url(installation),
                 },
+                html=True,
             )
 
 
@@ -57,4 +58,5 @@ def send_cap_alert(*, installation, level: int) -> None:
                 "cap": Money(installation.usage_cap or 0, currency),
                 "url": _url(installation),
             },
+            html=True,
         )

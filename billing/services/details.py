@@ -22,39 +22,9 @@ from accounts.services import audit_record, clean_text
 
 from ..locks import lock_account
 from ..models import BillingDetails
+from ..tax import EU
 from .common import require_billing_role
 
-EU = frozenset(
-    [
-        "AT",
-        "BE",
-        "BG",
-        "HR",
-        "CY",
-        "CZ",
-        "DK",
-        "EE",
-        "FI",
-        "FR",
-        "DE",
-        "GR",
-        "HU",
-        "IE",
-        "IT",
-        "LV",
-        "LT",
-        "LU",
-        "MT",
-        "NL",
-        "PL",
-        "PT",
-        "RO",
-        "SK",
-        "SI",
-        "ES",
-        "SE",
-    ]
-)
 # stdnum and VAT prefixes that differ from ISO 3166 (Greece's VAT numbers start with EL).
 VAT_PREFIX = {"GR": "EL"}
 MAX_BILLING_EMAILS = 5

@@ -30,6 +30,7 @@ from ..models import (
     OrderLine,
     Payment,
 )
+from ..money import Money
 
 
 def seller_snapshot() -> dict:
@@ -63,9 +64,10 @@ def document_number(series: str, year: int) -> str:
 
 
 def _unit_price(line: OrderLine) -> Decimal:
+    net = line.amount - line.tax_amount
     if not line.quantity:
-        return line.amount
-    return (line.amount / line.quantity).quantize(Decimal("0.0001"), rounding=ROUND_HALF_UP)
+        return net
+    return (net / line.quantity).quantize(Decimal("0.0001"), rounding=ROUND_HALF_UP)
 
 
 def _payment_words(payment: Payment | None) -> tuple[str, str]:
@@ -88,7 +90,9 @@ def invoice_issue(order: Order, *, now=None) -> Invoice:
     )
     method, reference = _payment_words(payment)
     lines = list(order.lines.order_by("pk"))
-    subtotal = sum((line.amount for line in lines), Decimal(0))
+    total = sum((line.amount for line in lines), Decimal(0))
+    tax_total = sum((line.tax_amount for line in lines), Decimal(0))
+    subtotal = total - tax_total
     invoice = Invoice.objects.create(
         number=document_number("INV", timezone.localtime(now, order.account.tzinfo).year),
         account=order.account,
@@ -98,11 +102,11 @@ def invoice_issue(order: Order, *, now=None) -> Invoice:
         seller=seller_snapshot(),
         buyer=buyer_snapshot(order.account),
         subtotal=subtotal,
-        tax_total=Decimal(0),
-        total=subtotal,
+        tax_total=tax_total,
+        total=total,
         credit_applied=order.credit_applied,
-        amount_paid=subtotal - order.credit_applied,
-        payment_method=method if subtotal > order.credit_applied else "Account credit",
+        amount_paid=total - order.credit_applied,
+        payment_method=method if total > order.credit_applied else "Account credit",
         payment_reference=reference,
         paid_at=order.paid_at or now,
     )
@@ -116,7 +120,10 @@ def invoice_issue(order: Order, *, now=None) -> Invoice:
                 period_end=line.period_end - timedelta(days=1) if line.period_end else None,
                 quantity=line.quantity,
                 unit_price=_unit_price(line),
-                amount=line.amount,
+                amount=line.amount - line.tax_amount,
+                tax_name=line.tax_name,
+                tax_rate=line.tax_rate,
+                tax_amount=line.tax_amount,
                 total=line.amount,
             )
             for line in lines
@@ -161,6 +168,16 @@ def credit_note_issue(
     now = now or timezone.now()
     lines = {line.order_line_id: line for line in invoice.lines.all()}
     total = sum(amounts.values(), Decimal(0))
+
+    def tax_of(pk, amount) -> Decimal:
+        """The tax in an amount given back on a line: the line's share, to the cent."""
+        line = lines.get(pk)
+        if line is None or not line.total or not line.tax_amount:
+            return Decimal(0)
+        return Money(amount * line.tax_amount / line.total, invoice.currency).rounded().amount
+
+    taxes = {pk: tax_of(pk, amount) for pk, amount in amounts.items()}
+    tax_total = sum(taxes.values(), Decimal(0))
     note = CreditNote.objects.create(
         number=document_number("CN", timezone.localtime(now, order.account.tzinfo).year),
         account=order.account,
@@ -172,7 +189,8 @@ def credit_note_issue(
         reason=reason[:200],
         reference=reference[:100],
         key=key,
-        subtotal=total,
+        subtotal=total - tax_total,
+        tax_total=tax_total,
         total=total,
         refunded_to_card=total if to_card else Decimal(0),
         credited_to_balance=Decimal(0) if to_card else total,
@@ -183,7 +201,8 @@ def credit_note_issue(
                 credit_note=note,
                 invoice_line=lines.get(pk),
                 description=lines[pk].description if pk in lines else reason,
-                amount=amount,
+                amount=amount - taxes[pk],
+                tax_amount=taxes[pk],
                 total=amount,
             )
             for pk, amount in amounts.items()

@@ -17,6 +17,8 @@ from ..hooks import ORDER_CANCELLED_HOOKS
 from ..locks import lock_account, lock_order
 from ..models import LedgerEntry, Order, OrderLine, Payment, Product, Subscription
 from ..money import Money
+from ..selectors import account_today
+from ..tax import lines_with_tax
 from .common import require_billing_role
 from .delivery import order_mark_paid
 from .ledger import ledger_apply_to_charge, ledger_post
@@ -33,6 +35,8 @@ def order_place(
     delivered, at once.
     """
     lines = lines if lines is not None else [line]
+    # Tax from the buyer's billing country on the order's day, part of what is charged.
+    lines = lines_with_tax(account, lines, account_today(account, now))
     currency = account.currency if lines[0].get("price") is None else lines[0]["price"].currency
     amount = Money(sum((item["amount"] for item in lines), Decimal(0)), currency)
     order = order_create(account=account, currency=currency, lines=lines, actor=actor, now=now)

@@ -16,6 +16,7 @@ from ..locks import lock_account
 from ..models import Order, OrderLine, Price, Product, Subscription
 from ..money import Money, prorate
 from ..periods import next_period_end
+from ..quotes import tax_words
 from ..selectors import (
     account_today,
     catalogue,
@@ -25,6 +26,7 @@ from ..selectors import (
     support_is_active,
     support_price,
 )
+from ..tax import lines_with_tax, tax_terms
 from .common import require_billing_role, require_previewed, whole_number
 from .orders import order_place
 
@@ -52,8 +54,14 @@ LIVE = (
 @dataclass(frozen=True)
 class PurchaseQuote:
     lines: list  # OrderLine fields, ready to be created
-    total: Money
+    total: Money  # before tax (what `expected_total` repeats)
     notes: list[str] = field(default_factory=list)
+    tax: Money | None = None
+    tax_name: str = ""
+
+    @property
+    def total_with_tax(self) -> Money:
+        return self.total + self.tax if self.tax else self.total
 
 
 def _parse_items(account: Account, items) -> list[tuple[Price, int]]:
@@ -244,7 +252,13 @@ def purchase_quote(*, account: Account, items, today: date) -> PurchaseQuote:
             lines.append(support)
             notes.append(note)
     total = Money(sum((line["amount"] for line in lines), Decimal(0)), account.currency)
-    return PurchaseQuote(lines=lines, total=total, notes=notes)
+    # The tax the order will be charged, per line as the order computes it (billing.tax).
+    taxed = lines_with_tax(account, lines, today)
+    tax = Money(sum((line.get("tax_amount", 0) for line in taxed), Decimal(0)), account.currency)
+    name = tax_terms(account, today).describe()
+    if name:
+        notes.append(tax_words(total, tax, name).strip())
+    return PurchaseQuote(lines=lines, total=total, notes=notes, tax=tax, tax_name=name)
 
 
 def purchase_place(

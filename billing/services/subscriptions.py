@@ -33,6 +33,7 @@ from ..selectors import (
     subscription_live,
     trial_available,
 )
+from ..tax import tax_preview
 from .common import require_billing_role, require_previewed
 from .documents import credit_note_for_credit
 from .ledger import ledger_post
@@ -128,7 +129,13 @@ def subscription_seat_quote(
     if subscription.status == Subscription.Status.TRIALING:
         # Nothing was paid for a trial: its seats change without a charge or a credit.
         quote = replace(quote, amount=Money.zero(quote.amount.currency), trial=True)
-    return quote
+    return with_quote_tax(quote, subscription.account, today)
+
+
+def with_quote_tax(quote, account: Account, today):
+    """The quote with the tax its amount is charged (or was paid) with (billing.tax)."""
+    tax, _, name = tax_preview(account, quote.amount, today)
+    return replace(quote, tax=tax, tax_name=name) if name else quote
 
 
 def subscription_change_seats(
@@ -160,10 +167,11 @@ def subscription_change_seats(
         if quote.kind == "credit" or quote.amount.amount == 0:
             subscription_set_quantity(subscription, quantity, actor=actor, reason=quote.kind)
             if quote.kind == "credit" and quote.amount.amount > 0:
+                # The credit gives back the tax paid on those seats too.
                 entry = ledger_post(
                     account=account,
                     currency=quote.amount.currency,
-                    amount=quote.amount.amount,
+                    amount=quote.total.amount,
                     kind=LedgerEntry.Kind.SEAT_CREDIT,
                     description=f"{-quote.delta} seat(s) removed on {today:%d %B %Y}",
                     reference=f"subscription:{subscription.pk}",
@@ -183,7 +191,7 @@ def subscription_change_seats(
                     credit_note_for_credit(
                         order=paid.order,
                         line=paid,
-                        amount=quote.amount.amount,
+                        amount=quote.total.amount,
                         reason=f"{-quote.delta} seat(s) removed on {today:%d %B %Y}",
                         key=f"ledger:{entry.pk}",
                         now=now,
@@ -407,7 +415,7 @@ def subscription_plan_quote(
     if price.product.edition != subscription.price.product.edition:
         stops = entitlements_lost(subscription.account, edition=price.product.edition)
         quote = replace(quote, stops=tuple(stops))
-    return quote
+    return with_quote_tax(quote, subscription.account, today)
 
 
 def subscription_change_plan(

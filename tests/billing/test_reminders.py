@@ -129,3 +129,25 @@ def test_profile_saves_the_preferences():
     client.post("/settings/profile/mail/", {"mail": ["trial_ending", "usage_cap"]})
     owner.refresh_from_db()
     assert owner.mail_off == ["card_expiring", "renewal_coming", "support_expiring"]
+
+
+def test_the_card_expiring_next_month_is_mailed_once(
+    django_capture_on_commit_callbacks, monkeypatch
+):
+    from djstripe.models import Customer
+
+    from billing import payment_methods
+
+    account = AccountFactory(timezone="UTC")
+    Customer.objects.create(id="cus_test1", subscriber=account, livemode=False)
+    card = payment_methods.Card(brand="visa", last4="4242", exp_month=4, exp_year=2026)
+    monkeypatch.setattr(payment_methods, "card_on_file", lambda *, account: card)
+    assert (
+        run(datetime(2026, 2, 20, 12, tzinfo=UTC), django_capture_on_commit_callbacks) == 0
+    )  # April is 2 months off
+    assert run(datetime(2026, 3, 1, 12, tzinfo=UTC), django_capture_on_commit_callbacks) == 1
+    assert (
+        run(datetime(2026, 3, 20, 12, tzinfo=UTC), django_capture_on_commit_callbacks) == 0
+    )  # once
+    (message,) = mail.outbox
+    assert "expires at the end of April 2026" in message.subject and "4242" in message.body

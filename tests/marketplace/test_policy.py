@@ -238,6 +238,7 @@ def test_trial_mails_three_days_before_and_on_the_last_day(
     assert "ends today" in mail.outbox[1].subject
     for message in mail.outbox:
         assert "§4" in message.body and "no refund" in message.body
+        assert message.alternatives[0][1] == "text/html"
 
 
 def test_earnings_held_then_available_then_reversed_by_a_refund(
