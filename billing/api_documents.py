@@ -16,6 +16,11 @@ from .pdf import credit_note_pdf, invoice_pdf
 from .services.details import FIELDS as DETAIL_FIELDS
 
 
+def _cents():
+    """Money as the rest of the API gives it: two decimals."""
+    return serializers.DecimalField(max_digits=14, decimal_places=2, read_only=True)
+
+
 class BillingDetailsOut(serializers.ModelSerializer):
     class Meta:
         model = BillingDetails
@@ -45,6 +50,11 @@ class BillingDetailsIn(serializers.Serializer):
 
 
 class DocumentLineOut(serializers.ModelSerializer):
+    unit_price, amount, tax_amount, total = _cents(), _cents(), _cents(), _cents()
+    period_end = serializers.DateField(
+        read_only=True, help_text="The period's last day, inclusive, as the invoice prints it."
+    )
+
     class Meta:
         model = InvoiceLine
         fields = [
@@ -63,6 +73,8 @@ class DocumentLineOut(serializers.ModelSerializer):
 
 class InvoiceOut(serializers.ModelSerializer):
     order = serializers.CharField(source="order.number")
+    subtotal, tax_total, total = _cents(), _cents(), _cents()
+    credit_applied, amount_paid = _cents(), _cents()
     status = serializers.SerializerMethodField()
     credit_notes = serializers.SerializerMethodField()
 
@@ -103,13 +115,13 @@ class InvoiceDetailOut(InvoiceOut):
 
 class CreditNoteLineOut(serializers.Serializer):
     description = serializers.CharField()
-    amount = serializers.DecimalField(max_digits=14, decimal_places=4)
-    tax_amount = serializers.DecimalField(max_digits=14, decimal_places=4)
-    total = serializers.DecimalField(max_digits=14, decimal_places=4)
+    amount, tax_amount, total = _cents(), _cents(), _cents()
 
 
 class CreditNoteOut(serializers.ModelSerializer):
     invoice = serializers.CharField(source="invoice.number")
+    subtotal, tax_total, total = _cents(), _cents(), _cents()
+    refunded_to_card, credited_to_balance = _cents(), _cents()
     status = serializers.SerializerMethodField()
 
     class Meta:

@@ -7,6 +7,8 @@ from django.utils import timezone
 
 from accounts.emails import send_templated
 
+from .models import RefundRequest
+
 CUSTOMER_TEXT = {
     "received": "We received your refund request. We acknowledge it within 2 business days "
     "and decide within 5 (AcelleMail policy §5).",
@@ -65,11 +67,20 @@ def _send_update(*, request, event: str) -> bool:
     recipient = request.requested_by.email if request.requested_by else None
     if recipient is None:
         return False
+    # The state the mail is about, not the request's state when the job runs (a worker
+    # may send several steps' mails after the request moved on).
+    state = kind if kind in RefundRequest.State.values else request.state
+    label = RefundRequest.State(state).label
     send_templated(
         to=recipient,
-        subject=f"{request.number}: {request.get_state_display()}",
+        subject=f"{request.number}: {label}",
         template="refund_update",
-        context={**context, "text": CUSTOMER_TEXT.get(kind, "")},
+        context={
+            **context,
+            "text": CUSTOMER_TEXT.get(kind, ""),
+            "state": state,
+            "state_label": label,
+        },
     )
     return True
 

@@ -73,7 +73,7 @@ def _unit_price(line: OrderLine) -> Decimal:
 def _payment_words(payment: Payment | None) -> tuple[str, str]:
     if payment is None:
         return "Account credit", ""
-    method = {"stripe": "Card (Stripe)", "manual": "Bank transfer"}.get(
+    method = {"stripe": "Card (Stripe)", "manual": "Payment recorded by our billing team"}.get(
         payment.gateway, payment.gateway.title()
     )
     return method, payment.reference

@@ -70,7 +70,8 @@ def test_a_paid_order_gets_one_invoice_with_the_buyer_of_that_day(prices, billin
     invoice = Invoice.objects.get(order=order)
     assert invoice.number == "INV-2026-000001"
     assert (invoice.subtotal, invoice.total, invoice.amount_paid) == (69, 69, 69)
-    assert invoice.payment_method == "Bank transfer" and invoice.payment_reference == "WIRE-7"
+    assert invoice.payment_method == "Payment recorded by our billing team"
+    assert invoice.payment_reference == "WIRE-7"
     assert (
         invoice.buyer["name"] == "Acme Corporation GmbH"
         and invoice.buyer["tax_id"] == "DE136695976"
@@ -199,7 +200,7 @@ def test_the_api_lists_and_serves_documents_and_hides_other_accounts(
     api_client.force_authenticate(owner_of(account))
     listed = api_client.get(f"/api/v1/accounts/{account.pk}/invoices/").json()
     assert listed["count"] == 1 and listed["results"][0]["number"] == number
-    assert listed["results"][0]["status"] == "paid" and listed["results"][0]["total"] == "49.0000"
+    assert listed["results"][0]["status"] == "paid" and listed["results"][0]["total"] == "49.00"
     detail = api_client.get(f"/api/v1/accounts/{account.pk}/invoices/{number}/").json()
     assert detail["lines"][0]["description"] == order.lines.get().description
     pdf = api_client.get(f"/api/v1/accounts/{account.pk}/invoices/{number}/pdf")

@@ -11,6 +11,7 @@ import pytest
 from django.apps import apps
 from django.core import mail
 from django.urls import reverse
+from django.utils import timezone
 
 from accounts.errors import PortalError
 from accounts.models import AuditEvent
@@ -324,3 +325,31 @@ def test_the_backfill_caps_a_legacy_double_refund_still_in_flight(settings, acme
     payout = second.payouts.get()
     assert payout.status == "failed" and "nothing is left to pay back" in payout.error
     assert payout.allocation == {}
+
+
+@pytest.mark.django_db
+def test_each_step_mail_names_its_own_state_even_when_sent_late(
+    django_capture_on_commit_callbacks, paid_order, billing_staff
+):
+    """A worker may send a request's mails after it moved on: each still says its step."""
+    from django.core import mail
+
+    from refunds import services as refund_services
+    from tests.factories import owner_of
+
+    account, order = paid_order(when=timezone.now())
+    with django_capture_on_commit_callbacks(execute=False) as later:
+        request = refund_services.refund_request_submit(
+            actor=owner_of(account),
+            account=account,
+            line_ids=[line.pk for line in order.lines.all()],
+            reason="no_longer_needed",
+            payout_method="credit",
+        )
+        refund_services.refund_request_acknowledge(actor=billing_staff, request=request)
+    mail.outbox.clear()
+    for callback in later:
+        callback()
+    subjects = [m.subject for m in mail.outbox if m.to == [owner_of(account).email]]
+    assert f"{request.number}: Received" in subjects[0]
+    assert any("Acknowledged" in s for s in subjects[1:])
