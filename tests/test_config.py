@@ -142,3 +142,16 @@ def test_the_test_schema_of_dj_stripe_is_current():
         call_command("makemigrations", "djstripe", check=True, dry_run=True, verbosity=0)
     except SystemExit as exc:
         pytest.fail(f"tests/djstripe_migrations is stale (exit {exc.code}): regenerate it.")
+
+
+@pytest.mark.django_db
+def test_only_configured_mail_providers_have_webhooks_and_none_answers_500(client):
+    from django.urls import get_resolver
+
+    for esp in ("mailgun", "sendgrid", "mandrill", "amazon_ses", "sparkpost"):
+        assert client.post(f"/anymail/{esp}/inbound/", data="x", content_type="text/plain").status_code == 404
+    routes = [str(p.pattern) for p in get_resolver().url_patterns if str(p.pattern) == "anymail/"]
+    assert routes
+    for path in ("/anymail/postmark/inbound/", "/anymail/postmark/tracking/"):
+        response = client.post(path, data="not json", content_type="application/json")
+        assert response.status_code < 500, (path, response.status_code)

@@ -151,6 +151,9 @@ ANYMAIL = env.dict("ANYMAIL", default={})
 # "user:password" HTTP basic auth; without it the refund-mail receiver refuses every post.
 if env.str("ANYMAIL_WEBHOOK_SECRET", default=""):
     ANYMAIL["WEBHOOK_SECRET"] = env.str("ANYMAIL_WEBHOOK_SECRET")
+# The providers whose webhooks are mounted under /anymail/: only those configured, since an
+# unconfigured provider's webhook answers every post with a server error.
+ANYMAIL_WEBHOOK_ESPS = env.list("ANYMAIL_WEBHOOK_ESPS", default=["postmark"])
 # Public base URL used in links inside emails sent by background jobs.
 PORTAL_BASE_URL = env.str("PORTAL_BASE_URL", default="http://127.0.0.1:8000")
 
