@@ -149,7 +149,10 @@ def test_only_configured_mail_providers_have_webhooks_and_none_answers_500(clien
     from django.urls import get_resolver
 
     for esp in ("mailgun", "sendgrid", "mandrill", "amazon_ses", "sparkpost"):
-        assert client.post(f"/anymail/{esp}/inbound/", data="x", content_type="text/plain").status_code == 404
+        assert (
+            client.post(f"/anymail/{esp}/inbound/", data="x", content_type="text/plain").status_code
+            == 404
+        )
     routes = [str(p.pattern) for p in get_resolver().url_patterns if str(p.pattern) == "anymail/"]
     assert routes
     for path in ("/anymail/postmark/inbound/", "/anymail/postmark/tracking/"):
