@@ -7,7 +7,6 @@ from django.urls import reverse
 from django.utils import timezone
 
 from accounts.emails import send_templated
-from accounts.models import Membership
 from accounts.selectors import billing_mail_recipients
 
 from .models import BillingDetails
@@ -19,15 +18,7 @@ from .selectors import licence_key
 def _billing_recipients(account, preferred=None) -> list[str]:
     if preferred is not None and preferred.is_active:
         return [preferred.email]
-    return list(
-        Membership.objects.filter(
-            account=account,
-            is_active=True,
-            role__in=[Membership.Role.OWNER, Membership.Role.BILLING_ADMIN],
-        )
-        .order_by("pk")
-        .values_list("user__email", flat=True)
-    )
+    return billing_mail_recipients(account=account)
 
 
 def send_licence_key(*, licence) -> None:
