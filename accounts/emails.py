@@ -8,7 +8,14 @@ from django.utils import timezone
 
 
 def send_templated(
-    *, to: str, subject: str, template: str, context: dict, html: bool = False, attachments=()
+    *,
+    to: str,
+    subject: str,
+    template: str,
+    context: dict,
+    html: bool = False,
+    attachments=(),
+    reply_to: str | None = None,
 ) -> None:
     """One mail from emails/<template>.txt, with emails/<template>.html as its HTML part
     when `html`, and `attachments` as (filename, bytes, mimetype)."""
@@ -19,6 +26,7 @@ def send_templated(
         body=text,
         from_email=settings.DEFAULT_FROM_EMAIL,
         to=[to],
+        reply_to=[reply_to] if reply_to else None,
     )
     if html:
         message.attach_alternative(

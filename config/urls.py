@@ -62,11 +62,12 @@ urlpatterns = [
     # (one per endpoint created from the staff console) live beside it.
     path("stripe/webhook/", stripe_webhook, name="stripe_webhook"),
     path("stripe/", include("djstripe.urls", namespace="djstripe")),
-    # Inbound refund mail (refunds.mail.webhook), for the configured providers only.
+    # Inbound mail (inbox.webhook), for the configured providers only.
     path("anymail/", include((anymail_routes(settings.ANYMAIL_WEBHOOK_ESPS), "anymail"))),
     path("", include("billing.urls")),
     path("", include("refunds.urls")),
     path("", include("support.urls")),
     path("", include("marketplace.urls")),
+    path("", include("inbox.urls")),
     path("", include("accounts.urls")),
 ]

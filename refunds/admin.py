@@ -5,7 +5,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db.models import F
-from django.http import FileResponse, Http404
+from django.http import Http404
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path
@@ -14,6 +14,7 @@ from django.utils import timezone
 from accounts.admin import ReadOnlyAdmin, ReviewPageAdmin
 from accounts.errors import PortalError
 from accounts.models import Account
+from accounts.uploads import download
 from billing import selectors as billing_selectors
 from billing.models import Order, OrderLine
 from billing.money import Money
@@ -236,19 +237,7 @@ class RefundRequestAdmin(ReviewPageAdmin):
         """A customer's evidence file, for staff who may see the request only."""
         refund = self._get_viewable(request, object_id)
         evidence = get_object_or_404(RefundEvidence, pk=evidence_id, request=refund)
-        try:
-            handle = evidence.file.open("rb")
-        except (FileNotFoundError, ValueError) as exc:
-            raise Http404("The file is missing from storage.") from exc
-        response = FileResponse(
-            handle,
-            as_attachment=True,
-            filename=evidence.name,
-            content_type=evidence.content_type,
-        )
-        response["Content-Security-Policy"] = "sandbox"
-        response["Cache-Control"] = "private, no-store"
-        return response
+        return download(evidence.file, name=evidence.name, content_type=evidence.content_type)
 
     def _perform(self, request, refund, action, posted):
         """Run the action posted and say what was done; a form bound from the post goes
@@ -397,6 +386,3 @@ class RefundRequestAdmin(ReviewPageAdmin):
             **(extra_context or {}),
         }
         return TemplateResponse(request, self.review_template, context)
-
-
-from . import admin_mail  # noqa: E402, F401  (mails to billing and their triage queue)

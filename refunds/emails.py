@@ -6,6 +6,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from accounts.emails import send_templated
+from inbox.proof import reply_address
 
 from .models import RefundRequest
 
@@ -75,6 +76,8 @@ def _send_update(*, request, event: str) -> bool:
         to=recipient,
         subject=f"{request.number}: {label}",
         template="refund_update",
+        # A reply to this address is proven for this request (inbox.proof).
+        reply_to=reply_address(settings.VENDOR_BILLING_EMAIL, request.number),
         context={
             **context,
             "text": CUSTOMER_TEXT.get(kind, ""),

@@ -253,44 +253,5 @@ class RefundPayout(models.Model):
         return f"{self.request.number}: {self.get_method_display()} {self.amount} {self.currency}"
 
 
-def raw_mail_path(instance, filename):
+def raw_mail_path(instance, filename):  # kept for the migrations that name it
     return f"refund-mail/{instance.received_at:%Y/%m}/{filename}"
-
-
-class InboundMail(models.Model):
-    """A mail to billing, stored as received before anything else happens to it."""
-
-    class Status(models.TextChoices):
-        RECEIVED = "received", "Received"
-        REQUEST = "request", "Became a refund request"
-        REPLY = "reply", "Added to a request's thread"
-        TRIAGE = "triage", "In triage"
-        AUTO = "auto", "Auto-reply or bounce (not answered)"
-        DONE = "done", "Completed from triage"
-        DISMISSED = "dismissed", "Dismissed"
-
-    message_id = models.CharField(max_length=998, unique=True)  # the header, or sha256:…
-    source = models.CharField(max_length=20)  # maildir, mbox, imap, webhook, staff
-    raw = models.FileField(upload_to=raw_mail_path)
-    size = models.PositiveIntegerField()
-    sender = models.CharField(max_length=320, blank=True)
-    subject = models.CharField(max_length=500, blank=True)
-    status = models.CharField(max_length=10, choices=Status.choices, default="received")
-    reasons = models.JSONField(default=list, blank=True)  # why it went to triage
-    parsed = models.JSONField(default=dict, blank=True)
-    request = models.ForeignKey(
-        RefundRequest, null=True, blank=True, on_delete=models.SET_NULL, related_name="mails"
-    )
-    answered_at = models.DateTimeField(null=True, blank=True)
-    received_at = models.DateTimeField(default=timezone.now)
-    resolved_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
-    resolved_at = models.DateTimeField(null=True, blank=True)
-
-    class Meta:
-        ordering = ["-received_at", "-id"]
-        indexes = [models.Index(fields=["status", "-received_at"], name="inbound_mail_status")]
-
-    def __str__(self):
-        return f"{self.sender or 'unknown sender'}: {self.subject[:60]}"

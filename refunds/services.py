@@ -19,6 +19,7 @@ from accounts.models import CURRENCIES, Account
 from accounts.selectors import acts_on_billing
 from accounts.services import audit_record, clean_text, require_staff
 from accounts.state_machine import machine_for
+from accounts.uploads import files_check, safe_filename
 from billing.locks import lock_account
 from billing.models import LineRefund, Order, OrderLine, Payment, Product
 from billing.money import Money
@@ -246,13 +247,6 @@ PAYOUT = machine_for(
     },
 )
 BEFORE_DECISION = (State.RECEIVED, State.ACKNOWLEDGED, State.IN_REVIEW, State.NEEDS_INFO)
-EVIDENCE_TYPES = {
-    b"%PDF-": "application/pdf",
-    b"\x89PNG\r\n\x1a\n": "image/png",
-    b"\xff\xd8\xff": "image/jpeg",
-    b"GIF87a": "image/gif",
-    b"GIF89a": "image/gif",
-}
 
 
 def _lock_request(request: RefundRequest | int) -> RefundRequest:
@@ -396,39 +390,8 @@ def _require_customer(actor, account: Account) -> None:
         raise NotAllowed("Only owners and billing admins can ask for refunds.")
 
 
-def _evidence_type(head: bytes) -> str | None:
-    for magic, content_type in EVIDENCE_TYPES.items():
-        if head.startswith(magic):
-            return content_type
-    try:
-        text = head.decode("utf-8")
-    except UnicodeDecodeError:
-        return None
-    return "text/plain" if "\x00" not in text else None
-
-
 def evidence_check(files) -> list[tuple]:
-    files = list(files or [])
-    limit = settings.REFUND_EVIDENCE_MAX_FILES
-    if len(files) > limit:
-        raise PortalError(f"Attach at most {limit} files.", field="evidence")
-    checked = []
-    for upload in files:
-        name = (getattr(upload, "name", "") or "evidence")[-200:]
-        if upload.size > settings.REFUND_EVIDENCE_MAX_BYTES:
-            raise PortalError(
-                f"{name} is larger than {settings.REFUND_EVIDENCE_MAX_BYTES // (1024 * 1024)} MB.",
-                field="evidence",
-            )
-        upload.seek(0)
-        content = upload.read()
-        content_type = _evidence_type(content[:4096]) if content else None
-        if content_type is None:
-            raise PortalError(
-                f"{name} is not a PDF, PNG, JPEG, GIF or plain-text file.", field="evidence"
-            )
-        checked.append((upload, name, content_type, content))
-    return checked
+    return files_check(files, field="evidence")
 
 
 def _save_evidence(request: RefundRequest, checked, *, actor, now) -> None:
@@ -437,7 +400,7 @@ def _save_evidence(request: RefundRequest, checked, *, actor, now) -> None:
     for _upload, name, content_type, content in checked:
         RefundEvidence.objects.create(
             request=request,
-            file=ContentFile(content, name=f"{secrets.token_hex(8)}-{_safe_name(name)}"),
+            file=ContentFile(content, name=f"{secrets.token_hex(8)}-{safe_filename(name)}"),
             name=name,
             content_type=content_type,
             size=len(content),
@@ -445,11 +408,6 @@ def _save_evidence(request: RefundRequest, checked, *, actor, now) -> None:
             uploaded_by=actor if actor is not None and actor.pk else None,
             created_at=now,
         )
-
-
-def _safe_name(name: str) -> str:
-    keep = "".join(ch if ch.isalnum() or ch in "._-" else "_" for ch in name)
-    return keep[-80:] or "evidence"
 
 
 def refund_request_submit(

@@ -5,16 +5,19 @@ close, history), and the planned maintenance notices of the service-level page."
 from django import forms
 from django.contrib import admin, messages
 from django.db.models import F
+from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
+from django.urls import path
 from django.utils import timezone
 
 from accounts.admin import AuditedAdmin, ReviewPageAdmin
 from accounts.errors import PortalError
+from accounts.uploads import download
 from core.calendar import vendor_tz
 
 from . import services
 from .admin_forms import AnswerForm, NoteForm, UpdateForm
-from .models import Incident, MaintenanceNotice
+from .models import Incident, IncidentAttachment, MaintenanceNotice
 
 State = Incident.State
 RESOLVABLE = (State.OPEN, State.IN_PROGRESS, State.WAITING)
@@ -70,6 +73,23 @@ class IncidentAdmin(ReviewPageAdmin):
     actions = ["assign_to_me"]
     review_template = "admin/support/incident/review.html"
     badge_prefix = "incident"
+
+    def get_urls(self):
+        return [
+            path(
+                "<path:object_id>/attachments/<int:attachment_id>/",
+                self.admin_site.admin_view(self.attachment_view),
+                name="support_incident_attachment",
+            ),
+            *super().get_urls(),
+        ]
+
+    def attachment_view(self, request, object_id, attachment_id):
+        """A file the customer sent by mail, for staff who may see the incident."""
+        incident = self._get_viewable(request, object_id)
+        attachment = get_object_or_404(IncidentAttachment, pk=attachment_id, incident=incident)
+        return download(attachment.file, name=attachment.name, content_type=attachment.content_type)
+
     # Every two-value change of an incident is a move: state, severity, scope, billing,
     # assignee.
     transition_keys = ("state", "severity", "scope", "billing", "assignee")

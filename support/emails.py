@@ -6,6 +6,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from accounts.emails import send_templated
+from inbox.proof import reply_address
 
 TEXT = {
     "opened": "We received your support incident.",
@@ -47,6 +48,8 @@ def send_incident_update(*, incident, event: str) -> bool:
             to=recipient.email,
             subject=f"[{incident.number}] {incident.subject}",
             template="incident_update",
+            # A reply to this address is proven for this incident (inbox.proof).
+            reply_to=reply_address(settings.SUPPORT_EMAIL, incident.number),
             context={
                 **context,
                 "text": TEXT.get(kind, ""),

@@ -113,6 +113,32 @@ class IncidentMessage(models.Model):
         return f"{self.incident.number}: message {self.pk}"
 
 
+def attachment_path(instance, filename):
+    return f"support/{instance.incident.number}/{filename}"
+
+
+class IncidentAttachment(models.Model):
+    """A file a customer sent by mail with an incident or a reply, kept after the same
+    checks as refund evidence (accounts.uploads: type from content, size, count)."""
+
+    incident = models.ForeignKey(Incident, on_delete=models.CASCADE, related_name="attachments")
+    message = models.ForeignKey(
+        IncidentMessage, null=True, blank=True, on_delete=models.CASCADE, related_name="attachments"
+    )
+    file = models.FileField(upload_to=attachment_path)
+    name = models.CharField(max_length=200)
+    content_type = models.CharField(max_length=100)
+    size = models.PositiveIntegerField()
+    sha256 = models.CharField(max_length=64)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+
+    def __str__(self):
+        return self.name
+
+
 class MaintenanceNotice(models.Model):
     """Planned maintenance staff publish on the service-level page."""
 

@@ -1,12 +1,14 @@
 """Every state change of support (1CRM terms of service): who may ask, the yearly quota,
 extra incidents billed through billing, incidents and their service-level deadlines."""
 
+import hashlib
 import re
 import secrets
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
 from django.conf import settings
+from django.core.files.base import ContentFile
 from django.db import transaction
 from django.utils import timezone
 
@@ -14,6 +16,7 @@ from accounts.errors import NotAllowed, PortalError
 from accounts.models import Account, Membership
 from accounts.services import audit_record, clean_text, require_staff
 from accounts.state_machine import machine_for
+from accounts.uploads import files_check, safe_filename
 from billing import selectors as billing_selectors
 from billing.locks import lock_account
 from billing.models import Licence, Order, OrderLine, Product, Subscription
@@ -22,7 +25,7 @@ from billing.selectors import account_today
 from billing.services import support_incident_order
 
 from . import deadlines
-from .models import Incident, IncidentMessage
+from .models import Incident, IncidentAttachment, IncidentMessage
 
 State = Incident.State
 
@@ -477,11 +480,16 @@ def incident_respond(
     return message
 
 
-def incident_reply(*, actor, incident: Incident, body: str, message_id: str = "", now=None):
+def incident_reply(
+    *, actor, incident: Incident, body: str, message_id: str = "", attachments=(), now=None
+):
     """The customer writes; a waiting incident resumes, a resolved one reopens within
-    SUPPORT_REOPEN_DAYS."""
+    SUPPORT_REOPEN_DAYS. `attachments` (uploads) are checked as refund evidence is."""
     now = now or timezone.now()
     body = (body or "").strip()
+    checked = files_check(attachments, field="attachments", default_name="attachment")
+    if not body and checked:
+        body = "(attachments only)"
     if not body:
         raise PortalError("Write your message.", field="body")
     if len(body) > 20_000:
@@ -520,6 +528,7 @@ def incident_reply(*, actor, incident: Incident, body: str, message_id: str = ""
         message = IncidentMessage.objects.create(
             incident=incident, author=actor, body=body, message_id=message_id[:998], created_at=now
         )
+        attachments_save(incident, checked, message=message, now=now)
         _save(
             incident,
             ["reopened", "update_due_at"],
@@ -643,3 +652,20 @@ def incident_deadlines_sweep(*, now=None) -> int:
                 incident.save(update_fields=["breached"])
                 breached += 1
     return breached
+
+
+def attachments_save(incident: Incident, checked, *, message=None, now=None) -> None:
+    """Files checked by accounts.uploads.files_check, kept with the incident (or one of
+    its messages). Call inside the change's transaction."""
+    now = now or timezone.now()
+    for _upload, name, content_type, content in checked:
+        IncidentAttachment.objects.create(
+            incident=incident,
+            message=message,
+            file=ContentFile(content, name=f"{secrets.token_hex(8)}-{safe_filename(name)}"),
+            name=name,
+            content_type=content_type,
+            size=len(content),
+            sha256=hashlib.sha256(content).hexdigest(),
+            created_at=now,
+        )

@@ -9,12 +9,13 @@ from django.shortcuts import redirect, render
 from django.utils import timezone
 
 from accounts.errors import NotAllowed, PortalError
+from accounts.uploads import download
 from accounts.views import member_view
 from billing.selectors import account_today, support_incident_price
 
 from . import services
 from .forms import IncidentForm, ReplyForm
-from .models import Incident, MaintenanceNotice
+from .models import Incident, IncidentAttachment, MaintenanceNotice
 
 
 @member_view()
@@ -134,3 +135,18 @@ def service_levels(request):
             ),
         },
     )
+
+
+@member_view()
+def incident_attachment(request, number: str, attachment_id: int):
+    """A file sent by mail with one of the account's incidents; any other answers 404."""
+    attachment = (
+        IncidentAttachment.objects.filter(
+            pk=attachment_id, incident__number=number, incident__account=request.portal.account
+        )
+        .select_related("incident")
+        .first()
+    )
+    if attachment is None:
+        raise Http404("No such file.")
+    return download(attachment.file, name=attachment.name, content_type=attachment.content_type)

@@ -43,6 +43,7 @@ INSTALLED_APPS = [
     "refunds",
     "support",
     "marketplace",
+    "inbox",
 ]
 
 MIDDLEWARE = [
@@ -271,17 +272,30 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": env.int("INVITATION_SWEEP_SECONDS", default=15 * 60),
     },
 }
-# Refund mail from IMAP (imaps://user:password@host:993/INBOX, special characters
-# percent-encoded), fetched every REFUND_MAIL_FETCH_SECONDS when set. The mail tasks
-# live outside refunds/tasks.py, so the worker imports them by name.
+# Mail from IMAP (imaps://user:password@host:993/INBOX, special characters
+# percent-encoded), fetched every MAIL_FETCH_SECONDS when set: billing's mailbox (refund
+# requests) and support's.
 REFUND_MAIL_IMAP_URL = env.str("REFUND_MAIL_IMAP_URL", default="")
-REFUND_MAIL_FETCH_SECONDS = env.int("REFUND_MAIL_FETCH_SECONDS", default=5 * 60)
-CELERY_IMPORTS = ["refunds.mail.tasks", "refunds.mail.tasks_fetch"]
-if REFUND_MAIL_IMAP_URL:
-    CELERY_BEAT_SCHEDULE["fetch-refund-mail"] = {
-        "task": "refunds.mail.tasks_fetch.fetch_imap_task",
-        "schedule": REFUND_MAIL_FETCH_SECONDS,
-    }
+SUPPORT_MAIL_IMAP_URL = env.str("SUPPORT_MAIL_IMAP_URL", default="")
+MAIL_FETCH_SECONDS = env.int(
+    "MAIL_FETCH_SECONDS", default=env.int("REFUND_MAIL_FETCH_SECONDS", default=5 * 60)
+)
+for _mailbox, _url in (("refunds", REFUND_MAIL_IMAP_URL), ("support", SUPPORT_MAIL_IMAP_URL)):
+    if _url:
+        CELERY_BEAT_SCHEDULE[f"fetch-{_mailbox}-mail"] = {
+            "task": "inbox.tasks.fetch_imap_task",
+            "schedule": MAIL_FETCH_SECONDS,
+            "args": (_mailbox,),
+        }
+CELERY_BEAT_SCHEDULE["process-stale-mail"] = {
+    "task": "inbox.tasks.mail_process_stale",
+    "schedule": env.int("MAIL_STALE_SWEEP_SECONDS", default=10 * 60),
+}
+# A mail acts for a customer only when its sender is proven (inbox/proof.py): by the
+# Authentication-Results of a receiving server named here (its authserv-id, e.g.
+# "mx.vendor.example"), with DMARC pass or aligned DKIM pass, or by a thread's reply
+# token. Empty: only reply tokens (and the provider's verdict on the anymail path) prove.
+MAIL_TRUSTED_AUTHSERV_IDS = env.list("MAIL_TRUSTED_AUTHSERV_IDS", default=[])
 
 # Support (1CRM terms): one incident a year per two licensed users, at least one;
 # extra incidents are billed at the catalogue's support_incident price (US$150).

@@ -1,63 +1,76 @@
-"""The save layer of mail intake: store once per Message-ID, then decide what the
-mail becomes, through the same services as the Billing page (refunds.services)."""
+"""The refunds mailbox's handler (inbox.handlers, registered in refunds.apps): what a
+mail to billing becomes, through the same services as the Billing page
+(refunds.services). inbox stores the mail once and calls `handle` in the transaction
+that records the outcome; answers are sent once that is committed.
 
-import hashlib
+- An auto-reply or bounce: recorded, never answered.
+- A reply on a request's thread (the request's reply address, then In-Reply-To /
+  References, then the RR- number): posted as the sender's message when the sender is
+  proven (inbox.proof), else held for staff to accept or discard.
+- A new request from an owner or billing admin naming one of their orders and a
+  reason: filed when the sender is proven; else kept awaiting the account's
+  confirmation (a link mailed to the user's own address). Nothing unproven moves money.
+- Anything else: triage, with an answer that says what is missing and reveals nothing
+  about any account.
+"""
+
 import logging
 
-from django.core.files.base import ContentFile
-from django.core.files.uploadedfile import SimpleUploadedFile
-from django.db import IntegrityError, transaction
+from django.conf import settings
+from django.db import transaction
+from django.template.loader import render_to_string
+from django.urls import reverse
 from django.utils import timezone
 
 from accounts.errors import PortalError
 from accounts.models import Membership, User
 from accounts.selectors import BILLING_ROLES, acts_on_billing
+from accounts.uploads import mail_uploads
 from billing.models import Order
+from inbox import proof
+from inbox.handlers import Handler
+from inbox.models import InboundMail
+from inbox.parse import MailMessage
+from inbox.parse import read as read_mail
+from inbox.services import (
+    mail_answer,
+    mail_await_confirmation,
+    mail_settle,
+    thread_of_references,
+)
 
 from .. import services
-from ..models import InboundMail, RefundRequest
-from .parse import parse
+from ..models import RefundRequest
+from .parse import named_items, parse_message
 from .types import ParsedMail
 
 logger = logging.getLogger(__name__)
 
-
-def _message_id(parsed: ParsedMail, raw: bytes) -> str:
-    # A mail without a Message-ID is still stored once: its content names it.
-    return (parsed.message_id or f"sha256:{hashlib.sha256(raw).hexdigest()}")[:998]
+_S = InboundMail.Status
+NOT_PROVEN = "The sender's address is not proven (no trusted DMARC or DKIM pass, no reply token)."
 
 
-def mail_receive(*, raw: bytes, source: str, now=None) -> tuple[InboundMail, bool]:
-    """Store a mail as received (once per Message-ID), then process it. Returns the row
-    and whether it was new. Never raises for a bad mail: it lands in triage."""
-    now = now or timezone.now()
-    parsed = parse(raw)
-    message_id = _message_id(parsed, raw)
-    existing = InboundMail.objects.filter(message_id=message_id).first()
-    if existing is not None:
-        return existing, False
-    digest = hashlib.sha256(raw).hexdigest()
-    try:
-        with transaction.atomic():
-            mail = InboundMail.objects.create(
-                message_id=message_id,
-                source=source,
-                raw=ContentFile(raw, name=f"{digest}.eml"),
-                size=len(raw),
-                sender=(parsed.sender_email or "")[:320],
-                subject=parsed.subject[:500],
-                parsed=parsed.as_dict() | {"body": parsed.body[:20_000]},
-                received_at=now,
-            )
-    except IntegrityError:  # the same mail arrived twice at once
-        return InboundMail.objects.get(message_id=message_id), False
-    try:
-        mail_process(mail=mail, parsed=parsed, now=now)
-    except Exception as exc:  # one bad mail never blocks the ones after it
-        logger.exception("Inbound mail %s could not be processed", mail.pk)
-        _triage(mail, [f"The portal could not process this mail ({type(exc).__name__})."])
-    mail.refresh_from_db()
-    return mail, True
+def _parsed(mail: InboundMail) -> tuple[MailMessage, ParsedMail]:
+    with mail.raw.open("rb") as file:
+        message = read_mail(file.read())
+    return message, parse_message(message)
+
+
+def handle(mail: InboundMail, message: MailMessage, now) -> None:
+    parsed = parse_message(message)
+    mail_settle(mail, _S.RECEIVED, parsed=parsed.as_dict() | {"body": parsed.body[:20_000]})
+    if parsed.is_auto:
+        mail_settle(mail, _S.AUTO, reasons=[parsed.auto_reason or "auto-reply"])
+        return
+    if not parsed.sender_email:
+        _triage(mail, ["The mail has no sender address."])
+        return
+    user = _user_for(parsed)
+    request = _thread_of(message, parsed)
+    if request is not None:
+        _reply(mail, message, parsed, request, user, now)
+    else:
+        _new_request(mail, parsed, user, now)
 
 
 def _user_for(parsed: ParsedMail) -> User | None:
@@ -66,95 +79,90 @@ def _user_for(parsed: ParsedMail) -> User | None:
     return User.objects.filter(email__iexact=parsed.sender_email, is_active=True).first()
 
 
-def _uploads(parsed: ParsedMail):
-    """Attachments as evidence: the ones the evidence rules refuse are named, not kept."""
-    good, refused = [], []
-    for attachment in parsed.attachments:
-        upload = SimpleUploadedFile(attachment.name or "attachment", attachment.content)
-        try:
-            services.evidence_check([upload])
-        except PortalError as exc:
-            refused.append(exc.message)
-            continue
-        good.append(upload)
-    limit = services.settings.REFUND_EVIDENCE_MAX_FILES
-    if len(good) > limit:
-        refused.append(f"Only the first {limit} attachments were kept.")
-        good = good[:limit]
-    return good, refused
-
-
-def _triage(mail: InboundMail, reasons: list[str], *, tell: str = "missing") -> None:
-    from .tasks import send_intake_reply
-
-    InboundMail.objects.filter(pk=mail.pk).update(status=InboundMail.Status.TRIAGE, reasons=reasons)
-    mail.status, mail.reasons = InboundMail.Status.TRIAGE, reasons
-    if mail.sender and not mail.parsed.get("is_auto"):
-        send_intake_reply.delay_on_commit(mail.pk, tell)
-
-
-def _tell_refused(mail: InboundMail, refused: list[str]) -> None:
-    """The sender learns which attachments were not kept, and why."""
-    from .tasks import send_intake_reply
-
-    if refused:
-        InboundMail.objects.filter(pk=mail.pk).update(reasons=refused)
-        send_intake_reply.delay_on_commit(mail.pk, "attachments")
-
-
-def mail_process(*, mail: InboundMail, parsed: ParsedMail, now) -> InboundMail:
-    if parsed.is_auto:
-        InboundMail.objects.filter(pk=mail.pk).update(
-            status=InboundMail.Status.AUTO, reasons=[parsed.auto_reason or "auto-reply"]
-        )
-        return mail
-    if not parsed.sender_email:
-        _triage(mail, ["The mail has no sender address."])
-        return mail
-    user = _user_for(parsed)
-    request = _thread_of(parsed)
-    if request is not None:
-        return _reply(mail, parsed, request, user, now)
-    return _new_request(mail, parsed, user, now)
-
-
-def _thread_of(parsed: ParsedMail) -> RefundRequest | None:
-    if parsed.references:
-        earlier = (
-            InboundMail.objects.filter(message_id__in=parsed.references, request__isnull=False)
-            .select_related("request")
-            .first()
-        )
-        if earlier is not None:
-            return earlier.request
-    if parsed.request_number:
-        return RefundRequest.objects.filter(number=parsed.request_number).first()
+def _thread_of(message: MailMessage, parsed: ParsedMail) -> RefundRequest | None:
+    for number in (
+        proof.tagged_thread(message),
+        thread_of_references(InboundMail.Mailbox.REFUNDS, parsed.references),
+        parsed.request_number,
+    ):
+        if number and number.startswith("RR-"):
+            found = RefundRequest.objects.filter(number=number).select_related("account").first()
+            if found is not None:
+                return found
     return None
 
 
-def _reply(mail, parsed, request, user, now) -> InboundMail:
+def _uploads(parsed: ParsedMail):
+    """Attachments as evidence: the ones the evidence rules refuse are named, not kept."""
+    return mail_uploads(parsed.attachments)
+
+
+def _answer(mail: InboundMail, kind: str, reasons=()) -> None:
+    mail_answer(
+        mail,
+        subject=f"Re: {mail.subject}" if mail.subject else "Your refund request",
+        body=render_to_string(
+            "emails/refund_intake_reply.txt",
+            {
+                "kind": kind,
+                "reasons": list(reasons),
+                "billing_email": settings.VENDOR_BILLING_EMAIL,
+                "PORTAL_NAME": settings.PORTAL_NAME,
+            },
+        ),
+    )
+
+
+def _triage(mail: InboundMail, reasons: list[str], *, tell: str = "missing") -> None:
+    mail_settle(mail, _S.TRIAGE, reasons=reasons)
+    _answer(mail, tell, reasons)
+
+
+def _reply(mail, message, parsed, request, user, now) -> None:
     if user is None or not acts_on_billing(user=user, account=request.account):
         _triage(
             mail, ["The sender is not an owner or billing admin of the account."], tell="sender"
         )
-        return mail
+        return
+    proven = mail.proof or (proof.TOKEN if proof.token_proves(message, request.number) else "")
+    if not proven:
+        mail_settle(
+            mail, _S.HELD, thread=request.number, account=request.account, reasons=[NOT_PROVEN]
+        )
+        _answer(mail, "held")
+        return
+    try:
+        _post(mail, parsed, request, user, now)
+    except PortalError as exc:
+        _triage(mail, [exc.message])
+        return
+    mail_settle(mail, _S.REPLY, thread=request.number, account=request.account, proof=proven)
+
+
+def _post(mail, parsed, request, user, now) -> list[str]:
     evidence, refused = _uploads(parsed)
     body = parsed.body or "(no text)"
     if refused:
         body += "\n\nNot kept: " + " ".join(refused)
-    try:
-        services.refund_request_message(
-            actor=user, request=request, body=body, evidence=evidence, now=now
-        )
-    except PortalError as exc:
-        _triage(mail, [exc.message])
-        return mail
-    InboundMail.objects.filter(pk=mail.pk).update(status=InboundMail.Status.REPLY, request=request)
-    _tell_refused(mail, refused)
-    return mail
+    services.refund_request_message(
+        actor=user, request=request, body=body, evidence=evidence, now=now
+    )
+    if refused:
+        mail_settle(mail, mail.status, reasons=refused)
+        _answer(mail, "attachments", refused)
+    return refused
 
 
-def _new_request(mail, parsed, user, now) -> InboundMail:
+def _order_of(parsed: ParsedMail, user) -> Order | None:
+    if not parsed.order_number:
+        return None
+    order = Order.objects.filter(number=parsed.order_number).select_related("account").first()
+    if order is not None and not acts_on_billing(user=user, account=order.account):
+        return None
+    return order
+
+
+def _new_request(mail, parsed, user, now) -> None:
     # Who may ask comes first, and the answers reveal nothing: a stranger hears the same
     # thing whether or not an order exists, and a customer learns only of their own.
     if (
@@ -164,12 +172,8 @@ def _new_request(mail, parsed, user, now) -> InboundMail:
         _triage(
             mail, ["The sender is not an owner or billing admin of any account."], tell="sender"
         )
-        return mail
-    order = None
-    if parsed.order_number:
-        order = Order.objects.filter(number=parsed.order_number).select_related("account").first()
-        if order is not None and not acts_on_billing(user=user, account=order.account):
-            order = None
+        return
+    order = _order_of(parsed, user)
     missing = []
     if not parsed.order_number:
         missing.append("the order number (for example ORD-2026-000123)")
@@ -179,9 +183,31 @@ def _new_request(mail, parsed, user, now) -> InboundMail:
         missing.append("the reason for the refund")
     if missing:
         _triage(mail, [f"Missing {item}." for item in missing])
-        return mail
+        return
+    if not mail.proof:
+        # acelle §5 asks for the request by mail; a From header alone proves nothing.
+        mail_await_confirmation(mail, user=user, account=order.account, reasons=[NOT_PROVEN])
+        return
+    try:
+        _submit(mail, parsed, user, order, now)
+    except PortalError as exc:
+        _triage(mail, [exc.message])
+
+
+def _lines(parsed: ParsedMail, order: Order) -> list[int]:
+    """The purchases the mail names on a multi-item order, else all of them."""
+    purchases = [line for line in order.lines.select_related("product") if line.amount > 0]
+    named = named_items(
+        parsed.body,
+        {line.pk: [line.description, line.product.name] for line in purchases},
+    )
+    return named or [line.pk for line in purchases]
+
+
+def _submit(mail, parsed, user, order, now, *, status=_S.REQUEST) -> RefundRequest:
     evidence, refused = _uploads(parsed)
-    text = parsed.reason_text or parsed.body
+    # The customer's whole message (without quoted history and signature) is kept.
+    text = parsed.body or parsed.reason_text
     facts = [
         f"paid on {parsed.payment_date.day} {parsed.payment_date:%B %Y}"
         if parsed.payment_date
@@ -193,35 +219,61 @@ def _new_request(mail, parsed, user, now) -> InboundMail:
         text += "\n\nThe mail says: " + ", ".join(f for f in facts if f) + "."
     if refused:
         text += "\n\nAttachments not kept: " + " ".join(refused)
-    lines = [line.pk for line in order.lines.all() if line.amount > 0]
-    try:
-        request = services.refund_request_submit(
-            actor=user,
-            account=order.account,
-            line_ids=lines,
-            # The customer's words are kept; an unclear reason is read as the plain one.
-            reason=parsed.reason_code or "no_longer_needed",
-            payout_method=RefundRequest.Payout.ORIGINAL,  # acelle §5: the same method
-            text=text[:5000],
-            channel=RefundRequest.Channel.EMAIL,
-            evidence=evidence,
-            now=now,
-        )
-    except PortalError as exc:
-        _triage(mail, [exc.message])
-        return mail
-    InboundMail.objects.filter(pk=mail.pk).update(
-        status=InboundMail.Status.REQUEST, request=request
+    request = services.refund_request_submit(
+        actor=user,
+        account=order.account,
+        line_ids=_lines(parsed, order),
+        # The customer's words are kept; an unclear reason is read as the plain one.
+        reason=parsed.reason_code or "no_longer_needed",
+        payout_method=RefundRequest.Payout.ORIGINAL,  # acelle §5: the same method
+        text=text[:5000],
+        channel=RefundRequest.Channel.EMAIL,
+        evidence=evidence,
+        now=now,
     )
-    _tell_refused(mail, refused)
-    return mail
+    mail_settle(mail, status, thread=request.number, account=order.account)
+    if refused:
+        mail_settle(mail, status, reasons=refused)
+        _answer(mail, "attachments", refused)
+    return request
+
+
+# --- confirmation, held replies, staff completion -----------------------------------
+
+
+def confirm(mail: InboundMail, user, now) -> str:
+    """The account's user follows the link: the request is filed as theirs."""
+    _, parsed = _parsed(mail)
+    order = _order_of(parsed, user)
+    if order is None:
+        raise PortalError("You cannot ask for a refund of this order.", code="not_allowed")
+    request = _submit(mail, parsed, user, order, now)
+    return reverse("refund_request_detail", args=[request.number])
+
+
+def accept(mail: InboundMail, staff, now) -> None:
+    """Staff accept a held reply: it is posted as the owner or billing admin who wrote."""
+    _, parsed = _parsed(mail)
+    request = RefundRequest.objects.filter(number=mail.thread).first()
+    user = _user_for(parsed)
+    if request is None or user is None or not acts_on_billing(user=user, account=request.account):
+        raise PortalError(
+            "The sender is not an owner or billing admin of the request's account.",
+            code="not_allowed",
+        )
+    _post(mail, parsed, request, user, now)
+
+
+def describe(mail: InboundMail) -> str:
+    number = (mail.parsed or {}).get("order_number")
+    return f"File a refund request for {number}" if number else "File a refund request"
 
 
 def mail_complete(
     *, actor, mail: InboundMail, order_number: str, requester_email: str, reason: str, now=None
 ):
     """Staff complete a triaged mail into a request, for the customer who wrote."""
-    from accounts.services import require_staff
+    from accounts.services import audit_record, require_staff
 
     require_staff(actor, "refunds.change_refundrequest")
     now = now or timezone.now()
@@ -234,25 +286,28 @@ def mail_complete(
             f"{requester_email} is not an owner or billing admin of {order.account.name}.",
             field="requester_email",
         )
-    parsed = parse(mail.raw.open("rb").read())
+    _, parsed = _parsed(mail)
     evidence, _ = _uploads(parsed)
     with transaction.atomic():
         request = services.refund_request_submit(
             actor=user,
             account=order.account,
-            line_ids=[line.pk for line in order.lines.all() if line.amount > 0],
+            line_ids=_lines(parsed, order),
             reason=reason,
             payout_method=RefundRequest.Payout.ORIGINAL,
-            text=(parsed.reason_text or parsed.body)[:5000],
+            text=(parsed.body or parsed.reason_text)[:5000],
             channel=RefundRequest.Channel.EMAIL,
             evidence=evidence,
             now=now,
         )
-        InboundMail.objects.filter(pk=mail.pk).update(
-            status=InboundMail.Status.DONE, request=request, resolved_by=actor, resolved_at=now
+        mail_settle(
+            mail,
+            _S.DONE,
+            thread=request.number,
+            account=order.account,
+            resolved_by=actor,
+            resolved_at=now,
         )
-        from accounts.services import audit_record
-
         audit_record(
             actor=actor,
             action="refund.mail_completed",
@@ -261,3 +316,23 @@ def mail_complete(
             changes={"mail": mail.pk},
         )
     return request
+
+
+def handler() -> Handler:
+    from ..admin_mail import complete_view
+
+    return Handler(
+        mailbox=InboundMail.Mailbox.REFUNDS,
+        handle=handle,
+        confirm=confirm,
+        accept=accept,
+        describe=describe,
+        complete_view=complete_view,
+    )
+
+
+def mail_receive(*, raw: bytes, source: str, now=None):
+    """A mail to billing (the refunds mailbox): inbox.services.mail_receive."""
+    from inbox.services import mail_receive as receive
+
+    return receive(raw=raw, source=source, mailbox=InboundMail.Mailbox.REFUNDS, now=now)

@@ -1,4 +1,5 @@
-"""Read a refund mail: `parse(raw: bytes) -> ParsedMail`.
+"""Read a refund mail: `parse(raw: bytes) -> ParsedMail`, from the generic read of
+inbox.parse (decoding, threading, auto-replies, quoted history, signature, attachments).
 
 Pure (stdlib `email` only: no Django, no ORM, no clock) and it never raises: whatever
 the bytes, the answer is a ParsedMail whose `problems` say in plain sentences what was
@@ -51,60 +52,127 @@ account email or order number, the payment date, amount and method, and the reas
 
 from __future__ import annotations
 
-import binascii
-import codecs
-import quopri
 import re
 from datetime import date
 from decimal import Decimal, InvalidOperation
-from email import policy as email_policy
-from email.header import decode_header
-from email.message import Message
-from email.parser import BytesParser
-from email.utils import getaddresses
-from html.parser import HTMLParser
 
+from inbox.parse import EMAIL_RX as _EMAIL_RX
+from inbox.parse import MAX_ATTACHMENTS, MAX_SUBJECT, MAX_TEXT, MailMessage, read
+from inbox.parse import NAME_WORDS as _NAME_WORDS
+from inbox.parse import one_line as _one_line
+from inbox.parse import short as _short
 from refunds.policy.types import REASON_LABELS
 
-from .types import Attachment, ParsedMail
+from .types import ParsedMail
 
-MAX_SUBJECT = 500
-MAX_TEXT = 1_000_000  # bytes of text decoded, per mail
 MAX_FIELD_TEXT = 200_000  # characters of the new text searched for fields
-MAX_ATTACHMENTS = 25
-MAX_HEADER = 20_000  # characters of a header value decoded
-MAX_DEPTH = 20  # MIME nesting
-MAX_PARTS = 500
-MAX_FORWARDS = 3  # forwarded messages inside forwarded messages
-MAX_REFERENCES = 100
 MAX_REASON_TEXT = 1_000
 
 __all__ = ["MAX_ATTACHMENTS", "MAX_SUBJECT", "MAX_TEXT", "parse"]
 
 
 def parse(raw: bytes) -> ParsedMail:
-    """What a mail says, as far as it can be read; never raises."""
+    """What a refund mail says, as far as it can be read; never raises."""
+    return parse_message(read(raw))
+
+
+def parse_message(message: MailMessage) -> ParsedMail:
+    """The refund fields of a mail inbox.parse has read; never raises."""
+    if message.failure == "not bytes":
+        return ParsedMail(problems=message.problems)
+    if message.failure:
+        return ParsedMail(problems=(*message.problems, NO_ORDER))
     try:
-        data = _as_bytes(raw)
-    except Exception:
-        return ParsedMail(problems=("The input is not bytes.",))
-    failure = None
-    for policy in (email_policy.default, email_policy.compat32):
-        try:
-            return _Reader(data, policy).read()
-        except Exception as exc:  # the next policy, then a bare answer
-            failure = failure or exc
+        return _refund_fields(message)
+    except Exception as exc:  # the generic read stands; the fields are missing
+        return _generic(message, (f"The mail could not be read ({type(exc).__name__}).", NO_ORDER))
+
+
+def _generic(message: MailMessage, problems) -> ParsedMail:
     return ParsedMail(
-        problems=(f"The mail could not be read ({type(failure).__name__}).", NO_ORDER)
+        message_id=message.message_id,
+        references=message.references,
+        sender_email=message.sender_email,
+        sender_name=message.display_name[:200],
+        subject=message.subject,
+        is_auto=message.is_auto,
+        auto_reason=message.auto_reason,
+        body=message.body,
+        attachments=message.attachments,
+        problems=tuple(problems),
     )
 
 
-def _as_bytes(raw) -> bytes:
-    if isinstance(raw, bytes):
-        return raw
-    if isinstance(raw, str):
-        return raw.encode("utf-8", "surrogateescape")
-    return bytes(raw)
+def _refund_fields(message: MailMessage) -> ParsedMail:
+    problems = list(message.problems)
+
+    def note(problem: str) -> None:
+        if problem not in problems:
+            problems.append(problem)
+
+    body, is_auto = message.body, message.is_auto
+    window = body[:MAX_FIELD_TEXT]
+    fields = _Fields(window)
+    order_number = _find_number(_ORDER_RX, "ORD", message.subject_core) or _find_number(
+        _ORDER_RX, "ORD", window
+    )
+    others = {
+        n for n in _all_numbers(_ORDER_RX, "ORD", window) if order_number and n != order_number
+    }
+    if others:
+        note(
+            f"Other order numbers are mentioned too ({', '.join(sorted(others)[:5])}); "
+            f"{order_number} is used."
+        )
+    request_number = _find_number(_REQUEST_RX, "RR", message.subject_full) or _find_number(
+        _REQUEST_RX, "RR", window
+    )
+    names = fields.names()
+    payment_date, date_problem = fields.payment_date()
+    amount, currency, amount_problem = fields.money()
+    method = fields.method()
+    reason_code, reason_text, reason_problem = fields.reason()
+    display_name = message.display_name
+    sender_name = names[0] if names else display_name
+
+    if not is_auto and not request_number:
+        if not order_number:
+            note(NO_ORDER)
+        if not names and not display_name:
+            note("No name given.")
+        if date_problem:
+            note(date_problem)
+        if amount_problem:
+            note(amount_problem)
+        if not method:
+            note("No payment method found.")
+        if reason_problem:
+            note(reason_problem)
+    if not body.strip() and not message.attachments and not is_auto:
+        note("The body is empty.")
+    return ParsedMail(
+        message_id=message.message_id,
+        references=message.references,
+        sender_email=message.sender_email,
+        sender_name=sender_name[:200],
+        subject=message.subject,
+        is_auto=is_auto,
+        auto_reason=message.auto_reason,
+        is_refund_subject=bool(_REFUND_SUBJECT_RX.search(message.subject_core)),
+        request_number=request_number,
+        order_number=order_number,
+        names=names,
+        emails=fields.emails(),
+        payment_date=payment_date,
+        amount=amount,
+        currency=currency,
+        method=method,
+        reason_code=reason_code,
+        reason_text=reason_text,
+        body=body,
+        attachments=message.attachments,
+        problems=tuple(problems),
+    )
 
 
 NO_ORDER = "No order number in the subject or the body."
@@ -118,78 +186,7 @@ _ORDER_RX = re.compile(
 _REQUEST_RX = re.compile(
     rf"(?<![A-Za-z0-9])RR\s*{_DASH}\s*(\d{{4}})\s*{_DASH}\s*(\d{{6}})(?!\d)", re.I
 )
-_PREFIX_RX = re.compile(
-    r"^[ \t]*(?:\[[^\]\n]{1,40}\][ \t]*)?(re|fwd|fw|aw|wg|sv|vs|antw|tr|rv|enc|wtr)[ \t]*"
-    r"(?:(?:\[\d{1,4}\]|\(\d{1,4}\))[ \t]*)?[:\uff1a][ \t]*",
-    re.I,
-)
-_FORWARD_PREFIXES = {"fwd", "fw", "wg", "tr", "rv", "enc", "wtr"}
 _REFUND_SUBJECT_RX = re.compile(r"\brefund[\s_-]*request\b", re.I)
-_AUTO_SUBJECT_RX = re.compile(
-    r"^\s*(?:automatic reply|auto[- ]?reply|autoreply|auto[- ]?response|out of (?:the )?office"
-    r"|abwesenheitsnotiz|automatische antwort|réponse automatique|delivery status notification"
-    r"|undeliverable|undelivered mail|mail delivery failed|returned mail)\b",
-    re.I,
-)
-_EMAIL_RX = re.compile(
-    r"[A-Za-z0-9._%+'-]{1,64}@[A-Za-z0-9-]{1,63}(?:\.[A-Za-z0-9-]{1,63}){0,8}\.[A-Za-z]{2,24}"
-)
-_ID_RX = re.compile(r"<([^<>\s]{1,500})>")
-_C1_RX = re.compile(r"[\x80-\x9f]")
-_CONTROL_RX = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u200b\ufeff]")
-_ENCODED_WORD_RX = re.compile(r"=\?([^?\s*]{1,60})(?:\*[^?\s]{0,20})?\?[bBqQ]\?")
-
-# Quoted history and forwards (matched on stripped lines).
-_FORWARD_MARK_RX = re.compile(
-    r"^[-=_*\s]*(?:forwarded message|begin forwarded message|original message follows"
-    r"|weitergeleitete nachricht|message transféré|mensaje reenviado)[-=_*:\s]*$",
-    re.I,
-)
-_ORIGINAL_RX = re.compile(
-    r"^[-_=*\s]*(?:original message|ursprüngliche nachricht|message d'origine|mensaje original"
-    r"|messaggio originale)[-_=*:\s]*$",
-    re.I,
-)
-_UNDERSCORES_RX = re.compile(r"^_{10,}$")
-_HEADER_FROM_RX = re.compile(r"^\*?(?:from|von|de|van|från|fra)[ \t]*(?:\*[ \t]*)?:", re.I)
-_HEADER_SENT_RX = re.compile(
-    r"^\*?(?:sent|date|gesendet|datum|envoyé|enviado|fecha|skickat|sendt|verzonden)[ \t]*(?:\*[ \t]*)?:",
-    re.I,
-)
-_HEADER_LINE_RX = re.compile(
-    r"^\*?(?:from|sent|date|to|cc|bcc|reply-to|von|gesendet|datum|an|de|envoyé|à|a|para|enviado"
-    r"|fecha|subject|betreff|objet|asunto|oggetto)[ \t]*(?:\*[ \t]*)?:",
-    re.I,
-)
-_SUBJECT_LINE_RX = re.compile(
-    r"^\*?(?:subject|betreff|objet|asunto|oggetto)[ \t]*(?:\*[ \t]*)?:", re.I
-)
-_WROTE_RX = re.compile(
-    r"^(?:on\b.{0,300}\bwrote|am\b.{0,300}\bschrieb.{0,100}|le\b.{0,300}\ba écrit"
-    r"|el\b.{0,300}\bescribió|il\b.{0,300}\bha scritto|op\b.{0,300}\bschreef"
-    r"|.{0,200}<[^<>\s]+@[^<>\s]+>\s*wrote)\s*:\s*$",
-    re.I,
-)
-# Signatures.
-_MOBILE_SIGNATURE_RX = re.compile(
-    r"^(?:sent from (?:my |the )?(?:iphone|ipad|android|mobile|samsung|galaxy|phone|blackberry"
-    r"|huawei|pixel|yahoo mail|mail for windows|outlook|aol|proton ?mail)\b.*"
-    r"|get outlook for (?:ios|android).*|sent with proton ?mail.*|von meinem iphone gesendet.*"
-    r"|envoyé de mon iphone.*|enviado desde mi iphone.*)$",
-    re.I,
-)
-_NAME_WORDS = r"[A-ZÀ-ÖØ-Þ][\w.'\u2019-]{0,30}(?:\s+[A-ZÀ-ÖØ-Þ][\w.'\u2019-]{0,30}){0,3}"
-_SIGN_OFF_RX = re.compile(
-    r"^(?:(?:many |a lot of )?thanks?(?: (?:you|a lot|again|in advance|so much|very much))*"
-    r"|thank you(?: (?:very much|so much|in advance|again|for your help))?|thx|ty|cheers|ta"
-    r"|best(?: regards| wishes)?|(?:kind|warm|warmest|best|many|with kind) regards|regards"
-    r"|br|rgds|sincerely|yours(?: sincerely| truly| faithfully)?|respectfully|take care"
-    r"|mit freundlichen grüßen|viele grüße|liebe grüße|grüße|cordialement|bien à vous"
-    r"|saludos(?: cordiales)?|atentamente|un saludo|med vänliga hälsningar|hälsningar"
-    r"|met vriendelijke groet|groeten)[\s,.!]*"
-    rf"(?:(?<=,)\s*(?-i:(?P<name>{_NAME_WORDS}))[.!]?)?$",
-    re.I,
-)
 _BULLET_RX = re.compile(r"^[ \t]*[-*\u2022][ \t]")
 _LABEL_UNIT_RX = re.compile(
     r"^[ \t]*(?:[-*•>][ \t]*)?[A-Za-zÀ-ÿ][\w /'\u2019()-]{0,40}[ \t]*[:=][ \t]*\S"
@@ -369,552 +366,6 @@ _METHOD_RXS = (
 )
 _CARD_RX = re.compile(r"\b(?:(?:credit|debit)\s+)?card\b", re.I)
 
-_DEFECTS = {
-    "StartBoundaryNotFoundDefect": "The MIME boundary was never found: the parts could not be separated.",
-    "CloseBoundaryNotFoundDefect": "The closing MIME boundary is missing.",
-    "NoBoundaryInMultipartDefect": "A multipart part has no boundary.",
-    "MultipartInvariantViolationDefect": "A multipart part is not multipart.",
-    "MissingHeaderBodySeparatorDefect": "The headers do not end with a blank line.",
-    "FirstHeaderLineIsContinuationDefect": "The first header line is a continuation line.",
-    "MisplacedEnvelopeHeaderDefect": "A misplaced envelope header was found.",
-    "InvalidBase64PaddingDefect": "A base64 part has bad padding.",
-    "InvalidBase64CharactersDefect": "A base64 part has invalid characters.",
-    "InvalidBase64LengthDefect": "A base64 part has an invalid length.",
-    "InvalidMultipartContentTransferEncodingDefect": "A multipart part declares an invalid transfer encoding.",
-}
-
-# --- the reader -----------------------------------------------------------------------
-
-
-class _Reader:
-    def __init__(self, raw: bytes, policy):
-        self.raw = raw
-        self.policy = policy
-        self.problems: list[str] = []
-        self.msg = BytesParser(policy=policy).parsebytes(raw)
-        self.budget = MAX_TEXT
-        self.truncated = False
-        self.attachments: list[Attachment] = []
-        self.skipped: list[str] = []
-        self.collect = True
-
-    def note(self, problem: str) -> None:
-        if problem not in self.problems:
-            self.problems.append(problem)
-
-    # headers ---------------------------------------------------------------------------
-
-    def raw_header(self, name: str, msg: Message | None = None) -> str | None:
-        msg = self.msg if msg is None else msg
-        for key, value in msg.raw_items():
-            if key.lower() == name.lower():
-                return value if isinstance(value, str) else str(value)
-        return None
-
-    def header(self, name: str, msg: Message | None = None) -> str:
-        """The decoded value, on one line; "" when absent. Broken headers are read with
-        compat32's decoder, unknown charsets with replacement characters."""
-        msg = self.msg if msg is None else msg
-        raw = self.raw_header(name, msg)
-        if raw is None:
-            return ""
-        for charset in _ENCODED_WORD_RX.findall(raw[:MAX_HEADER]):
-            if _codec(charset) is None:
-                self.note(
-                    f"Unknown charset “{_short(charset)}” in the {name} header; read as UTF-8."
-                )
-        value = None
-        if len(raw) <= MAX_HEADER and self.policy is email_policy.default:
-            try:
-                value = str(msg.get(name, ""))
-            except Exception:
-                self.note(f"The {name} header is malformed.")
-        if value is None:
-            value = _decode_header_compat(raw[:MAX_HEADER])
-        return _one_line(_clean(value))
-
-    def read(self) -> ParsedMail:
-        msg = self.msg
-        if not list(msg.raw_items()):
-            self.note("No mail headers found: this may not be an email.")
-        self.note_defects(msg)
-        subject_full = self.header("Subject")
-        subject = subject_full
-        if len(subject_full) > MAX_SUBJECT:
-            subject = subject_full[:MAX_SUBJECT]
-            self.note(
-                f"The subject is {len(subject_full)} characters long; only the first "
-                f"{MAX_SUBJECT} are kept."
-            )
-        core, forwarded_subject = _strip_prefixes(subject_full)
-        sender_email, display_name = self.sender()
-        is_auto, auto_reason = self.auto(sender_email, display_name, subject_full)
-
-        text, forwards = self.contents(msg, depth=0, read_forwards=not is_auto)
-        attachments = self.attachments
-        if self.skipped:
-            self.note(
-                f"{len(self.skipped)} attachment(s) beyond the first {MAX_ATTACHMENTS} were "
-                f"ignored: {', '.join(self.skipped[:5])}{', ...' if len(self.skipped) > 5 else '.'}"
-            )
-        new_text, forwarded_text = _split_history(text, forwarded_subject)
-        parts = [new_text] if new_text else []
-        if forwarded_text:
-            parts.append(forwarded_text)
-        parts.extend(forwards)
-        body = "\n\n---------- Forwarded message ----------\n".join(p for p in parts if p)
-        if self.truncated:
-            self.note(
-                f"The text is larger than {MAX_TEXT // 1_000_000} MB; only the first part was read."
-            )
-
-        window = body[:MAX_FIELD_TEXT]
-        fields = _Fields(window)
-        order_number = _find_number(_ORDER_RX, "ORD", core) or _find_number(
-            _ORDER_RX, "ORD", window
-        )
-        others = {
-            n for n in _all_numbers(_ORDER_RX, "ORD", window) if order_number and n != order_number
-        }
-        if others:
-            self.note(
-                f"Other order numbers are mentioned too ({', '.join(sorted(others)[:5])}); "
-                f"{order_number} is used."
-            )
-        request_number = _find_number(_REQUEST_RX, "RR", subject_full) or _find_number(
-            _REQUEST_RX, "RR", window
-        )
-        names = fields.names()
-        payment_date, date_problem = fields.payment_date()
-        amount, currency, amount_problem = fields.money()
-        method = fields.method()
-        reason_code, reason_text, reason_problem = fields.reason()
-        sender_name = names[0] if names else display_name
-
-        if not is_auto and not request_number:
-            if not order_number:
-                self.note(NO_ORDER)
-            if not names and not display_name:
-                self.note("No name given.")
-            if date_problem:
-                self.note(date_problem)
-            if amount_problem:
-                self.note(amount_problem)
-            if not method:
-                self.note("No payment method found.")
-            if reason_problem:
-                self.note(reason_problem)
-        if not body.strip() and not attachments and not is_auto:
-            self.note("The body is empty.")
-        return ParsedMail(
-            message_id=self.message_id(),
-            references=self.references(),
-            sender_email=sender_email,
-            sender_name=sender_name[:200],
-            subject=subject,
-            is_auto=is_auto,
-            auto_reason=auto_reason,
-            is_refund_subject=bool(_REFUND_SUBJECT_RX.search(core)),
-            request_number=request_number,
-            order_number=order_number,
-            names=names,
-            emails=fields.emails(),
-            payment_date=payment_date,
-            amount=amount,
-            currency=currency,
-            method=method,
-            reason_code=reason_code,
-            reason_text=reason_text,
-            body=body,
-            attachments=tuple(attachments),
-            problems=tuple(self.problems),
-        )
-
-    def note_defects(self, msg: Message) -> None:
-        for part, _depth in _walk(msg):
-            for defect in getattr(part, "defects", ()):
-                name = type(defect).__name__
-                self.note(_DEFECTS.get(name, f"MIME defect: {name}."))
-
-    def sender(self) -> tuple[str | None, str]:
-        for name in ("From", "Reply-To", "Sender"):
-            raw = self.raw_header(name)
-            if raw is None:
-                if name == "From":
-                    self.note("The From header is missing.")
-                continue
-            address, display = self.address(name)
-            if address:
-                return address, display
-            if name == "From":
-                self.note("The From header has no usable address.")
-        return None, ""
-
-    def address(self, name: str) -> tuple[str | None, str]:
-        pairs: list[tuple[str, str]] = []
-        raw = self.raw_header(name) or ""
-        if self.policy is email_policy.default and len(raw) <= MAX_HEADER:
-            try:
-                header = self.msg.get(name)
-                pairs = [
-                    (a.display_name, f"{a.username}@{a.domain}" if a.domain else a.username)
-                    for a in header.addresses
-                ]
-            except Exception:
-                pairs = []
-        if not pairs:
-            try:
-                pairs = getaddresses([_decode_header_compat(raw[:MAX_HEADER])])
-            except Exception:
-                pairs = []
-        for display, address in pairs:
-            address = _clean(address).strip().strip("<>").lower()
-            if re.fullmatch(r"[^@\s<>]{1,64}@[^@\s<>]{1,190}", address):
-                return address, _one_line(_clean(display)).strip("\"' ")[:200]
-        return None, ""
-
-    def auto(self, sender: str | None, display: str, subject: str) -> tuple[bool, str]:
-        value = self.header("Auto-Submitted").lower().split(";")[0].strip()
-        if value and value != "no":
-            return True, f"Auto-Submitted: {value}"
-        value = self.header("X-Auto-Response-Suppress").strip()
-        if value and value.lower() != "none":
-            return True, f"X-Auto-Response-Suppress: {value}"
-        value = self.header("Precedence").lower().strip()
-        if value in ("bulk", "auto_reply", "junk", "auto-reply"):
-            return True, f"Precedence: {value}"
-        for name in ("X-Autoreply", "X-Autorespond", "X-Autoresponder"):
-            if self.header(name):
-                return True, f"{name}: {self.header(name)}"
-        local = (sender or "").split("@")[0]
-        if local in ("mailer-daemon", "postmaster", "mail-daemon", "mailerdaemon"):
-            return True, f"From {local}"
-        if re.match(r"mail delivery (?:subsystem|system)", display, re.I):
-            return True, f"From {display}"
-        if _content_type(self.msg, 0) in ("multipart/report", "message/delivery-status"):
-            return True, "A delivery status notification (multipart/report)"
-        if _AUTO_SUBJECT_RX.match(_strip_prefixes(subject)[0]):
-            return True, f"Subject: {_strip_prefixes(subject)[0][:60]}"
-        return False, ""
-
-    def message_id(self) -> str | None:
-        raw = self.header("Message-ID")
-        ids = _ids(raw)
-        return ids[0][:500] if ids else None
-
-    def references(self) -> tuple[str, ...]:
-        seen: list[str] = []
-        for name in ("In-Reply-To", "References"):
-            for ident in _ids(self.header(name)):
-                if ident not in seen:
-                    seen.append(ident)
-        return tuple(seen[:MAX_REFERENCES])
-
-    # body ------------------------------------------------------------------------------
-
-    def contents(self, msg: Message, depth: int, read_forwards: bool):
-        """(text of the body parts, forwarded texts) of a message; its attachments are
-        added to self.attachments."""
-        plain: list[Message] = []
-        html: list[Message] = []
-        forwards: list[str] = []
-        for part, level in _walk(msg):
-            ctype = _content_type(part, level)
-            disposition = _disposition(part)
-            filename = _filename(part)
-            if ctype == "message/rfc822" and level > 0:
-                inner = _inner_message(part)
-                if filename:  # an attached .eml is evidence as it is
-                    self.attach(filename, ctype, lambda i=inner: _message_bytes(i))
-                if inner is not None and read_forwards and depth < MAX_FORWARDS:
-                    forwards.append(self.forwarded(inner, depth + 1, attachments=not filename))
-                continue
-            if part.is_multipart() or ctype == "message/delivery-status":
-                continue
-            is_text = ctype in ("text/plain", "text/html") or ctype.startswith("multipart/")
-            if (filename or disposition == "attachment") and not (
-                is_text and disposition == "inline"
-            ):
-                if self.collect:
-                    self.attach(filename or "attachment", ctype, lambda p=part: _payload_bytes(p))
-                continue
-            if ctype == "text/html":
-                html.append(part)
-            elif is_text or (level == 0 and ctype.startswith("text/")):
-                plain.append(part)  # a broken multipart is read as text
-        text = "\n\n".join(t for t in (self.text(p) for p in plain) if t.strip())
-        if not text.strip() and html:
-            text = "\n\n".join(_html_to_text(self.text(p)) for p in html)
-        return _normalise(text), [f for f in forwards if f.strip()]
-
-    def forwarded(self, inner: Message, depth: int, attachments: bool) -> str:
-        self.note_defects(inner)
-        subject = self.header("Subject", inner)
-        collect, self.collect = self.collect, attachments
-        try:
-            text, forwards = self.contents(inner, depth, read_forwards=True)
-        finally:
-            self.collect = collect
-        new_text, forwarded_text = _split_history(text, _strip_prefixes(subject)[1])
-        pieces = [f"Subject: {subject[:MAX_SUBJECT]}"] if subject else []
-        pieces += [t for t in (new_text, forwarded_text, *forwards) if t]
-        return "\n\n".join(pieces)
-
-    def attach(self, name: str, ctype: str, content) -> None:
-        name = _safe_filename(name)
-        if len(self.attachments) >= MAX_ATTACHMENTS:
-            self.skipped.append(name)
-            return
-        try:
-            data = content()
-        except Exception:
-            data = b""
-            self.note(f"The attachment “{name}” could not be decoded.")
-        self.attachments.append(Attachment(name=name, content_type=ctype, content=data))
-
-    def text(self, part: Message) -> str:
-        """At most the remaining budget of the part's text, decoded from its charset."""
-        if self.budget <= 0:
-            self.truncated = True
-            return ""
-        data, more = _payload_head(part, self.budget)
-        if more or len(data) > self.budget:
-            self.truncated = True
-        data = data[: self.budget]
-        self.budget -= len(data)
-        charset = _param(part, "charset")
-        codec = _codec(charset) if charset else "utf-8"
-        if codec is None:
-            self.note(f"Unknown charset “{_short(charset)}” in the body; read as UTF-8.")
-            codec = "utf-8"
-        try:
-            text = data.decode(codec, "replace")
-        except Exception:
-            text = data.decode("utf-8", "replace")
-        return _clean(text)
-
-
-# --- MIME helpers ---------------------------------------------------------------------
-
-
-def _walk(msg: Message):
-    """Parts depth first, at most MAX_PARTS, not below MAX_DEPTH, not into attached
-    messages (message/rfc822 is yielded, its inside is read as a forward)."""
-    stack = [(msg, 0)]
-    count = 0
-    while stack and count < MAX_PARTS:
-        part, level = stack.pop()
-        count += 1
-        yield part, level
-        if level >= MAX_DEPTH or (
-            level > 0
-            and _content_type(part, level) in ("message/rfc822", "message/delivery-status")
-        ):
-            continue
-        try:
-            payload = part.get_payload() if part.is_multipart() else None
-        except Exception:
-            payload = None
-        if isinstance(payload, list):
-            stack.extend((p, level + 1) for p in reversed(payload) if isinstance(p, Message))
-
-
-def _content_type(part: Message, level: int) -> str:
-    try:
-        return part.get_content_type().lower()
-    except Exception:
-        return "text/plain" if level == 0 else "application/octet-stream"
-
-
-def _disposition(part: Message) -> str | None:
-    try:
-        value = part.get_content_disposition()
-        return value.lower() if isinstance(value, str) else None
-    except Exception:
-        return None
-
-
-def _param(part: Message, name: str) -> str:
-    try:
-        value = part.get_param(name)
-    except Exception:
-        return ""
-    if isinstance(value, tuple):  # RFC 2231: (charset, language, value)
-        try:
-            value = value[2]
-        except Exception:
-            return ""
-    return _clean(str(value or "")).strip()[:200]
-
-
-def _filename(part: Message) -> str:
-    try:
-        name = part.get_filename()
-    except Exception:
-        name = None
-    if not name:
-        name = _param(part, "name")
-    return _one_line(_clean(str(name))) if name else ""
-
-
-def _safe_filename(name: str) -> str:
-    name = re.split(r"[\\/]", name)[-1].strip().strip(".") or "attachment"
-    return name[:255]
-
-
-def _inner_message(part: Message) -> Message | None:
-    try:
-        payload = part.get_payload()
-    except Exception:
-        return None
-    if isinstance(payload, list) and payload and isinstance(payload[0], Message):
-        return payload[0]
-    return None
-
-
-def _message_bytes(msg: Message | None) -> bytes:
-    if msg is None:
-        return b""
-    return msg.as_bytes(policy=email_policy.compat32)
-
-
-def _cte(part: Message) -> str:
-    try:
-        return str(part.get("Content-Transfer-Encoding", "") or "").strip().lower()
-    except Exception:
-        return ""
-
-
-def _payload_bytes(part: Message) -> bytes:
-    data = part.get_payload(decode=True)
-    if isinstance(data, bytes):
-        return data
-    return b""
-
-
-def _payload_head(part: Message, limit: int) -> tuple[bytes, bool]:
-    """At most about `limit` decoded bytes of a leaf part, and whether there was more."""
-    cte = _cte(part)
-    if cte in ("base64", "quoted-printable"):
-        try:
-            payload = part.get_payload()
-        except Exception:
-            payload = ""
-        if not isinstance(payload, str):
-            return b"", False
-        if cte == "base64":
-            window = limit * 4 // 3 + limit // 30 + 64
-            chunk = re.sub(r"[^A-Za-z0-9+/]", "", payload[:window])
-            chunk = chunk[: len(chunk) // 4 * 4]
-            try:
-                data = binascii.a2b_base64(chunk)
-            except (binascii.Error, ValueError):
-                data = b""
-            return data, len(payload) > window
-        window = limit * 3 + 64
-        data = quopri.decodestring(payload[:window].encode("utf-8", "surrogateescape"))
-        return data, len(payload) > window
-    data = _payload_bytes(part)
-    return data[:limit], len(data) > limit
-
-
-_ALIASES = {
-    "us-ascii": "utf-8", "ascii": "utf-8", "iso-8859-1": "cp1252", "latin1": "cp1252",
-    "latin-1": "cp1252", "iso8859-1": "cp1252", "x-sjis": "shift_jis", "windows-31j": "cp932",
-    "gb2312": "gb18030", "gbk": "gb18030", "x-gbk": "gb18030", "ks_c_5601-1987": "euc_kr",
-    "iso-8859-8-i": "iso-8859-8", "x-mac-roman": "mac_roman", "utf8": "utf-8",
-    "x-unknown": "", "unknown-8bit": "", "unknown": "",
-}  # fmt: skip
-
-
-def _codec(charset: str) -> str | None:
-    """A text codec for a declared charset, None when unknown."""
-    name = (charset or "").strip().strip("\"'").lower()
-    name = _ALIASES.get(name, name)
-    if not name:
-        return None
-    try:
-        info = codecs.lookup(name)
-    except (LookupError, ValueError, TypeError):
-        return None
-    if not getattr(info, "_is_text_encoding", True):
-        return None
-    return info.name
-
-
-def _decode_header_compat(raw: str) -> str:
-    try:
-        pieces = decode_header(raw)
-    except Exception:
-        return raw
-    out = []
-    for chunk, charset in pieces:
-        if isinstance(chunk, bytes):
-            codec = _codec(charset) if charset else "utf-8"
-            try:
-                out.append(chunk.decode(codec or "utf-8", "replace"))
-            except Exception:
-                out.append(chunk.decode("utf-8", "replace"))
-        else:
-            out.append(chunk)
-    return "".join(out)
-
-
-# --- text helpers ---------------------------------------------------------------------
-
-
-def _clean(text: str) -> str:
-    """Valid Unicode without NULs or control characters (lone surrogates from escaped
-    bytes are decoded as UTF-8 with replacement)."""
-    if not isinstance(text, str):
-        text = str(text)
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        try:
-            text = text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
-        except UnicodeEncodeError:
-            text = text.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
-    text = _C1_RX.sub(_c1, text)  # latin-1 labels on windows-1252 text
-    return _CONTROL_RX.sub("", text)
-
-
-def _c1(match: re.Match) -> str:
-    return bytes([ord(match.group(0))]).decode("cp1252", "ignore")
-
-
-def _one_line(text: str) -> str:
-    return re.sub(r"\s+", " ", text).strip()
-
-
-def _short(text: str) -> str:
-    return _one_line(_clean(text))[:60]
-
-
-def _normalise(text: str) -> str:
-    text = text.replace("\r\n", "\n").replace("\r", "\n").replace("\u00a0", " ")
-    text = "\n".join(line.rstrip() for line in text.split("\n"))
-    return re.sub(r"\n{3,}", "\n\n", text).strip("\n")
-
-
-def _ids(value: str) -> list[str]:
-    found = _ID_RX.findall(value)
-    if not found and value.strip():
-        found = [t.strip("<>") for t in value.split() if t.strip("<>")]
-    return [f for f in found if f]
-
-
-def _strip_prefixes(subject: str) -> tuple[str, bool]:
-    """The subject without "Re:"/"Fwd:"... prefixes, and whether one was a forward."""
-    forwarded = False
-    for _ in range(30):
-        match = _PREFIX_RX.match(subject)
-        if not match:
-            break
-        forwarded = forwarded or match.group(1).lower() in _FORWARD_PREFIXES
-        subject = subject[match.end() :]
-    return subject.strip(), forwarded
-
 
 def _find_number(rx: re.Pattern, prefix: str, text: str) -> str | None:
     match = rx.search(text)
@@ -923,192 +374,6 @@ def _find_number(rx: re.Pattern, prefix: str, text: str) -> str | None:
 
 def _all_numbers(rx: re.Pattern, prefix: str, text: str) -> set[str]:
     return {f"{prefix}-{m.group(1)}-{m.group(2)}" for m in rx.finditer(text)}
-
-
-class _HTMLText(HTMLParser):
-    BLOCK = {
-        "p", "div", "li", "tr", "table", "ul", "ol", "section", "article", "header", "footer",
-        "h1", "h2", "h3", "h4", "h5", "h6", "pre", "hr", "dd", "dt", "dl", "address", "center",
-    }  # fmt: skip
-    PARAGRAPH = {"p", "table", "ul", "ol", "h1", "h2", "h3", "h4", "h5", "h6", "hr"}
-    SKIP = {"script", "style", "head", "title", "template", "noscript", "xml"}
-
-    def __init__(self):
-        super().__init__(convert_charrefs=True)
-        self.out: list[str] = []
-        self.skip = 0
-        self.quote = 0
-        self.pre = 0
-        self.line_start = True
-
-    def newline(self, blank=False):
-        self.out.append("\n\n" if blank else "\n")
-        self.line_start = True
-
-    def handle_starttag(self, tag, attrs):
-        if tag in self.SKIP:
-            self.skip += 1
-            return
-        if tag == "br":
-            self.newline()
-            return
-        marks = " ".join(str(v) for k, v in attrs if k in ("class", "id") and v).lower()
-        if "signature" in marks:
-            self.newline()
-            self.out.append("-- ")
-            self.newline()
-        if tag == "blockquote":
-            self.newline()
-            self.quote += 1
-        elif tag in self.BLOCK:
-            self.newline(tag in self.PARAGRAPH)
-        if tag == "pre":
-            self.pre += 1
-        if tag in ("td", "th"):
-            self.out.append(" ")
-
-    def handle_startendtag(self, tag, attrs):
-        self.handle_starttag(tag, attrs)
-
-    def handle_endtag(self, tag):
-        if tag in self.SKIP:
-            self.skip = max(0, self.skip - 1)
-            return
-        if tag == "blockquote":
-            self.quote = max(0, self.quote - 1)
-            self.newline()
-        elif tag in self.BLOCK:
-            self.newline(tag in self.PARAGRAPH)
-        if tag == "pre":
-            self.pre = max(0, self.pre - 1)
-
-    def handle_data(self, data):
-        if self.skip:
-            return
-        lines = data.split("\n") if self.pre else [re.sub(r"\s+", " ", data)]
-        for index, line in enumerate(lines):
-            if index:
-                self.newline()
-            if self.line_start:
-                line = line.lstrip()
-                if not line:
-                    continue
-                if self.quote:
-                    self.out.append("> " * self.quote)
-            self.out.append(line)
-            self.line_start = False
-
-
-def _html_to_text(html: str) -> str:
-    parser = _HTMLText()
-    try:
-        parser.feed(html)
-        parser.close()
-        text = "".join(parser.out)
-    except Exception:
-        text = re.sub(r"<br\s*/?>|</p\s*>", "\n", html, flags=re.I)
-        text = re.sub(r"<[^>]{0,2000}>", "", text)
-    return _normalise("\n".join(line.strip() for line in text.split("\n")))
-
-
-def _split_history(text: str, subject_forward: bool) -> tuple[str, str]:
-    """(the new text without quotes and signature, the forwarded text or "")."""
-    lines = text.split("\n")
-    new: list[str] = []
-    forwarded = ""
-    for index, line in enumerate(lines):
-        stripped = line.strip().strip("*").strip()
-        if _FORWARD_MARK_RX.match(stripped):
-            forwarded = _forwarded(lines[index + 1 :])
-            break
-        if _ORIGINAL_RX.match(stripped) or (
-            _UNDERSCORES_RX.match(stripped) and _header_block(lines, index + 1)
-        ):
-            if subject_forward:
-                forwarded = _forwarded(lines[index + 1 :])
-            break
-        if stripped and _header_block(lines, index):
-            if subject_forward:
-                forwarded = _forwarded(lines[index:])
-            break
-        if _wrote(lines, index):
-            break
-        if stripped.startswith(">") or line.lstrip().startswith(">"):
-            continue
-        new.append(line)
-    return _normalise("\n".join(_strip_signature(new))), forwarded
-
-
-def _header_block(lines: list[str], start: int) -> bool:
-    """A quoted header block: "From: ..." with "Sent:"/"Date:" within the next lines."""
-    limit = start + 3
-    while start < min(len(lines), limit) and not lines[start].strip():
-        start += 1
-    if start >= len(lines) or not _HEADER_FROM_RX.match(lines[start].strip().lstrip(">").strip()):
-        return False
-    for line in lines[start + 1 : start + 6]:
-        if _HEADER_SENT_RX.match(line.strip().lstrip(">").strip()):
-            return True
-    return False
-
-
-def _wrote(lines: list[str], index: int) -> bool:
-    line = lines[index].strip()
-    if len(line) > 400 or not line:
-        return False
-    if _WROTE_RX.match(line):
-        return True
-    if index + 1 < len(lines) and re.match(r"(?i)^(?:on|am|le|el|il|op)\b", line):
-        joined = f"{line} {lines[index + 1].strip()}"
-        return len(joined) <= 500 and bool(_WROTE_RX.match(joined))
-    return False
-
-
-def _forwarded(lines: list[str]) -> str:
-    """The forwarded text after its header block (its Subject line kept), cleaned of its
-    own quoted history and signature; a forward inside it is read as well."""
-    index = 0
-    while index < len(lines) and not lines[index].strip():
-        index += 1
-    kept: list[str] = []
-    in_headers = False
-    while index < len(lines):
-        line = lines[index].strip().lstrip(">").strip()
-        if _HEADER_LINE_RX.match(line.strip("*")):
-            in_headers = True
-            if _SUBJECT_LINE_RX.match(line.strip("*")):
-                kept.append(line.replace("*", ""))
-            index += 1
-        elif in_headers and lines[index][:1] in (" ", "\t") and line:
-            index += 1  # a folded header line
-        else:
-            break
-    rest = [line[1:].lstrip() if line.startswith(">") else line for line in lines[index:]]
-    new_text, nested = _split_history("\n".join(rest), False)
-    return _normalise("\n".join([*kept, "", new_text, "", nested]))
-
-
-def _strip_signature(lines: list[str]) -> list[str]:
-    for index, line in enumerate(lines):
-        if line.rstrip() in ("--", "—") or _MOBILE_SIGNATURE_RX.match(line.strip()):
-            lines = lines[:index]
-            break
-    tail = 0
-    for index in range(len(lines) - 1, -1, -1):
-        stripped = lines[index].strip()
-        if not stripped:
-            continue
-        sign_off = _SIGN_OFF_RX.match(stripped)
-        if sign_off:  # followed by a name: "Thanks, Jane" or "Best regards,\nJane Doe"
-            after = "\n".join(lines[index + 1 :])
-            named = tail > 0 or sign_off.group("name")
-            if named and not (_ORDER_RX.search(after) or _REQUEST_RX.search(after)):
-                return lines[:index]
-            break
-        tail += 1
-        if tail > 4 or len(stripped) > 60:
-            break
-    return lines
 
 
 # --- fields ---------------------------------------------------------------------------
@@ -1356,3 +621,43 @@ def _number(text: str) -> Decimal | None:
     except (InvalidOperation, ValueError):
         return None
     return value if value.is_finite() and value >= 0 else None
+
+
+# --- which purchases a mail names -----------------------------------------------------
+
+_ITEM_STOP = {"the", "a", "an", "of", "for", "and", "plan", "edition", "users", "user", "seat"}
+
+
+def _words(text: str) -> list[str]:
+    return re.sub(r"[^\w]+", " ", text.lower()).split()
+
+
+def named_items(text: str, candidates: dict) -> list:
+    """The candidates (key -> names of a purchase: its description, its product's name)
+    that the text names, for a mail about some purchases of a multi-item order. A name
+    is named when its words appear in the text in order and side by side; a name of one
+    word counts only when no other candidate shares it. Empty when none or all are named:
+    the mail is then about the whole order."""
+    words = _words(text[:MAX_FIELD_TEXT])
+    joined = f" {' '.join(words)} "
+    found = []
+    counts: dict[str, int] = {}
+    for names in candidates.values():
+        for word in {w for name in names for w in _words(name) if w not in _ITEM_STOP}:
+            counts[word] = counts.get(word, 0) + 1
+    for key, names in candidates.items():
+        for name in names:
+            significant = [w for w in _words(name) if w not in _ITEM_STOP]
+            if not significant:
+                continue
+            phrase = f" {' '.join(_words(name))} "
+            if len(_words(name)) >= 2 and phrase in joined:
+                found.append(key)
+                break
+            core = f" {' '.join(significant)} "
+            if (len(significant) >= 2 and core in joined) or (
+                len(significant) == 1 and counts[significant[0]] == 1 and core in joined
+            ):
+                found.append(key)
+                break
+    return [] if len(found) == len(candidates) else found

@@ -4,16 +4,9 @@ from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
 
+from inbox.parse import Attachment
 
-@dataclass(frozen=True)
-class Attachment:
-    name: str
-    content_type: str  # as declared by the mail; the save service checks the content
-    content: bytes
-
-    @property
-    def size(self) -> int:
-        return len(self.content)
+__all__ = ["Attachment", "ParsedMail"]
 
 
 @dataclass(frozen=True)

@@ -11,15 +11,19 @@ import pytest
 from django.contrib.auth.models import Group
 from django.core import mail as outbox
 from django.core.management import call_command
+from django.test import TestCase
+from django.urls import reverse
 
 from accounts.models import AuditEvent
 from billing.models import Price, Product, Subscription
 from support import services
-from support.mail import severity_of, support_mail_receive
+from support.mail import severity_of
+from support.mail import support_mail_receive as receive
 from support.models import Incident, IncidentMessage
 from tests.factories import AccountFactory, MembershipFactory, UserFactory, owner_of
+from tests.mailtools import auth_results, trusted_mx  # noqa: F401  (a fixture)
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("trusted_mx")]
 TUESDAY = datetime(2026, 3, 10, 18, 0, tzinfo=UTC)  # 14:00 in New York
 
 
@@ -53,6 +57,17 @@ def cloud_account(seats: int, **extra):
     return account
 
 
+def answers():
+    """The answers to mails (inbox's, RFC 3834 auto-replied), not the incidents' own mails."""
+    return [m for m in outbox.outbox if m.extra_headers.get("Auto-Submitted") == "auto-replied"]
+
+
+def support_mail_receive(**kwargs):
+    """A mail handled as by the fetch command: its answer is sent once committed."""
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        return receive(**kwargs)
+
+
 def build(*, sender, subject, body, message_id, headers=None):
     message = EmailMessage()
     message["From"] = sender
@@ -60,6 +75,7 @@ def build(*, sender, subject, body, message_id, headers=None):
     message["Subject"] = subject
     if message_id:
         message["Message-ID"] = message_id
+    message["Authentication-Results"] = auth_results(sender)
     for name, value in (headers or {}).items():
         message[name] = value
     message.set_content(body)
@@ -86,7 +102,8 @@ def test_a_new_mail_from_the_contact_opens_an_incident():
     assert incident.subject == "Reports page shows an error"
     assert incident.description.startswith("The weekly report fails with error 500.")
     assert incident.opened_by == contact
-    assert outbox.outbox == []  # the confirmation is the incident's own mail (on commit)
+    assert answers() == []  # the confirmation is the incident's own mail
+    assert [incident.number in m.subject for m in outbox.outbox] == [True]
     event = AuditEvent.objects.get(action="support.mail_opened")
     assert event.changes["message_id"] == "new@customer.example"
     assert event.changes["incident"] == incident.number
@@ -130,7 +147,7 @@ def test_a_reply_threads_onto_the_incident_and_reopens_a_resolved_one(agent):
     )
     assert support_mail_receive(raw=second, now=TUESDAY).outcome == "replied"
     assert incident.messages.filter(from_staff=False).count() == 2
-    assert Incident.objects.count() == 1 and outbox.outbox == []
+    assert Incident.objects.count() == 1 and answers() == []
 
 
 def test_a_reply_after_the_reopening_window_is_answered(agent):
@@ -146,7 +163,7 @@ def test_a_reply_after_the_reopening_window_is_answered(agent):
     )
     received = support_mail_receive(raw=late, now=TUESDAY + timedelta(days=15))
     assert (received.outcome, received.answer) == ("answered", "refused")
-    assert "more than 14 days ago" in outbox.outbox[0].body
+    assert "more than 14 days ago" in answers()[0].body
     assert incident.messages.count() == 0
 
 
@@ -185,7 +202,7 @@ def test_an_auto_reply_is_recorded_and_never_answered():
     )
     assert support_mail_receive(raw=auto, now=TUESDAY).outcome == "auto"
     assert support_mail_receive(raw=stranger_bounce, now=TUESDAY).outcome == "auto"
-    assert outbox.outbox == [] and not Incident.objects.exists()
+    assert answers() == [] and not Incident.objects.exists()
     assert AuditEvent.objects.filter(action="support.mail_auto").count() == 2
 
 
@@ -195,7 +212,7 @@ def test_a_member_who_is_not_the_contact_is_told_who_is():
     received = support_mail_receive(raw=new_mail(member), now=TUESDAY)
     assert (received.outcome, received.answer) == ("answered", "contact")
     assert not Incident.objects.exists()
-    (answer,) = outbox.outbox
+    (answer,) = answers()
     assert answer.to == [member.email] and answer.subject == "Re: Reports page shows an error"
     contact_name = owner_of(account).get_full_name()
     assert f"Acme go through its designated support contact, {contact_name}" in answer.body
@@ -219,7 +236,7 @@ def test_a_stranger_gets_an_answer_that_reveals_nothing():
             now=TUESDAY,
         )
         assert (received.outcome, received.answer) == ("answered", "generic")
-    first, second = outbox.outbox
+    first, second = answers()
     assert first.body == second.body  # a user of no account learns as little as a stranger
     for answer in (first, second):
         assert "Acme" not in answer.body and owner_of(account).get_full_name() not in answer.body
@@ -237,14 +254,14 @@ def test_refusals_are_answered_with_their_message(settings):
         raw=new_mail(contact, message_id="<second@customer.example>"), now=TUESDAY
     )
     assert (received.outcome, received.answer) == ("answered", "refused")
-    assert "150.00 USD" in outbox.outbox[-1].body
-    assert "cannot be confirmed by mail" in outbox.outbox[-1].body
+    assert "150.00 USD" in answers()[-1].body
+    assert "cannot be confirmed by mail" in answers()[-1].body
     lapsed = cloud_account(2)
     Subscription.objects.filter(account=lapsed).update(status="lapsed")
     support_mail_receive(
         raw=new_mail(owner_of(lapsed), message_id="<lapsed@customer.example>"), now=TUESDAY
     )
-    assert "renew it under Account Settings > Billing" in outbox.outbox[-1].body
+    assert "renew it under Account Settings > Billing" in answers()[-1].body
     assert Incident.objects.count() == 1
 
 
@@ -282,10 +299,47 @@ def test_fetch_from_a_maildir_counts_exactly_and_empties_it(tmp_path, capsys):
         folder = "cur" if i % 2 else "new"
         name = f"{1_770_000_000 + i}.M{i}P1Q{i}.test" + (":2,S" if folder == "cur" else "")
         (tmp_path / "support" / folder / name).write_bytes(raw)
-    call_command("support_mail", "fetch", "--maildir", str(tmp_path / "support"))
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        call_command("support_mail", "fetch", "--maildir", str(tmp_path / "support"))
     assert "4 handled, 1 duplicates, 0 failed" in capsys.readouterr().out
     assert os.listdir(tmp_path / "support" / "new") == []
     assert os.listdir(tmp_path / "support" / "cur") == []
     incident = Incident.objects.get()
     assert incident.messages.get().body == "A screenshot follows."
-    assert [m.to for m in outbox.outbox] == [[member.email]]
+    assert [m.to for m in answers()] == [[member.email]]
+
+
+def test_mail_attachments_are_kept_with_the_evidence_checks(client, settings, tmp_path):
+    settings.MEDIA_ROOT = str(tmp_path)
+    account = cloud_account(2)
+    contact = owner_of(account)
+    message = EmailMessage()
+    message["From"] = contact.email
+    message["To"] = "support@vendor.example"
+    message["Subject"] = "Reports page shows an error"
+    message["Message-ID"] = "<files@customer.example>"
+    message["Authentication-Results"] = auth_results(contact.email)
+    message.set_content("Screenshot and log attached.")
+    message.add_attachment(
+        b"\x89PNG\r\n\x1a\n-image", maintype="image", subtype="png", filename="screen.png"
+    )
+    message.add_attachment(
+        b"MZ\x90\x00 a program", maintype="application", subtype="octet-stream", filename="fix.exe"
+    )
+    # The declared type is a PDF, the content is not: the content decides.
+    message.add_attachment(
+        b"MZ\x90\x00 also a program", maintype="application", subtype="pdf", filename="log.pdf"
+    )
+    incident = support_mail_receive(raw=message.as_bytes(), now=TUESDAY).incident
+    [kept] = incident.attachments.all()
+    assert (kept.name, kept.content_type, kept.message) == ("screen.png", "image/png", None)
+    assert "fix.exe is not a PDF, PNG, JPEG, GIF or plain-text file" in incident.description
+    assert "log.pdf is not a PDF" in incident.description
+    # The account's members download it; another account's member gets a 404.
+    url = reverse("incident_attachment", args=[incident.number, kept.pk])
+    client.force_login(contact)
+    got = client.get(url)
+    assert got.status_code == 200 and b"".join(got.streaming_content).startswith(b"\x89PNG")
+    assert got["Content-Disposition"].startswith("attachment")
+    client.force_login(owner_of(cloud_account(2)))
+    assert client.get(url).status_code == 404

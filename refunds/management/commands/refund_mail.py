@@ -15,6 +15,7 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
+from inbox.commands import add_fetch_arguments, run_fetch
 from refunds.mail.parse import parse
 from refunds.mail.types import ParsedMail
 from refunds.policy.types import REASON_LABELS
@@ -49,15 +50,7 @@ class Command(BaseCommand):
         parser.add_argument("--json", action="store_true", help="print a JSON list")
 
     def add_fetch_arguments(self, parser):
-        source = parser.add_mutually_exclusive_group(required=True)
-        source.add_argument("--maildir", metavar="PATH", help="a Maildir folder (cur/, new/)")
-        source.add_argument("--mbox", metavar="PATH", help="an mbox file (locked while read)")
-        source.add_argument(
-            "--imap",
-            metavar="URL",
-            help="imaps://user:password@host:993/INBOX (special characters percent-encoded)",
-        )
-        parser.add_argument("--limit", type=int, metavar="N", help="at most N mails this run")
+        add_fetch_arguments(parser)
 
     def handle(self, *args, **options):
         return getattr(self, f"handle_{options['action']}")(options)
@@ -84,36 +77,7 @@ class Command(BaseCommand):
             raise CommandError(f"Could not read: {', '.join(unreadable)}", returncode=2)
 
     def handle_fetch(self, options):
-        import imaplib
-
-        from refunds.mail import fetch
-
-        if options["maildir"]:
-            where, run, target = f"maildir {options['maildir']}", fetch.fetch_maildir, "maildir"
-        elif options["mbox"]:
-            where, run, target = f"mbox {options['mbox']}", fetch.fetch_mbox, "mbox"
-        else:
-            where, run, target = (
-                f"imap {fetch.redact_url(options['imap'])}",
-                fetch.fetch_imap,
-                "imap",
-            )
-        try:
-            counts = run(options[target], limit=options["limit"])
-        except fetch.FetchError as exc:
-            raise CommandError(str(exc), returncode=2) from exc
-        except (imaplib.IMAP4.error, OSError) as exc:
-            raise CommandError(f"{where}: {exc}", returncode=1) from exc
-        self.stdout.write(
-            f"{where}: {counts['stored']} stored, {counts['duplicates']} duplicates, "
-            f"{counts['failed']} failed"
-        )
-        if counts["failed"]:
-            raise CommandError(
-                f"{counts['failed']} mail(s) could not be stored and stay in the mailbox "
-                "(see the log).",
-                returncode=1,
-            )
+        run_fetch(options, mailbox="refunds", stdout=self.stdout)
 
 
 def _describe(name: str, mail: ParsedMail) -> list[str]:

@@ -6,12 +6,14 @@ import pytest
 from django.core import mail as outbox
 
 from accounts.models import Membership
+from inbox.models import InboundMail
 from refunds import services
 from refunds.mail import intake
-from refunds.models import InboundMail, RefundRequest
+from refunds.models import RefundRequest
 from tests.factories import MembershipFactory, UserFactory, owner_of
+from tests.mailtools import auth_results, trusted_mx  # noqa: F401  (a fixture)
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("trusted_mx")]
 
 
 def build(*, sender, subject, body, message_id="<m1@customer.example>", headers=None, attach=()):
@@ -21,6 +23,7 @@ def build(*, sender, subject, body, message_id="<m1@customer.example>", headers=
     message["Subject"] = subject
     if message_id:
         message["Message-ID"] = message_id
+    message["Authentication-Results"] = auth_results(sender)
     for name, value in (headers or {}).items():
         message[name] = value
     message.set_content(body)
@@ -59,7 +62,7 @@ def test_a_complete_mail_becomes_a_request_and_is_acknowledged(
         stored, created = intake.mail_receive(raw=raw, source="test")
     stored.refresh_from_db()
     assert created and stored.status == "request"
-    request = stored.request
+    request = RefundRequest.objects.get(number=stored.thread)
     assert (request.channel, request.reason, request.account) == (
         "email",
         "duplicate_charge",
@@ -134,7 +137,7 @@ def test_a_reply_joins_the_thread_and_restarts_the_clock(customer):
     )
     stored, _ = intake.mail_receive(raw=answer, source="test")
     request.refresh_from_db()
-    assert stored.status == "reply" and stored.request == request
+    assert stored.status == "reply" and stored.thread == request.number
     assert request.state == "in_review"
     assert request.messages.filter(from_staff=False).get().body.startswith("The Visa ending 4242.")
 
@@ -205,7 +208,9 @@ def test_staff_complete_a_triaged_mail_into_a_request(customer):
         reason="defective",
     )
     stored.refresh_from_db()
-    assert stored.status == "done" and stored.request == request and request.channel == "email"
+    assert (
+        stored.status == "done" and stored.thread == request.number and request.channel == "email"
+    )
 
 
 def test_the_console_completes_a_triaged_mail(client, customer):
@@ -217,11 +222,11 @@ def test_the_console_completes_a_triaged_mail(client, customer):
     raw = ask(order, owner, subject="Money back?", body="Please refund it, it broke.")
     stored, _ = intake.mail_receive(raw=raw, source="test")
     staff_client(client, group="Billing reviewer")
-    queue = client.get(reverse("admin:refunds_inboundmail_changelist") + "?status__exact=triage")
+    queue = client.get(reverse("admin:inbox_inboundmail_changelist") + "?status__exact=triage")
     assert queue.status_code == 200 and "Money back?" in queue.text
-    page = client.get(reverse("admin:refunds_inboundmail_change", args=[stored.pk]))
+    page = client.get(reverse("admin:inbox_inboundmail_change", args=[stored.pk]))
     assert "Complete into a refund request" in page.text
-    url = reverse("admin:refunds_inboundmail_complete", args=[stored.pk])
+    url = reverse("admin:inbox_inboundmail_complete", args=[stored.pk])
     wrong = client.post(
         url,
         {"order_number": "ORD-1999-000001", "requester_email": owner.email, "reason": "defective"},
@@ -234,3 +239,45 @@ def test_the_console_completes_a_triaged_mail(client, customer):
     assert done.status_code == 302 and done.url.endswith(f"/refundrequest/{request.pk}/change/")
     stored.refresh_from_db()
     assert stored.status == "done" and stored.resolved_at is not None
+
+
+def test_a_mail_naming_one_item_of_a_two_item_order_asks_for_that_item_only(
+    customer, django_capture_on_commit_callbacks
+):
+    _, order, owner = customer
+    plugin = order.lines.get(product__code="plugin")
+    raw = ask(
+        order,
+        owner,
+        body=f"Hello,\n\nPlease refund the plugin on {order.number}: it never worked at "
+        "all.\n\nThanks,\nJane",
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        stored, _ = intake.mail_receive(raw=raw, source="test")
+    assert stored.status == "request"
+    request = RefundRequest.objects.get(number=stored.thread)
+    assert [line.order_line_id for line in request.lines.all()] == [plugin.pk]
+
+
+def test_the_customers_whole_message_is_kept_as_their_words(
+    customer, django_capture_on_commit_callbacks
+):
+    _, order, owner = customer
+    body = (
+        f"Hello,\n\nWe bought {order.number} for the spring campaign.\n"
+        "The campaign was cancelled by our client last week.\n"
+        "We were also charged twice for it, which our bank confirms.\n"
+        "Could you refund the order?\n\nBest regards,\nJane Doe\n\n"
+        "On Mon, 2 Mar 2026, Billing <billing@vendor.example> wrote:\n> Your receipt"
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        stored, _ = intake.mail_receive(raw=ask(order, owner, body=body), source="test")
+    request = RefundRequest.objects.get(number=stored.thread)
+    for sentence in (
+        "We bought",
+        "The campaign was cancelled by our client last week.",
+        "We were also charged twice for it",
+        "Could you refund the order?",
+    ):
+        assert sentence in request.text
+    assert "Your receipt" not in request.text and "Best regards" not in request.text

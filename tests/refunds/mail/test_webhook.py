@@ -10,12 +10,14 @@ from django.core import mail as outbox
 from django.test import Client
 from django.urls import reverse
 
-from refunds.mail import intake
-from refunds.mail import webhook as _webhook  # noqa: F401  (connects the receiver)
-from refunds.models import InboundMail, RefundRequest
+from inbox import services
+from inbox import webhook as _webhook  # noqa: F401  (connects the receiver)
+from inbox.models import InboundMail
+from refunds.models import RefundRequest
 from tests.factories import owner_of
+from tests.mailtools import auth_results, trusted_mx  # noqa: F401  (a fixture)
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("trusted_mx")]
 
 SECRET = "postmark:Kq9vX2mRr7"
 PDF = b"%PDF-1.4 bank statement"
@@ -55,6 +57,7 @@ def postmark_inbound(order, owner, *, message_id="<hook@customer.example>"):
             {"Name": "Return-Path", "Value": f"<{owner.email}>"},
             {"Name": "Message-ID", "Value": message_id},
             {"Name": "X-Spam-Status", "Value": "No"},
+            {"Name": "Authentication-Results", "Value": auth_results(owner.email)},
         ],
         "Attachments": [
             {
@@ -93,7 +96,7 @@ def test_a_mail_posted_with_the_secret_is_stored_and_becomes_a_request(
         owner.email,
         "request",
     )
-    request = stored.request
+    request = RefundRequest.objects.get(number=stored.thread)
     assert request.channel == "email" and request.evidence.get().name == "statement.pdf"
     assert b"Refund request" in stored.raw.open("rb").read()
     assert any(request.number in m.subject for m in outbox.outbox)  # acknowledged
@@ -107,6 +110,7 @@ def test_the_raw_mail_is_kept_when_the_provider_sends_it(customer):
     raw = (
         f"From: {owner.email}\r\nTo: billing@vendor.example\r\n"
         f"Subject: Refund request - Order #{order.number}\r\n"
+        f"Authentication-Results: {auth_results(owner.email)}\r\n"
         "Message-ID: <raw@customer.example>\r\nX-Custom: kept\r\n\r\n"
         f"Order: {order.number}\r\nReason: the plugin does not work.\r\n"
     )
@@ -143,6 +147,6 @@ def test_a_mail_that_cannot_be_stored_answers_500_so_the_provider_retries(custom
     def broken(**kwargs):
         raise RuntimeError("database went away")
 
-    monkeypatch.setattr(intake, "mail_receive", broken)
+    monkeypatch.setattr(services, "mail_receive", broken)
     response = post(postmark_inbound(order, owner), client=Client(raise_request_exception=False))
     assert response.status_code == 500 and not InboundMail.objects.exists()

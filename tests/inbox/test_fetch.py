@@ -14,13 +14,15 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from refunds.mail import fetch, intake, tasks_fetch
-from refunds.models import InboundMail, RefundRequest
+from inbox import fetch, services, tasks
+from inbox.models import InboundMail
+from refunds.models import RefundRequest
 from tests.factories import UserFactory, owner_of
+from tests.mailtools import auth_results, trusted_mx  # noqa: F401  (a fixture)
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("trusted_mx")]
 
-EML = Path(__file__).parent / "eml"
+EML = Path(__file__).parent.parent / "refunds" / "mail" / "eml"
 
 
 def build(*, sender, subject, body, message_id, headers=None):
@@ -29,6 +31,7 @@ def build(*, sender, subject, body, message_id, headers=None):
     message["To"] = "billing@vendor.example"
     message["Subject"] = subject
     message["Message-ID"] = message_id
+    message["Authentication-Results"] = auth_results(sender)
     for name, value in (headers or {}).items():
         message[name] = value
     message.set_content(body)
@@ -121,33 +124,38 @@ def left_in_maildir(path):
 
 def test_a_maildir_is_fetched_into_requests_replies_and_triage_then_emptied(inbox, tmp_path):
     box = make_maildir(tmp_path / "Maildir", inbox)
-    assert fetch.fetch_maildir(box) == EXPECTED
+    assert fetch.fetch_maildir(box, mailbox="refunds") == EXPECTED
     assert statuses("maildir") == STATUSES
-    assert RefundRequest.objects.get().mails.count() == 2  # the request and its reply
+    request = RefundRequest.objects.get()
+    assert InboundMail.objects.filter(thread=request.number).count() == 2  # and its reply
     assert left_in_maildir(box) == []
     # Nothing is left to fetch: a second run stores nothing.
-    assert fetch.fetch_maildir(box) == {"stored": 0, "duplicates": 0, "failed": 0}
+    assert fetch.fetch_maildir(box, mailbox="refunds") == {
+        "stored": 0,
+        "duplicates": 0,
+        "failed": 0,
+    }
     assert InboundMail.objects.count() == 5
 
 
 def test_an_mbox_is_fetched_the_same_and_rewritten_empty(inbox, tmp_path):
     path = make_mbox(tmp_path / "billing.mbox", inbox)
-    assert fetch.fetch_mbox(path) == EXPECTED
+    assert fetch.fetch_mbox(path, mailbox="refunds") == EXPECTED
     assert statuses("mbox") == STATUSES
     assert len(mailbox.mbox(path)) == 0 and path.stat().st_size == 0
     assert not Path(f"{path}.lock").exists()
-    assert fetch.fetch_mbox(path) == {"stored": 0, "duplicates": 0, "failed": 0}
+    assert fetch.fetch_mbox(path, mailbox="refunds") == {"stored": 0, "duplicates": 0, "failed": 0}
 
 
 def fail_on(monkeypatch, marker: bytes):
-    real = intake.mail_receive
+    real = services.mail_receive
 
-    def receive(*, raw, source, now=None):
+    def receive(*, raw, source, mailbox, now=None):
         if marker in raw:
             raise RuntimeError("disk full")
-        return real(raw=raw, source=source, now=now)
+        return real(raw=raw, source=source, mailbox=mailbox, now=now)
 
-    monkeypatch.setattr(intake, "mail_receive", receive)
+    monkeypatch.setattr(services, "mail_receive", receive)
 
 
 def test_a_mail_that_cannot_be_stored_stays_in_the_maildir_and_the_rest_go_on(
@@ -155,32 +163,48 @@ def test_a_mail_that_cannot_be_stored_stays_in_the_maildir_and_the_rest_go_on(
 ):
     box = make_maildir(tmp_path / "Maildir", inbox)
     fail_on(monkeypatch, b"<no-order@customer.example>")
-    assert fetch.fetch_maildir(box) == {"stored": 4, "duplicates": 1, "failed": 1}
+    assert fetch.fetch_maildir(box, mailbox="refunds") == {
+        "stored": 4,
+        "duplicates": 1,
+        "failed": 1,
+    }
     assert "could not be stored; left in the mailbox" in caplog.text
     [left] = left_in_maildir(box)
     assert b"<no-order@customer.example>" in next(box.rglob(left)).read_bytes()
     monkeypatch.undo()
-    assert fetch.fetch_maildir(box) == {"stored": 1, "duplicates": 0, "failed": 0}
+    assert fetch.fetch_maildir(box, mailbox="refunds") == {
+        "stored": 1,
+        "duplicates": 0,
+        "failed": 0,
+    }
     assert left_in_maildir(box) == [] and statuses("maildir") == STATUSES
 
 
 def test_a_mail_that_cannot_be_stored_stays_in_the_mbox(inbox, tmp_path, monkeypatch):
     path = make_mbox(tmp_path / "billing.mbox", inbox)
     fail_on(monkeypatch, b"<stranger@else.example>")
-    assert fetch.fetch_mbox(path) == {"stored": 4, "duplicates": 1, "failed": 1}
+    assert fetch.fetch_mbox(path, mailbox="refunds") == {"stored": 4, "duplicates": 1, "failed": 1}
     [left] = mailbox.mbox(path)
     assert left["Message-ID"] == "<stranger@else.example>"
     monkeypatch.undo()
-    assert fetch.fetch_mbox(path)["stored"] == 1 and len(mailbox.mbox(path)) == 0
+    assert fetch.fetch_mbox(path, mailbox="refunds")["stored"] == 1 and len(mailbox.mbox(path)) == 0
 
 
 def test_a_run_cut_short_keeps_only_the_unstored_mails(inbox, tmp_path):
     path = make_mbox(tmp_path / "billing.mbox", inbox)
-    assert fetch.fetch_mbox(path, limit=2) == {"stored": 2, "duplicates": 0, "failed": 0}
+    assert fetch.fetch_mbox(path, mailbox="refunds", limit=2) == {
+        "stored": 2,
+        "duplicates": 0,
+        "failed": 0,
+    }
     assert len(mailbox.mbox(path)) == 4
     box = make_maildir(tmp_path / "Maildir", inbox)
     # The first two are in the database already: duplicates, and removed all the same.
-    assert fetch.fetch_maildir(box, limit=3) == {"stored": 1, "duplicates": 2, "failed": 0}
+    assert fetch.fetch_maildir(box, mailbox="refunds", limit=3) == {
+        "stored": 1,
+        "duplicates": 2,
+        "failed": 0,
+    }
     assert len(left_in_maildir(box)) == 3
 
 
@@ -190,7 +214,7 @@ def test_the_eml_folder_goes_through_a_maildir_without_a_loss(tmp_path, settings
         pytest.skip("no .eml files yet")
     settings.MEDIA_ROOT = str(tmp_path / "media")
     box = make_maildir(tmp_path / "Maildir", [f.read_bytes() for f in files])
-    counts = fetch.fetch_maildir(box)
+    counts = fetch.fetch_maildir(box, mailbox="refunds")
     assert counts["failed"] == 0
     assert counts["stored"] + counts["duplicates"] == len(files)
     assert InboundMail.objects.count() == counts["stored"]
@@ -284,7 +308,9 @@ def connect_to(monkeypatch, server):
 def test_imap_flags_a_mail_deleted_only_after_it_is_stored(inbox, monkeypatch, uidplus):
     server = FakeIMAP(inbox, uidplus=uidplus)
     seen = connect_to(monkeypatch, server)
-    counts = fetch.fetch_imap("imaps://billing%40vendor.example:p%3Ass@mail.example/INBOX")
+    counts = fetch.fetch_imap(
+        "imaps://billing%40vendor.example:p%3Ass@mail.example/INBOX", mailbox="refunds"
+    )
     assert counts == EXPECTED and statuses("imap") == STATUSES
     assert seen == {"host": "mail.example", "port": 993, "verifies": True}
     assert server.log[0] == ("LOGIN", "billing@vendor.example", "p:ss")
@@ -302,7 +328,9 @@ def test_imap_leaves_a_mail_that_cannot_be_stored_unflagged(inbox, monkeypatch):
     server = FakeIMAP(inbox)
     connect_to(monkeypatch, server)
     fail_on(monkeypatch, b"<ooo@customer.example>")
-    assert fetch.fetch_imap("imaps://u:p@mail.example:1993/Billing")["failed"] == 1
+    assert (
+        fetch.fetch_imap("imaps://u:p@mail.example:1993/Billing", mailbox="refunds")["failed"] == 1
+    )
     assert ("SELECT", '"Billing"') in server.log
     assert list(server.mails) == [b"5"] and b"5" not in server.deleted
 
@@ -318,7 +346,7 @@ def test_imap_leaves_a_mail_that_cannot_be_stored_unflagged(inbox, monkeypatch):
 )
 def test_a_bad_imap_url_is_refused_without_showing_the_password(url, message):
     with pytest.raises(fetch.FetchError, match=message) as caught:
-        fetch.fetch_imap(url)
+        fetch.fetch_imap(url, mailbox="refunds")
     assert ":p@" not in str(caught.value)
 
 
@@ -353,16 +381,25 @@ def test_the_command_exits_1_when_a_mail_was_left(inbox, tmp_path, monkeypatch):
 
 def test_the_task_fetches_the_configured_mailbox_once_at_a_time(settings, monkeypatch):
     calls = []
-    monkeypatch.setattr(fetch, "fetch_imap", lambda url, limit: calls.append(url) or {"stored": 0})
+    monkeypatch.setattr(
+        fetch,
+        "fetch_imap",
+        lambda url, mailbox, limit: calls.append((url, mailbox)) or {"stored": 0},
+    )
     settings.REFUND_MAIL_IMAP_URL = ""
-    assert tasks_fetch.fetch_imap_task() == {}
+    assert tasks.fetch_imap_task("refunds") == {}
     settings.REFUND_MAIL_IMAP_URL = "imaps://u:p@mail.example/INBOX"
-    assert tasks_fetch.fetch_imap_task() == {"stored": 0}
-    assert calls == ["imaps://u:p@mail.example/INBOX"]
+    settings.SUPPORT_MAIL_IMAP_URL = "imaps://u:p@mail.example/Support"
+    assert tasks.fetch_imap_task("refunds") == {"stored": 0}
+    assert tasks.fetch_imap_task("support") == {"stored": 0}
+    assert calls == [
+        ("imaps://u:p@mail.example/INBOX", "refunds"),
+        ("imaps://u:p@mail.example/Support", "support"),
+    ]
     from django.core.cache import cache
 
-    cache.add(tasks_fetch.LOCK, 1)
-    assert "skipped" in tasks_fetch.fetch_imap_task() and len(calls) == 1
+    cache.add("inbox:imap-fetch:refunds", 1)
+    assert "skipped" in tasks.fetch_imap_task("refunds") and len(calls) == 2
 
 
 @pytest.mark.parametrize("url", ["", "imaps://u:p@mail.example/INBOX"])
@@ -372,15 +409,15 @@ def test_the_beat_runs_the_fetch_only_when_imap_is_configured(url):
         "from django.conf import settings\n"
         "from config.celery import app\n"
         "app.loader.import_default_modules()\n"
-        "print(settings.CELERY_BEAT_SCHEDULE.get('fetch-refund-mail'))\n"
-        "print('refunds.mail.tasks_fetch.fetch_imap_task' in app.tasks)\n"
+        "print(settings.CELERY_BEAT_SCHEDULE.get('fetch-refunds-mail'))\n"
+        "print('inbox.tasks.fetch_imap_task' in app.tasks)\n"
     )
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings.local"}
-    env.update(REFUND_MAIL_IMAP_URL=url, REFUND_MAIL_FETCH_SECONDS="120")
+    env.update(REFUND_MAIL_IMAP_URL=url, MAIL_FETCH_SECONDS="120")
     result = subprocess.run(
         [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60
     )
     assert result.returncode == 0, result.stderr
     entry, registered = result.stdout.strip().splitlines()[-2:]
-    expected = "{'task': 'refunds.mail.tasks_fetch.fetch_imap_task', 'schedule': 120}"
+    expected = "{'task': 'inbox.tasks.fetch_imap_task', 'schedule': 120, 'args': ('refunds',)}"
     assert entry == (expected if url else "None") and registered == "True"

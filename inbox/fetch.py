@@ -1,14 +1,14 @@
 """The fetch layer: Maildir, mbox and IMAP hand each message's raw bytes to the save
-service, one message at a time, and a message leaves its mailbox only once
-`intake.mail_receive` has returned (the row is committed: call these outside any
-transaction). A mail the save service cannot take is left where it is, logged, and
+service for a mailbox (refunds, support), one message at a time, and a message leaves
+its mailbox only once `services.mail_receive` has returned (the row is committed: call
+these outside any transaction). A mail the save service cannot take is left where it is, logged, and
 the next one goes on. Each function returns {"stored", "duplicates", "failed"}.
 """
 
 import contextlib
 import imaplib
 import logging
-import mailbox
+import mailbox as stdlib_mailbox
 import os
 import re
 import ssl
@@ -19,7 +19,7 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 
 from celery.exceptions import SoftTimeLimitExceeded
 
-from . import intake
+from . import services
 
 logger = logging.getLogger(__name__)
 
@@ -34,13 +34,14 @@ def _drain(
     messages: Iterable[tuple[object, bytes]],
     *,
     source: str,
+    mailbox: str,
     remove: Callable[[object], None],
     limit: int | None = None,
 ) -> dict:
     counts = {"stored": 0, "duplicates": 0, "failed": 0}
     for key, raw in islice(messages, limit):
         try:
-            _, created = intake.mail_receive(raw=raw, source=source)
+            _, created = services.mail_receive(raw=raw, source=source, mailbox=mailbox)
         except SoftTimeLimitExceeded:  # the task's time is up: stop, the rest waits
             raise
         except Exception:
@@ -70,14 +71,14 @@ def _arrival(key: str):
     return (int(match.group(1)), int(match.group(2) or 0), key)
 
 
-def fetch_maildir(path, *, limit: int | None = None) -> dict:
+def fetch_maildir(path, *, mailbox: str, limit: int | None = None) -> dict:
     root = Path(path)
     if not (root / "cur").is_dir() or not (root / "new").is_dir():
         raise FetchError(f"{path} is not a Maildir (it needs cur/ and new/ folders).")
     for folder in ("cur", "new"):
         if not os.access(root / folder, os.R_OK | os.W_OK | os.X_OK):
             raise FetchError(f"{root / folder} is not readable and writable by this user.")
-    box = mailbox.Maildir(root, factory=None, create=False)
+    box = stdlib_mailbox.Maildir(root, factory=None, create=False)
 
     def messages():
         for key in sorted(box.keys(), key=_arrival):  # names only: memory stays small
@@ -91,13 +92,13 @@ def fetch_maildir(path, *, limit: int | None = None) -> dict:
         with contextlib.suppress(KeyError, FileNotFoundError):  # already gone
             box.remove(key)
 
-    return _drain(messages(), source="maildir", remove=remove, limit=limit)
+    return _drain(messages(), source="maildir", mailbox=mailbox, remove=remove, limit=limit)
 
 
 # mbox -------------------------------------------------------------------------------
 
 
-def fetch_mbox(path, *, limit: int | None = None) -> dict:
+def fetch_mbox(path, *, mailbox: str, limit: int | None = None) -> dict:
     """The mbox stays locked while its mails are read; at the end it is rewritten
     without the ones stored (also when the run is cut short)."""
     file = Path(path)
@@ -105,10 +106,10 @@ def fetch_mbox(path, *, limit: int | None = None) -> dict:
         raise FetchError(f"{path} is not an mbox file.")
     if not os.access(file, os.R_OK | os.W_OK):
         raise FetchError(f"{path} is not readable and writable by this user.")
-    box = mailbox.mbox(file, factory=None, create=False)
+    box = stdlib_mailbox.mbox(file, factory=None, create=False)
     try:
         box.lock()
-    except mailbox.ExternalClashError as exc:
+    except stdlib_mailbox.ExternalClashError as exc:
         box.close()
         raise FetchError(f"{path} is locked by another program; try again later.") from exc
     taken = []
@@ -118,7 +119,7 @@ def fetch_mbox(path, *, limit: int | None = None) -> dict:
             for key in list(box.iterkeys()):  # offsets only: memory stays small
                 yield key, box.get_bytes(key)
 
-        return _drain(messages(), source="mbox", remove=taken.append, limit=limit)
+        return _drain(messages(), source="mbox", mailbox=mailbox, remove=taken.append, limit=limit)
     finally:
         for key in taken:
             box.remove(key)
@@ -185,7 +186,7 @@ def _connect(target: dict, timeout: float):
     return conn
 
 
-def fetch_imap(url: str, *, limit: int | None = None, timeout: float = 60) -> dict:
+def fetch_imap(url: str, *, mailbox: str, limit: int | None = None, timeout: float = 60) -> dict:
     """Each message is read with BODY.PEEK[] (it stays unseen), stored, then flagged
     \\Deleted and expunged (UID EXPUNGE where the server has UIDPLUS, else one EXPUNGE
     at the end). Messages already flagged \\Deleted are not read again."""
@@ -218,7 +219,7 @@ def fetch_imap(url: str, *, limit: int | None = None, timeout: float = 60) -> di
             elif uidplus:
                 conn.uid("EXPUNGE", uid)
 
-        counts = _drain(messages(), source="imap", remove=remove, limit=limit)
+        counts = _drain(messages(), source="imap", mailbox=mailbox, remove=remove, limit=limit)
         if not uidplus:
             conn.expunge()
         conn.close()
