@@ -105,7 +105,21 @@ def mail_process_stale(now=None) -> int:
     for mail in stale:
         mail_process(mail, now=now)
         count += 1
+    mail_confirm_expire(now)
     return count
+
+
+def mail_confirm_expire(now=None) -> int:
+    """Mails awaiting confirmation whose link has expired are set aside, unconfirmed."""
+    now = now or timezone.now()
+    return InboundMail.objects.filter(
+        status=InboundMail.Status.CONFIRM,
+        received_at__lt=now - dt.timedelta(seconds=CONFIRM_MAX_AGE),
+    ).update(
+        status=InboundMail.Status.DISMISSED,
+        reasons=["Not confirmed before the link expired."],
+        resolved_at=now,
+    )
 
 
 def mail_settle(mail: InboundMail, status: str, **fields) -> None:

@@ -248,3 +248,43 @@ def test_a_forged_reply_on_an_incident_is_held(support_agent, time_machine):
     held = InboundMail.objects.get(message_id="forged@x.example")
     services.mail_accept(actor=support_agent, mail=held)
     assert incident.messages.get().author == contact
+
+
+def test_an_unconfirmed_mail_is_set_aside_when_its_link_expires(customer, client):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    _, order, owner = customer
+    stored = receive(forged_request(order, owner))
+    path = confirm_link(outbox.outbox[0]).split("127.0.0.1:8000", 1)[-1]
+    later = timezone.now() + timedelta(days=15)
+    assert services.mail_confirm_expire(later - timedelta(days=2)) == 0
+    assert services.mail_confirm_expire(later) == 1
+    stored.refresh_from_db()
+    assert stored.status == "dismissed"
+    client.force_login(owner)
+    assert "nothing more to do" in client.get(path).text
+    client.post(path)
+    assert RefundRequest.objects.count() == 0
+
+
+def test_a_reply_to_the_incidents_own_address_is_posted(time_machine, settings):
+    time_machine.move_to(TUESDAY, tick=False)
+    account = cloud_account(2)
+    contact = owner_of(account)
+    proven = {"Authentication-Results": auth_results(contact.email)}
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        incident = support_mail_receive(raw=support_mail(contact, headers=proven)).incident
+    # The incident's own mail replies to its token address...
+    [sent] = [m for m in outbox.outbox if incident.number in m.subject]
+    address = proof.reply_address(settings.SUPPORT_EMAIL, incident.number)
+    assert sent.reply_to == [address]
+    # ...and a reply sent there is proven without any server verdict.
+    reply_mail = support_mail(
+        contact, subject="Re: Reports", message_id="<tok@x.example>", headers={}
+    ).replace(b"To: support@vendor.example", f"To: {address}".encode())
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        received = support_mail_receive(raw=reply_mail)
+    assert (received.outcome, received.incident) == ("replied", incident)
+    assert InboundMail.objects.get(message_id="tok@x.example").proof == "token"
