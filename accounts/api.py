@@ -4,11 +4,12 @@ Every object is looked up from the caller's own memberships: another account's
 object answers 404, exactly like one that does not exist.
 """
 
-from django.http import Http404
+from django.http import Http404, JsonResponse
 from django.utils import timezone
+from django.views.defaults import page_not_found
 from drf_spectacular.utils import extend_schema
 from rest_framework import status
-from rest_framework.exceptions import APIException, PermissionDenied
+from rest_framework.exceptions import APIException, NotFound, PermissionDenied
 from rest_framework.exceptions import ValidationError as DRFValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -47,6 +48,14 @@ def exception_handler(exc, context):
     elif isinstance(exc, PortalError):
         exc = DRFValidationError({exc.field or "non_field_errors": [exc.message]}, code=exc.code)
     return drf_exception_handler(exc, context)
+
+
+def not_found(request, exception):
+    """handler404: under /api/ a URL no view matches (an id that is not a number, say)
+    answers JSON like every other API 404; elsewhere the site's page."""
+    if request.path.startswith("/api/"):
+        return JsonResponse({"detail": str(NotFound.default_detail)}, status=404)
+    return page_not_found(request, exception)
 
 
 def validated_input(serializer_class, request, **kwargs):

@@ -105,10 +105,12 @@ class InstallationListView(AccountScopedView):
         return Response(outcome_data(outcome), status=status.HTTP_201_CREATED)
 
 
-class InstallationDetailView(AccountScopedView):
+class InstallationView(AccountScopedView):
     def installation(self, installation_id) -> Installation:
         return selectors.installation_get(account=self.account, installation_id=installation_id)
 
+
+class InstallationDetailView(InstallationView):
     @extend_schema(responses=InstallationOut, summary="One installation")
     def get(self, request, account_id, installation_id):
         return Response(InstallationOut(self.installation(installation_id)).data)
@@ -141,7 +143,7 @@ class InstallationDetailView(AccountScopedView):
         return Response(outcome_data(services.Outcome(installation=inst, message=message)))
 
 
-class InstallationCancelView(InstallationDetailView):
+class InstallationCancelView(InstallationView):
     uninstall = False
 
     @extend_schema(
@@ -165,7 +167,7 @@ class InstallationUninstallView(InstallationCancelView):
         return super().post(request, account_id, installation_id)
 
 
-class InstallationRefundView(InstallationDetailView):
+class InstallationRefundView(InstallationView):
     @extend_schema(
         responses=OutcomeOut,
         summary="What a refund request about this app gets now (an external app: its developer)",
