@@ -18,7 +18,7 @@ from rest_framework.views import exception_handler as drf_exception_handler
 from . import selectors, services
 from .errors import NotAllowed, PortalError
 from .models import Account
-from .pagination import Pagination
+from .pagination import PaginatedView
 from .serializers import (
     AccountOut,
     InvitationIn,
@@ -70,6 +70,11 @@ class AccountScopedView(APIView):
     need = None  # "manage" (owners) or "billing" (owners and billing admins)
     on_licence_screen = False  # billing endpoints stay open so the renewal can be paid
 
+    @property
+    def error_statuses(self) -> tuple[int, ...]:
+        """Answers beyond 400/401/403/404, for the schema (accounts.openapi.AutoSchema)."""
+        return () if self.on_licence_screen else (LicenceScreen.status_code,)
+
     def initial(self, request, *args, **kwargs):
         super().initial(request, *args, **kwargs)
         self.account, self.membership = selectors.account_get_for_user(
@@ -119,14 +124,12 @@ class AccountDetailView(AccountScopedView):
         return Response(AccountOut(self.account, context=context).data)
 
 
-class MemberListView(AccountScopedView):
+class MemberListView(PaginatedView, AccountScopedView):
     need = "billing"
 
     @extend_schema(responses=MemberOut(many=True), summary="Members of the account")
     def get(self, request, account_id):
-        paginator = Pagination()
-        page = paginator.paginate_queryset(selectors.member_list(account=self.account), request)
-        return paginator.get_paginated_response(MemberOut(page, many=True).data)
+        return self.paginated(selectors.member_list(account=self.account), MemberOut)
 
 
 class MemberDetailView(AccountScopedView):
