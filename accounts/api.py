@@ -4,11 +4,12 @@ Every object is looked up from the caller's own memberships: another account's
 object answers 404, exactly like one that does not exist.
 """
 
-from django.http import Http404
+from django.http import Http404, JsonResponse
 from django.utils import timezone
+from django.views.defaults import page_not_found
 from drf_spectacular.utils import extend_schema
 from rest_framework import status
-from rest_framework.exceptions import APIException, PermissionDenied
+from rest_framework.exceptions import APIException, NotFound, PermissionDenied
 from rest_framework.exceptions import ValidationError as DRFValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -17,7 +18,7 @@ from rest_framework.views import exception_handler as drf_exception_handler
 from . import selectors, services
 from .errors import NotAllowed, PortalError
 from .models import Account
-from .pagination import Pagination
+from .pagination import PaginatedView
 from .serializers import (
     AccountOut,
     InvitationIn,
@@ -49,6 +50,14 @@ def exception_handler(exc, context):
     return drf_exception_handler(exc, context)
 
 
+def not_found(request, exception):
+    """handler404: under /api/ a URL no view matches (an id that is not a number, say)
+    answers JSON like every other API 404; elsewhere the site's page."""
+    if request.path.startswith("/api/"):
+        return JsonResponse({"detail": str(NotFound.default_detail)}, status=404)
+    return page_not_found(request, exception)
+
+
 def validated_input(serializer_class, request, **kwargs):
     serializer = serializer_class(data=request.data, **kwargs)
     serializer.is_valid(raise_exception=True)
@@ -60,6 +69,11 @@ class AccountScopedView(APIView):
 
     need = None  # "manage" (owners) or "billing" (owners and billing admins)
     on_licence_screen = False  # billing endpoints stay open so the renewal can be paid
+
+    @property
+    def error_statuses(self) -> tuple[int, ...]:
+        """Answers beyond 400/401/403/404, for the schema (accounts.openapi.AutoSchema)."""
+        return () if self.on_licence_screen else (LicenceScreen.status_code,)
 
     def initial(self, request, *args, **kwargs):
         super().initial(request, *args, **kwargs)
@@ -110,14 +124,12 @@ class AccountDetailView(AccountScopedView):
         return Response(AccountOut(self.account, context=context).data)
 
 
-class MemberListView(AccountScopedView):
+class MemberListView(PaginatedView, AccountScopedView):
     need = "billing"
 
     @extend_schema(responses=MemberOut(many=True), summary="Members of the account")
     def get(self, request, account_id):
-        paginator = Pagination()
-        page = paginator.paginate_queryset(selectors.member_list(account=self.account), request)
-        return paginator.get_paginated_response(MemberOut(page, many=True).data)
+        return self.paginated(selectors.member_list(account=self.account), MemberOut)
 
 
 class MemberDetailView(AccountScopedView):

@@ -10,7 +10,13 @@ class UserOut(serializers.ModelSerializer):
 
 
 class AccountOut(serializers.ModelSerializer):
-    reseller = serializers.CharField(source="reseller.name", default=None, read_only=True)
+    reseller = serializers.CharField(
+        source="reseller.name",
+        default=None,
+        allow_null=True,
+        read_only=True,
+        help_text="The partner it bought through; null when it bought from us.",
+    )
     role = serializers.SerializerMethodField()
     seats_used = serializers.SerializerMethodField()
 

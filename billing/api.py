@@ -6,7 +6,7 @@ from rest_framework.exceptions import ValidationError as DRFValidationError
 from rest_framework.response import Response
 
 from accounts.api import AccountScopedView, validated_input
-from accounts.pagination import Pagination
+from accounts.pagination import PaginatedView
 
 from . import selectors, services
 from .models import Price, Subscription
@@ -106,14 +106,12 @@ class SeatChangeView(BillingView):
         )
 
 
-class OrderListView(BillingView):
+class OrderListView(PaginatedView, BillingView):
     @extend_schema(responses=OrderOut(many=True), summary="Orders, newest first, with lines")
     def get(self, request, account_id):
-        paginator = Pagination()
-        page = paginator.paginate_queryset(
-            selectors.order_list(account=self.account, limit=None, payments=False), request
+        return self.paginated(
+            selectors.order_list(account=self.account, limit=None, payments=False), OrderOut
         )
-        return paginator.get_paginated_response(OrderOut(page, many=True).data)
 
 
 class LedgerView(BillingView):

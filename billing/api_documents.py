@@ -7,7 +7,7 @@ from rest_framework import serializers
 from rest_framework.response import Response
 
 from accounts.api import validated_input
-from accounts.pagination import Pagination
+from accounts.pagination import PaginatedView
 
 from . import selectors, services
 from .api import BillingView
@@ -52,7 +52,10 @@ class BillingDetailsIn(serializers.Serializer):
 class DocumentLineOut(serializers.ModelSerializer):
     unit_price, amount, tax_amount, total = _cents(), _cents(), _cents(), _cents()
     period_end = serializers.DateField(
-        read_only=True, help_text="The period's last day, inclusive, as the invoice prints it."
+        read_only=True,
+        allow_null=True,
+        help_text="The period's last day, inclusive, as the invoice prints it; null when the "
+        "line has no period.",
     )
 
     class Meta:
@@ -178,15 +181,13 @@ class BillingDetailsView(BillingView):
     put = patch
 
 
-class InvoiceListView(BillingView):
+class InvoiceListView(PaginatedView, BillingView):
     @extend_schema(responses=InvoiceOut(many=True), summary="The account's invoices, newest first")
     def get(self, request, account_id):
-        paginator = Pagination()
         rows = selectors.invoice_list(account=self.account, limit=None).prefetch_related(
             "credit_notes"
         )
-        page = paginator.paginate_queryset(rows, request)
-        return paginator.get_paginated_response(InvoiceOut(page, many=True).data)
+        return self.paginated(rows, InvoiceOut)
 
 
 class InvoiceDetailView(BillingView):
@@ -206,16 +207,14 @@ class InvoicePdfView(BillingView):
         return pdf_response(invoice_pdf(invoice), invoice.number)
 
 
-class CreditNoteListView(BillingView):
+class CreditNoteListView(PaginatedView, BillingView):
     @extend_schema(
         responses=CreditNoteOut(many=True), summary="The account's credit notes, newest first"
     )
     def get(self, request, account_id):
-        paginator = Pagination()
-        page = paginator.paginate_queryset(
-            selectors.credit_note_list(account=self.account, limit=None), request
+        return self.paginated(
+            selectors.credit_note_list(account=self.account, limit=None), CreditNoteOut
         )
-        return paginator.get_paginated_response(CreditNoteOut(page, many=True).data)
 
 
 class CreditNoteDetailView(BillingView):

@@ -10,11 +10,11 @@ from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
 from accounts.api import validated_input
-from accounts.pagination import Pagination
+from accounts.pagination import PaginatedView
 
 from . import selectors, services
 from .api import BillingView
-from .models import Product
+from .models import Licence, Payment, Product
 from .money import Money
 from .serializers import OrderLineOut, OrderOut, money
 
@@ -119,7 +119,7 @@ class PurchaseView(BillingView):
 class PaymentOut(serializers.Serializer):
     id = serializers.IntegerField(source="pk")
     gateway = serializers.CharField()
-    status = serializers.CharField()
+    status = serializers.ChoiceField(choices=Payment.Status.choices)
     amount = serializers.DecimalField(max_digits=14, decimal_places=2)
     currency = serializers.CharField()
     refunded = serializers.DecimalField(
@@ -133,16 +133,14 @@ class PaymentOut(serializers.Serializer):
     covered = OrderLineOut(source="order.lines", many=True)
 
 
-class PaymentListView(BillingView):
+class PaymentListView(PaginatedView, BillingView):
     @extend_schema(
         responses=PaymentOut(many=True), summary="Payments, newest first, with what each covered"
     )
     def get(self, request, account_id):
-        paginator = Pagination()
-        page = paginator.paginate_queryset(
-            selectors.payment_list(account=self.account, limit=None, refunds=True), request
+        return self.paginated(
+            selectors.payment_list(account=self.account, limit=None, refunds=True), PaymentOut
         )
-        return paginator.get_paginated_response(PaymentOut(page, many=True).data)
 
 
 class LicenceOut(serializers.Serializer):
@@ -150,7 +148,7 @@ class LicenceOut(serializers.Serializer):
     product = serializers.CharField(source="product.name")
     users = serializers.IntegerField(source="users_covered")
     renounced = serializers.IntegerField()
-    status = serializers.CharField()
+    status = serializers.ChoiceField(choices=Licence.Status.choices)
     issued_at = serializers.DateTimeField()
     activated_at = serializers.DateTimeField(allow_null=True)
     key = serializers.SerializerMethodField()

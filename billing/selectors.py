@@ -24,6 +24,7 @@ from django.http import Http404
 from django.utils import timezone
 
 from accounts import selectors as account_selectors
+from accounts.converters import parse_id
 from accounts.errors import PortalError
 from accounts.models import Account
 
@@ -468,9 +469,9 @@ def licence_key(licence: Licence) -> str:
 
 def licence_from_key(key: str) -> Licence | None:
     parts = (key or "").strip().upper().split("-")
-    if len(parts) != 6 or parts[0] != "LIC" or not parts[1].isdigit() or len(parts[1]) > 12:
+    pk = parse_id(parts[1]) if len(parts) == 6 and len(parts[1]) <= 12 else None
+    if parts[0] != "LIC" or pk is None:
         return None
-    pk = int(parts[1])
     if not hmac.compare_digest("".join(parts[2:]), licence_key_digest(pk)):
         return None
     return Licence.objects.select_related("account", "product", "line").filter(pk=pk).first()

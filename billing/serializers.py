@@ -9,7 +9,11 @@ def money(value, currency) -> dict:
 
 class SubscriptionOut(serializers.ModelSerializer):
     pending_plan = serializers.CharField(
-        source="pending_price.product.name", default=None, read_only=True
+        source="pending_price.product.name",
+        default=None,
+        allow_null=True,
+        read_only=True,
+        help_text="The plan a downgrade moves to at the next cycle; null when none.",
     )
     product = serializers.CharField(source="price.product.name")
     unit_price = serializers.SerializerMethodField()

@@ -45,6 +45,8 @@ def _readable_or_400(view):
     return wrapped
 
 
+handler404 = "accounts.api.not_found"
+
 urlpatterns = [
     path("admin/login/", RedirectView.as_view(pattern_name="account_login", query_string=True)),
     path("admin/", admin.site.urls),

@@ -4,7 +4,7 @@ developer API, authenticated by an app's own secret (never a customer's token)."
 from django.conf import settings
 from django.http import Http404
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
 from rest_framework.exceptions import APIException, AuthenticationFailed
@@ -15,7 +15,8 @@ from rest_framework.views import APIView
 
 from accounts.api import AccountScopedView, validated_input
 from accounts.errors import PortalError
-from accounts.pagination import Pagination
+from accounts.openapi import ValidationErrorOut
+from accounts.pagination import PaginatedView
 
 from . import selectors, services
 from .models import App, Installation, Plan
@@ -45,7 +46,7 @@ def outcome_data(outcome: services.Outcome) -> dict:
     ).data
 
 
-class AppListView(APIView):
+class AppListView(PaginatedView, APIView):
     @extend_schema(
         responses=AppOut(many=True),
         summary="Published marketplace apps",
@@ -65,9 +66,7 @@ class AppListView(APIView):
         apps = selectors.app_list(
             q=request.query_params.get("q", "")[:200], category=category, pricing_model=model
         )
-        paginator = Pagination()
-        page = paginator.paginate_queryset(apps, request)
-        return paginator.get_paginated_response(AppOut(page, many=True).data)
+        return self.paginated(apps, AppOut)
 
 
 class AppDetailView(APIView):
@@ -76,14 +75,10 @@ class AppDetailView(APIView):
         return Response(AppDetailOut(selectors.app_get(slug=slug)).data)
 
 
-class InstallationListView(AccountScopedView):
+class InstallationListView(PaginatedView, AccountScopedView):
     @extend_schema(responses=InstallationOut(many=True), summary="Apps installed in the account")
     def get(self, request, account_id):
-        paginator = Pagination()
-        page = paginator.paginate_queryset(
-            selectors.installation_list(account=self.account), request
-        )
-        return paginator.get_paginated_response(InstallationOut(page, many=True).data)
+        return self.paginated(selectors.installation_list(account=self.account), InstallationOut)
 
     @extend_schema(request=InstallIn, responses={201: OutcomeOut}, summary="Install an app")
     def post(self, request, account_id):
@@ -105,10 +100,12 @@ class InstallationListView(AccountScopedView):
         return Response(outcome_data(outcome), status=status.HTTP_201_CREATED)
 
 
-class InstallationDetailView(AccountScopedView):
+class InstallationView(AccountScopedView):
     def installation(self, installation_id) -> Installation:
         return selectors.installation_get(account=self.account, installation_id=installation_id)
 
+
+class InstallationDetailView(InstallationView):
     @extend_schema(responses=InstallationOut, summary="One installation")
     def get(self, request, account_id, installation_id):
         return Response(InstallationOut(self.installation(installation_id)).data)
@@ -141,7 +138,7 @@ class InstallationDetailView(AccountScopedView):
         return Response(outcome_data(services.Outcome(installation=inst, message=message)))
 
 
-class InstallationCancelView(InstallationDetailView):
+class InstallationCancelView(InstallationView):
     uninstall = False
 
     @extend_schema(
@@ -165,7 +162,7 @@ class InstallationUninstallView(InstallationCancelView):
         return super().post(request, account_id, installation_id)
 
 
-class InstallationRefundView(InstallationDetailView):
+class InstallationRefundView(InstallationView):
     @extend_schema(
         responses=OutcomeOut,
         summary="What a refund request about this app gets now (an external app: its developer)",
@@ -256,6 +253,11 @@ class UsageCapReached(APIException):
     default_code = "usage_cap_reached"
 
 
+CAP_REACHED = OpenApiResponse(
+    ValidationErrorOut, description="Past the customer's monthly cap: `quantity` says why."
+)
+
+
 class DeveloperView(APIView):
     authentication_classes = [AppKeyAuthentication]
     permission_classes = [IsApp]
@@ -272,7 +274,7 @@ class DeveloperView(APIView):
         return inst
 
 
-class DeveloperInstallationListView(DeveloperView):
+class DeveloperInstallationListView(PaginatedView, DeveloperView):
     @extend_schema(
         responses=AppLicenceOut(many=True),
         summary="Installations of the calling app",
@@ -284,9 +286,7 @@ class DeveloperInstallationListView(DeveloperView):
             .select_related("plan", "subscription")
             .order_by("pk")
         )
-        paginator = Pagination()
-        page = paginator.paginate_queryset(rows, request)
-        return paginator.get_paginated_response(AppLicenceOut(page, many=True).data)
+        return self.paginated(rows, AppLicenceOut)
 
 
 class DeveloperLicenceView(DeveloperView):
@@ -314,7 +314,7 @@ class DeveloperUsageView(DeveloperView):
 
     @extend_schema(
         request=AppUsageIn,
-        responses={201: AppUsageOut, 200: AppUsageOut},
+        responses={201: AppUsageOut, 200: AppUsageOut, 402: CAP_REACHED},
         parameters=[
             OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, required=True)
         ],
@@ -331,7 +331,7 @@ class DeveloperUsageView(DeveloperView):
 class DeveloperUsageBatchView(DeveloperUsageView):
     @extend_schema(
         request=AppUsageBatchIn,
-        responses={201: AppUsageBatchOut, 200: AppUsageBatchOut},
+        responses={201: AppUsageBatchOut, 200: AppUsageBatchOut, 402: CAP_REACHED},
         summary="Record up to 1,000 uses at once: all or none (402 past the cap)",
         tags=["developer"],
     )

@@ -7,6 +7,7 @@ from decimal import Decimal
 from django.db.models import Prefetch, Q, Sum
 from django.http import Http404
 
+from accounts.converters import parse_id
 from accounts.models import Account
 from billing.hooks import REFUND_ADVISOR
 from billing.models import Licence, OrderLine, Product, Subscription
@@ -93,8 +94,8 @@ def app_find(ref: str) -> App | None:
     """A published app by its slug, or by its id."""
     apps = App.objects.filter(status=App.Status.PUBLISHED).select_related("developer")
     app = apps.filter(slug=ref).first()
-    if app is None and str(ref).isdigit():
-        app = apps.filter(pk=int(ref)).first()
+    if app is None and (pk := parse_id(ref)) is not None:
+        app = apps.filter(pk=pk).first()
     return app
 
 
@@ -104,8 +105,8 @@ def plan_find(app: App, ref: str | None) -> Plan | None:
     if not ref:
         return plans.first()
     plan = plans.filter(code=ref).first()
-    if plan is None and str(ref).isdigit():
-        plan = plans.filter(pk=int(ref)).first()
+    if plan is None and (pk := parse_id(ref)) is not None:
+        plan = plans.filter(pk=pk).first()
     return plan
 
 

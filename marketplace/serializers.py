@@ -90,8 +90,6 @@ class AppOut(serializers.ModelSerializer):
 
 class AppDetailOut(AppOut):
     description = serializers.CharField()
-    terms_url = serializers.URLField()
-    privacy_url = serializers.URLField()
     developer_support = serializers.EmailField(source="developer.support_email")
 
     class Meta(AppOut.Meta):
@@ -240,7 +238,7 @@ class AppLicenceOut(serializers.Serializer):
 
     id = serializers.IntegerField()
     account = serializers.IntegerField(source="account_id")
-    state = serializers.CharField()
+    state = serializers.ChoiceField(choices=Installation.State.choices)
     active = serializers.SerializerMethodField(
         help_text="Whether the app may run for the account now (live, and what it needs held)."
     )

@@ -52,6 +52,8 @@ class RefundQuoteOut(serializers.Serializer):
 
 
 class RefundQuoteView(APIView):
+    error_statuses = (404,)  # a line of another account's, or none, looks missing
+
     @extend_schema(
         request=RefundQuoteIn,
         responses=RefundQuoteOut,

@@ -15,13 +15,13 @@ from rest_framework.views import APIView
 from accounts.api import AccountScopedView, validated_input
 from accounts.errors import PortalError
 from accounts.models import Account
-from accounts.pagination import Pagination
+from accounts.pagination import PaginatedView
 from accounts.selectors import billing_accounts_q
 from billing.models import OrderLine
 from billing.serializers import money
 
 from . import selectors, services
-from .models import RefundRequest
+from .models import RefundLine, RefundPayout, RefundRequest
 from .policy import REASONS
 
 MAX_LINES = 200
@@ -122,7 +122,7 @@ class RefundRequestLineOut(serializers.Serializer):
     clause = serializers.CharField()
     last_day = serializers.DateField(allow_null=True)
     explanation = serializers.CharField()
-    decision = serializers.ChoiceField(choices=["pending", "approved", "denied"])
+    decision = serializers.ChoiceField(choices=RefundLine.Decision.choices)
     approved_amount = serializers.SerializerMethodField()
     deny_reason = serializers.CharField()
 
@@ -157,9 +157,9 @@ class RefundRequestEvidenceOut(serializers.Serializer):
 
 
 class RefundRequestPayoutOut(serializers.Serializer):
-    method = serializers.ChoiceField(choices=["stripe", "manual", "credit"])
+    method = serializers.ChoiceField(choices=RefundPayout.Method.choices)
     amount = serializers.SerializerMethodField()
-    status = serializers.ChoiceField(choices=["pending", "succeeded", "failed"])
+    status = serializers.ChoiceField(choices=RefundPayout.Status.choices)
     error = serializers.CharField()
 
     @extend_schema_field(RefundRequestMoneyOut)
@@ -227,7 +227,7 @@ class RefundRequestView(AccountScopedView):
         return Response(RefundRequestDetailOut(self.refund(number)).data, status=code)
 
 
-class RefundRequestListView(RefundRequestView):
+class RefundRequestListView(PaginatedView, RefundRequestView):
     parser_classes = [JSONParser, MultiPartParser]
 
     @extend_schema(
@@ -235,11 +235,9 @@ class RefundRequestListView(RefundRequestView):
         summary="The account's refund requests, newest first",
     )
     def get(self, request, account_id):
-        paginator = Pagination()
-        page = paginator.paginate_queryset(
-            selectors.refund_request_list(account=self.account), request
+        return self.paginated(
+            selectors.refund_request_list(account=self.account), RefundRequestListOut
         )
-        return paginator.get_paginated_response(RefundRequestListOut(page, many=True).data)
 
     @extend_schema(
         request=SUBMIT_REQUEST,
@@ -293,6 +291,7 @@ class RefundRequestSubmitView(APIView):
     billing admin, else the purchases answer 404."""
 
     parser_classes = [JSONParser, MultiPartParser]
+    error_statuses = (404,)  # a line of another account's, or none, looks missing
 
     @extend_schema(
         request=SUBMIT_REQUEST,

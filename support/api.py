@@ -14,7 +14,7 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 
 from accounts.api import AccountScopedView, validated_input
-from accounts.pagination import Pagination
+from accounts.pagination import PaginatedView
 from billing.selectors import support_incident_price
 from billing.serializers import money
 
@@ -22,10 +22,7 @@ from . import services
 from .models import Incident, IncidentMessage
 
 STAFF_AUTHOR = "Support team"  # staff write as the team, as on the Support page
-
-
-def _values(choices) -> str:
-    return "; ".join(f"`{value}`: {label}" for value, label in choices.choices) + "."
+REFUSAL_KINDS = ["reseller", "startup", "lapsed", "not_contact"]  # services.Refusal.kind
 
 
 # --- input ---------------------------------------------------------------------------
@@ -60,7 +57,7 @@ class SupportMoneyOut(serializers.Serializer):
 
 class SupportRefusalOut(serializers.Serializer):
     kind = serializers.ChoiceField(
-        choices=["reseller", "startup", "lapsed", "not_contact"],
+        choices=REFUSAL_KINDS,
         help_text="`not_contact`: only the designated contact opens incidents; the others "
         "mean nobody in the account can.",
     )
@@ -103,12 +100,10 @@ class IncidentListOut(serializers.Serializer):
     number = serializers.CharField()
     subject = serializers.CharField()
     severity = serializers.ChoiceField(choices=Incident.Severity.choices)
-    # Plain strings in the schema: a second `state`/`channel` enum beside the refund
-    # requests' ones would need ENUM_NAME_OVERRIDES in the settings.
-    state = serializers.CharField(help_text=_values(Incident.State))
+    state = serializers.ChoiceField(choices=Incident.State.choices)
     scope = serializers.ChoiceField(choices=Incident.Scope.choices)
     billing = serializers.ChoiceField(choices=Incident.Billing.choices)
-    channel = serializers.CharField(help_text=_values(Incident.Channel))
+    channel = serializers.ChoiceField(choices=Incident.Channel.choices)
     opened_at = serializers.DateTimeField()
     next_deadline = serializers.DateTimeField(
         allow_null=True, help_text="Our next first-response or update target; null when none."
@@ -215,16 +210,15 @@ class SupportEligibilityView(SupportView):
         return Response(SupportEligibilityOut(data).data)
 
 
-class IncidentListView(SupportView):
+class IncidentListView(PaginatedView, SupportView):
     @extend_schema(
         responses=IncidentListOut(many=True), summary="The account's incidents, newest first"
     )
     def get(self, request, account_id):
-        paginator = Pagination()
-        page = paginator.paginate_queryset(
-            Incident.objects.filter(account=self.account).order_by("-opened_at", "-id"), request
+        return self.paginated(
+            Incident.objects.filter(account=self.account).order_by("-opened_at", "-id"),
+            IncidentListOut,
         )
-        return paginator.get_paginated_response(IncidentListOut(page, many=True).data)
 
     @extend_schema(
         request=IncidentOpenIn,

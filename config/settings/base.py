@@ -183,7 +183,7 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "accounts.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "accounts.api.exception_handler",
     "DEFAULT_PAGINATION_CLASS": "accounts.pagination.Pagination",
     "PAGE_SIZE": 100,
@@ -198,16 +198,37 @@ SPECTACULAR_SETTINGS = {
     "TITLE": "Vendor Portal API",
     "DESCRIPTION": "Accounts, members, seats and the support contact. "
     "Authenticate with a session or with `Authorization: Token <key>` "
-    "(create a key under Account Settings > Profile).",
+    "(create a key under Account Settings > Profile). A refusal answers "
+    '`{"detail": "..."}`; refused input names each field: `{"field": ["message"]}`.',
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # The `id` path converter (accounts.converters): a row's id, anything else answers 404.
+    "PATH_CONVERTER_OVERRIDES": {
+        "id": {"type": "integer", "minimum": 1, "maximum": 2**63 - 1},
+    },
+    # Choice sets that share a field name (state, channel, status, kind, method) get a
+    # name each instead of one made up from the serializer.
     "ENUM_NAME_OVERRIDES": {
+        "AccountStatusEnum": "accounts.models.Account.Status",
+        "SubscriptionStatusEnum": "billing.models.Subscription.Status",
+        "OrderStatusEnum": "billing.models.Order.Status",
+        "PaymentStatusEnum": "billing.models.Payment.Status",
+        "LicenceStatusEnum": "billing.models.Licence.Status",
+        "ProductKindEnum": "billing.models.Product.Kind",
+        "LedgerEntryKindEnum": "billing.models.LedgerEntry.Kind",
+        "LineRefundMethodEnum": "billing.models.LineRefund.Method",
         "InstallationStateEnum": "marketplace.models.Installation.State",
         "RefundRequestStateEnum": "refunds.models.RefundRequest.State",
+        "RefundRequestChannelEnum": "refunds.models.RefundRequest.Channel",
+        "RefundPayoutMethodEnum": "refunds.models.RefundPayout.Method",
+        "RefundPayoutStatusEnum": "refunds.models.RefundPayout.Status",
+        "IncidentStateEnum": "support.models.Incident.State",
+        "IncidentChannelEnum": "support.models.Incident.Channel",
+        "SupportRefusalKindEnum": "support.api.REFUSAL_KINDS",
     },
 }
 

@@ -262,6 +262,30 @@ def test_api_ids_out_of_range_are_404_not_500(world, api, path):
 
 
 @pytest.mark.parametrize(
+    "path",
+    [
+        pytest.param(f"{API}/abc/", id="account-not-a-number"),
+        pytest.param(f"{API}/{TOO_BIG}/", id="account-beyond-bigint"),
+        pytest.param(f"{API}/{{account}}/members/\u00b2/", id="member-superscript"),
+        pytest.param("/api/v1/no-such-endpoint/", id="no-such-endpoint"),
+    ],
+)
+def test_an_api_url_no_view_matches_answers_404_in_json(world, api, path):
+    """The schema documents every API 404 as `{"detail": ...}`: a URL no view matches
+    (its id not a number, say) answers it too, not the site's 404 page."""
+    response = api.get(path.format(account=world.account.pk))
+    assert response.status_code == 404
+    assert response["Content-Type"] == "application/json"
+    assert response.json() == {"detail": "Not found."}
+
+
+def test_a_page_no_view_matches_is_still_the_sites_404_page(page):
+    response = page.get("/no-such-page/")
+    assert response.status_code == 404
+    assert response["Content-Type"].startswith("text/html")
+
+
+@pytest.mark.parametrize(
     "query",
     [
         "limit=abc",

@@ -86,6 +86,14 @@ def test_preview_then_buy_then_see_the_payment_licence_and_key(
     assert wrong.status_code == 400 and "not valid" in wrong.json()["key"][0]
 
 
+@pytest.mark.parametrize("key", ["LIC-\u00b2-AAAAAA-AAAAAA-AAAAAA-AAAAAA", f"LIC-{10**12}-A-B-C-D"])
+def test_a_licence_key_whose_number_is_no_id_is_refused_not_500(api_client, key):
+    # A superscript two passes str.isdigit() but not int(): the activation answered 500.
+    response = api_client.post("/api/v1/licences/activate/", {"key": key}, format="json")
+    assert response.status_code == 400
+    assert "not valid" in response.json()["key"][0]
+
+
 def test_credits_and_usage_endpoints(setup, django_capture_on_commit_callbacks):
     api, a, _, prices = setup
     base = f"/api/v1/accounts/{a.pk}"
