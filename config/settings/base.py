@@ -7,6 +7,7 @@ the embedded set-up: SQLite, a Celery broker on the filesystem, console mail.
 from pathlib import Path
 
 import environ
+from csp.constants import NONCE, NONE, SELF
 from django.conf import global_settings
 from django.contrib.messages import constants as message_constants
 
@@ -49,6 +50,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    "csp.middleware.CSPMiddleware",
     # Before anything that could read the body (sessions, CSRF, the views).
     "core.middleware.RequestBodyLimitMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -176,6 +178,25 @@ MEDIA_ROOT = env.str("MEDIA_ROOT", default=str(VAR_DIR / "media"))
 MEDIA_URL = "/media/"
 
 MESSAGE_TAGS = {message_constants.ERROR: "error"}
+
+# Content-Security-Policy on every response (django-csp): scripts and styles come from the
+# portal's static files, or inline with the request's nonce (request.csp_nonce), never
+# 'unsafe-inline'. A page that needs more adds it for itself (core.csp.allow): the
+# payment-method page Stripe.js's origin, an app's page the developer it sends you to.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF, NONCE],
+        "style-src": [SELF, NONCE],
+        "img-src": [SELF, "data:"],
+        "frame-src": ["https://js.stripe.com", "https://hooks.stripe.com"],
+        "connect-src": [SELF, "https://api.stripe.com"],
+        "frame-ancestors": [NONE],
+        "form-action": [SELF],
+        "base-uri": [SELF],
+        "object-src": [NONE],
+    }
+}
 
 # REST API
 REST_FRAMEWORK = {
