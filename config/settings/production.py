@@ -57,9 +57,9 @@ SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)
 SESSION_COOKIE_SECURE = True
 CSRF_COOKIE_SECURE = True
-# HSTS for a year, for every subdomain too. Preload (on by default, so that the portal's
-# domain may be submitted to the browsers' preload list) binds the whole domain to HTTPS for
-# good: set SECURE_HSTS_PRELOAD=false if any of its subdomains must still be reached by http.
+# HSTS for a year, for every subdomain too. Preload (on by default) lets the domain be
+# submitted to the browsers' preload list, after which they reach it and its subdomains by
+# HTTPS only, even on a first visit: SECURE_HSTS_PRELOAD=false keeps it off that list.
 SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=60 * 60 * 24 * 365)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = True
 SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=True)
