@@ -14,6 +14,7 @@ from django.shortcuts import redirect, render
 
 from accounts.errors import PortalError
 from accounts.views import member_view
+from core import csp
 
 from . import payment_methods
 
@@ -50,7 +51,7 @@ def payment_method(request):
         logger.exception("Stripe refused or failed to start a card set-up")
         messages.error(request, UNREACHABLE)
         return redirect("settings_billing")
-    return render(
+    response = render(
         request,
         "billing/payment_method.html",
         {
@@ -62,3 +63,12 @@ def payment_method(request):
             "stripe_js_url": settings.STRIPE_JS_URL,
         },
     )
+    return csp.allow(response, _stripe_js_sources())
+
+
+def _stripe_js_sources() -> dict:
+    """Stripe.js runs on this page only: its script, and the API it calls when STRIPE_API_BASE
+    points elsewhere than Stripe (localstripe, whose script also draws the card fields)."""
+    js = csp.origin(settings.STRIPE_JS_URL)
+    api = csp.origin(settings.STRIPE_API_BASE)
+    return {"script-src": [js], "frame-src": [js], "connect-src": [api]}

@@ -1,6 +1,7 @@
 import logging
 from functools import wraps
 
+from csp.decorators import csp_update
 from django.conf import settings
 from django.contrib import admin
 from django.http import HttpResponseBadRequest
@@ -14,6 +15,20 @@ from billing.webhooks import stripe_webhook
 from .health import healthz
 
 register_converter(IdConverter, "id")
+
+# What ReDoc needs beyond the portal's policy: the scrollbar stylesheet its bundle inserts as
+# it loads, before Redoc.init can hand it the nonce (allowed by its hash, and the empty
+# element's, which the browser checks first: a new drf-spectacular-sidecar may change it,
+# and tests/e2e/test_content_security_policy.py then fails naming the new hash), the worker
+# its search runs in, and the Redocly logo it shows.
+REDOC_CSP = {
+    "style-src": [
+        "'sha256-QMIg+bpjm3JdElJ388KYke01izlUW0UoNOeKjpMxdgc='",
+        "'sha256-47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU='",
+    ],
+    "worker-src": ["'self'", "blob:"],
+    "img-src": ["https://cdn.redoc.ly"],
+}
 logger = logging.getLogger(__name__)
 
 
@@ -57,8 +72,19 @@ urlpatterns = [
     path("api/v1/", include("support.api_urls")),
     path("api/v1/", include("marketplace.api_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api_schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api_schema"), name="api_docs"),
-    path("api/redoc/", SpectacularRedocView.as_view(url_name="api_schema"), name="api_redoc"),
+    # drf-spectacular's pages with the CSP nonce on their inline style and script.
+    path(
+        "api/docs/",
+        SpectacularSwaggerView.as_view(url_name="api_schema", template_name="api/swagger_ui.html"),
+        name="api_docs",
+    ),
+    path(
+        "api/redoc/",
+        csp_update(REDOC_CSP)(
+            SpectacularRedocView.as_view(url_name="api_schema", template_name="api/redoc.html")
+        ),
+        name="api_redoc",
+    ),
     path("healthz", healthz, name="healthz"),
     # Stripe signs its webhooks with STRIPE_WEBHOOK_SECRET; dj-stripe's own endpoints
     # (one per endpoint created from the staff console) live beside it.

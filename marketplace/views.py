@@ -11,6 +11,7 @@ from django.views.decorators.http import require_POST
 from accounts.errors import NotAllowed, PortalError
 from accounts.views import member_view
 from billing.selectors import account_today
+from core import csp
 
 from . import selectors, services
 from .models import Plan
@@ -59,7 +60,7 @@ def marketplace_app(request, slug: str):
     offer = (
         services.refund_offer(inst) if inst is not None and inst.state != "uninstalled" else None
     )
-    return render(
+    response = render(
         request,
         "marketplace/app.html",
         {
@@ -87,6 +88,11 @@ def marketplace_app(request, slug: str):
                 and plan.pk != inst.plan_id
             ],
         },
+    )
+    # Installing an external app posts here and is redirected to its developer: the page's
+    # form-action must allow that origin, or the browser stops the redirect.
+    return csp.allow(
+        response, {"form-action": [csp.origin(plan.external_url) for plan in app.active_plans]}
     )
 
 

@@ -7,6 +7,8 @@ the embedded set-up: SQLite, a Celery broker on the filesystem, console mail.
 from pathlib import Path
 
 import environ
+from csp.constants import NONCE, NONE, SELF
+from django.conf import global_settings
 from django.contrib.messages import constants as message_constants
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
@@ -49,6 +51,9 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    "csp.middleware.CSPMiddleware",
+    # Before anything that could read the body (sessions, CSRF, the views).
+    "core.middleware.RequestBodyLimitMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -174,6 +179,25 @@ MEDIA_ROOT = env.str("MEDIA_ROOT", default=str(VAR_DIR / "media"))
 MEDIA_URL = "/media/"
 
 MESSAGE_TAGS = {message_constants.ERROR: "error"}
+
+# Content-Security-Policy on every response (django-csp): scripts and styles come from the
+# portal's static files, or inline with the request's nonce (request.csp_nonce), never
+# 'unsafe-inline'. A page that needs more adds it for itself (core.csp.allow): the
+# payment-method page Stripe.js's origin, an app's page the developer it sends you to.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF, NONCE],
+        "style-src": [SELF, NONCE],
+        "img-src": [SELF, "data:"],
+        "frame-src": ["https://js.stripe.com", "https://hooks.stripe.com"],
+        "connect-src": [SELF, "https://api.stripe.com"],
+        "frame-ancestors": [NONE],
+        "form-action": [SELF],
+        "base-uri": [SELF],
+        "object-src": [NONE],
+    }
+}
 
 # REST API
 REST_FRAMEWORK = {
@@ -364,6 +388,16 @@ REFUND_AUTO_APPROVE = env.bool("REFUND_AUTO_APPROVE", default=False)
 # Evidence files: at most this many per request, each at most this size.
 REFUND_EVIDENCE_MAX_FILES = env.int("REFUND_EVIDENCE_MAX_FILES", default=5)
 REFUND_EVIDENCE_MAX_BYTES = env.int("REFUND_EVIDENCE_MAX_BYTES", default=5 * 1024 * 1024)
+# The largest request body the portal reads; a larger one is refused with 413 before it is
+# read (core.middleware). The default fits the largest upload, a refund request (or message)
+# with all its evidence files at their largest, plus the form's other fields (which Django
+# caps at DATA_UPLOAD_MAX_MEMORY_SIZE) and 1 MB for the multipart framing: 28.5 MB.
+REQUEST_BODY_MAX_BYTES = env.int(
+    "REQUEST_BODY_MAX_BYTES",
+    default=REFUND_EVIDENCE_MAX_FILES * REFUND_EVIDENCE_MAX_BYTES
+    + global_settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+    + 2**20,
+)
 # Who hears of a breached refund deadline.
 REFUND_BILLING_LEADS = env.list("REFUND_BILLING_LEADS", default=["billing-leads@vendor.example"])
 

@@ -36,10 +36,12 @@ API = "/api/v1/accounts"
 
 # `{% csrf_token %}` renders a freshly masked token each time: blank it before comparing pages.
 CSRF_INPUT = re.compile(rb'name="csrfmiddlewaretoken" value="[^"]*"')
+CSP_NONCE = re.compile(rb'nonce="[^"]*"')
 
 
 def page_body(response) -> bytes:
-    return CSRF_INPUT.sub(b'name="csrfmiddlewaretoken" value=""', response.content)
+    body = CSRF_INPUT.sub(b'name="csrfmiddlewaretoken" value=""', response.content)
+    return CSP_NONCE.sub(b'nonce=""', body)  # new for every response, like the CSRF token
 
 
 def account_state(account: Account) -> dict:
