@@ -208,7 +208,7 @@ def test_staff_console_and_api_docs_report_no_violation(browser, demo, live_serv
             reverse("admin:refunds_refundrequest_changelist"),
             reverse("admin:refunds_refundrequest_change", args=[refund.pk]),
             reverse("admin:refunds_refundsimulation_changelist"),
-            reverse("admin:refunds_inboundmail_changelist"),
+            reverse("admin:inbox_inboundmail_changelist"),
             reverse("admin:support_incident_changelist"),
             reverse("admin:marketplace_app_changelist"),
             reverse("admin:marketplace_plan_add"),
