@@ -38,6 +38,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "anymail",
     "djstripe",
+    "core",
     "accounts",
     "billing",
     "refunds",
@@ -234,6 +235,10 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_REDIRECT_STDOUTS_LEVEL = "INFO"
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE = {
+    "relay-outbox": {
+        "task": "core.tasks.outbox_relay",
+        "schedule": env.int("OUTBOX_RELAY_SECONDS", default=60),
+    },
     "renew-subscriptions": {
         "task": "billing.tasks.subscriptions_renew_due",
         "schedule": env.int("RENEWAL_SWEEP_SECONDS", default=60 * 60),
