@@ -7,15 +7,19 @@ from datetime import timedelta
 
 import pytest
 import time_machine
+from django.core import mail
 from django.core.management import call_command
 from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
 
+from accounts import services as account_services
+from accounts.tasks import send_invitation_email
 from core import outbox
 from core.models import OutboxMessage
 from core.tasks import outbox_relay, relay_when_a_worker_starts
 from tests.accounts.test_hardening import staff_client
+from tests.factories import AccountFactory, owner_of
 from tests.outage_tasks import RUNS, note
 from tests.redis_server import free_port
 
@@ -81,6 +85,21 @@ def test_a_job_asked_for_by_a_change_that_rolls_back_is_neither_kept_nor_sent(
         raise RuntimeError("the change fails")
     assert hooks == [] and RUNS == []
     assert not OutboxMessage.objects.exists()
+
+
+def test_a_service_queues_its_mail_through_the_outbox(django_capture_on_commit_callbacks):
+    account = AccountFactory(seats_paid=2)
+    with django_capture_on_commit_callbacks(execute=True):
+        invitation, _ = account_services.invitation_create(
+            actor=owner_of(account), account=account, email="new@example.com"
+        )
+    message = OutboxMessage.objects.get()
+    assert (message.task, message.args) == (
+        send_invitation_email.name,
+        [invitation.pk, invitation.nonce],
+    )
+    assert message.sent_at and message.done_at
+    assert [m.to for m in mail.outbox] == [["new@example.com"]]
 
 
 def test_a_job_the_broker_refuses_stays_pending_and_the_change_stands(
