@@ -101,9 +101,18 @@ REDIS_URL = env.str("REDIS_URL", default="")
 if REDIS_URL:
     CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            # Redis down is no error: reads miss, writes are dropped, so rate limits and
+            # throttles let everyone through (with a warning in the log) until it is back.
+            # Short timeouts keep an unreachable Redis cheap; after an error the cache is
+            # left alone for `pause_after_error` seconds.
+            "BACKEND": "core.cache.ResilientRedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": env.str("CACHE_KEY_PREFIX", default="portal"),
+            "OPTIONS": {
+                "socket_connect_timeout": env.float("CACHE_TIMEOUT_SECONDS", default=0.5),
+                "socket_timeout": env.float("CACHE_TIMEOUT_SECONDS", default=0.5),
+                "pause_after_error": env.float("CACHE_PAUSE_AFTER_ERROR_SECONDS", default=5),
+            },
         }
     }
 else:
@@ -113,6 +122,10 @@ else:
             "LOCATION": str(VAR_DIR / "cache"),
         }
     }
+
+# Sessions live in the database, never in the cache alone: with Redis down, everyone
+# would be signed out (and sign-in would not hold).
+SESSION_ENGINE = "django.contrib.sessions.backends.db"
 
 AUTH_USER_MODEL = "accounts.User"
 AUTHENTICATION_BACKENDS = [
