@@ -14,6 +14,7 @@ from billing.webhooks import stripe_webhook
 from .health import healthz
 
 register_converter(IdConverter, "id")
+handler500 = "config.errors.server_error"
 logger = logging.getLogger(__name__)
 
 
