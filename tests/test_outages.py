@@ -1,7 +1,10 @@
-"""Outages: PostgreSQL unreachable."""
+"""Outages: a worker killed with SIGKILL in the middle of a job, with a redis-server of
+the test's own on a spare port (tests/redis_server.py); PostgreSQL unreachable."""
 
 import os
 import re
+import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -9,10 +12,12 @@ from pathlib import Path
 
 import pytest
 import requests
+from celery import Celery
 
-from tests.redis_server import free_port
+from tests.redis_server import RedisServer, free_port, needs_redis_server
 
 ROOT = Path(__file__).resolve().parents[1]
+VISIBILITY_TIMEOUT = 5
 
 
 def wait_for(condition, timeout: float, what: str):
@@ -22,6 +27,121 @@ def wait_for(condition, timeout: float, what: str):
             raise AssertionError(f"waited {timeout} s for {what}")
         time.sleep(0.1)
     return result
+
+
+@pytest.fixture
+def redis_server(tmp_path):
+    server = RedisServer(tmp_path)
+    server.start()
+    yield server
+    server.stop()
+
+
+# --- a worker killed in the middle of a job ----------------------------------------------
+
+
+@pytest.fixture
+def worker_database(tmp_path, django_db_blocker):
+    """The test database as a URL another process can open: PostgreSQL's test database,
+    or a file copy of SQLite's in-memory one (for a transactional test: a copy taken
+    inside a test's transaction waits for it forever)."""
+    from django.db import connection
+
+    with django_db_blocker.unblock():
+        db = connection.settings_dict
+        if connection.vendor == "postgresql":
+            return (
+                f"postgres://{db['USER']}:{db['PASSWORD']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
+            )
+        connection.ensure_connection()
+        path = tmp_path / "worker.sqlite3"
+        with sqlite3.connect(path) as copy:
+            connection.connection.backup(copy)
+        copy.close()
+        return f"sqlite:///{path}"
+
+
+class Worker:
+    """`celery -A config worker` in a process of its own, on the test's Redis and
+    database, with a visibility timeout of seconds rather than minutes."""
+
+    def __init__(self, redis_server, database_url, tmp_path, name):
+        self.log = tmp_path / f"worker-{name}.log"
+        env = {
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "config.settings.test",
+            "REDIS_URL": redis_server.url(0),
+            "CELERY_VISIBILITY_TIMEOUT": str(VISIBILITY_TIMEOUT),
+            "DATABASE_URL": database_url,
+            "PORTAL_VAR_DIR": str(tmp_path / "var"),
+        }
+        env.pop("CELERY_BROKER_URL", None)
+        with self.log.open("wb") as log:
+            # A fixed command line; start_new_session: SIGKILL goes to the whole group.
+            self.process = subprocess.Popen(
+                [
+                    *(sys.executable, "-m", "celery", "-A", "config", "worker"),
+                    *("--pool=solo", "--concurrency=1", "-I", "tests.outage_tasks"),
+                    *("--without-mingle", "--without-gossip", "--without-heartbeat"),
+                    *("--loglevel=INFO", "-n", f"{name}@%h"),
+                ],
+                cwd=ROOT,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait(timeout=10)
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
+@needs_redis_server
+@pytest.mark.django_db(transaction=True)
+def test_a_job_whose_worker_is_killed_is_run_again_by_another_worker(
+    redis_server, worker_database, tmp_path
+):
+    runs = tmp_path / "runs.txt"
+    runs.touch()
+    first = Worker(redis_server, worker_database, tmp_path, "first")
+    second = None
+    try:
+        producer = Celery("outage-test", broker=redis_server.url(0))
+        producer.conf.task_serializer = "json"
+        producer.send_task("tests.outage_tasks.block", args=[str(runs), 3])
+        wait_for(lambda: "started" in runs.read_text(), 30, "the first worker to start the job")
+        started_at = time.monotonic()
+        first.kill()
+        # The job is out (unacknowledged) until its visibility timeout passes; the next
+        # worker to sweep Redis after that (here, the new one as it starts) takes it back.
+        time.sleep(max(0.0, started_at + VISIBILITY_TIMEOUT + 0.5 - time.monotonic()))
+        second = Worker(redis_server, worker_database, tmp_path, "second")
+        wait_for(lambda: "finished" in runs.read_text(), 30, "the job to be run again")
+        redelivered_after = time.monotonic() - started_at
+        time.sleep(1)  # no third run
+        lines = runs.read_text().split()
+    except AssertionError as exc:
+        outputs = first.output() + (second.output() if second else "")
+        raise AssertionError(f"{exc}\n{outputs}") from exc
+    finally:
+        first.kill()
+        if second:
+            second.kill()
+    assert lines == [
+        *("started", str(first.process.pid)),
+        *("started", str(second.process.pid)),
+        *("finished", str(second.process.pid)),
+    ]
+    assert redelivered_after < 30
+    assert "Traceback" not in first.output() + second.output()
+    # Each worker, as it starts, ran the outbox relay.
+    for worker in (first, second):
+        assert re.search(r"Task core\.tasks\.outbox_relay\[outbox-.+\] succeeded", worker.output())
 
 
 # --- PostgreSQL unreachable ----------------------------------------------------------------

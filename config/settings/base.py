@@ -225,15 +225,43 @@ SPECTACULAR_SETTINGS = {
 }
 
 # Celery: Redis when REDIS_URL is set, otherwise kombu's filesystem transport,
-# which needs no server. Tasks are JSON, acknowledged late and time limited.
+# which needs no server. Tasks are JSON, acknowledged late and time limited. Services
+# queue jobs through the outbox (core.outbox), so a broker that is down loses none.
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL or "filesystem://")
 CELERY_BROKER_FOLDER = VAR_DIR / "broker"
+CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=300)
+CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=240)
+# The longest wait between two tries of a failing job (autoretry's back-off cap, used by
+# the tasks).
+JOB_RETRY_BACKOFF_MAX = env.int("JOB_RETRY_BACKOFF_MAX", default=120)
+# A job is acknowledged when it ends, not when it starts (acks_late): a worker killed in
+# the middle of a job leaves it unacknowledged, and the broker hands it out again. A pool
+# process that dies is noticed at once (reject_on_worker_lost); a worker that dies whole
+# (kill -9, out of memory, its machine lost) only when the job has been out for Redis's
+# visibility timeout, at Redis's next sweep of unacknowledged jobs (about every 100 s).
+# The timeout must outlast the longest a job is out legitimately, its hard time limit
+# plus the wait of a retry that a worker holds until it is due; shorter, a job still
+# running or waiting would be run a second time. Longer waits (a webhook's back-off)
+# go through the outbox's countdown, not broker ETAs.
 if CELERY_BROKER_URL.startswith("filesystem://"):
+    # No visibility timeout here: a job taken by a worker that is killed is lost, which
+    # the embedded set-up accepts.
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(CELERY_BROKER_FOLDER),
         "data_folder_out": str(CELERY_BROKER_FOLDER),
         "control_folder": str(CELERY_BROKER_FOLDER / "control"),
         "store_processed": False,
+    }
+elif CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "visibility_timeout": env.int(
+            "CELERY_VISIBILITY_TIMEOUT",
+            default=CELERY_TASK_TIME_LIMIT + JOB_RETRY_BACKOFF_MAX + 60,
+        ),
+        # A broker that is down refuses a publish within a second; the job waits in the
+        # outbox, the request goes on.
+        "socket_connect_timeout": 1,
+        "socket_timeout": 5,
     }
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_ACCEPT_CONTENT = ["json"]
@@ -242,8 +270,6 @@ CELERY_TIMEZONE = "UTC"
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
-CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=300)
-CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=240)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_REDIRECT_STDOUTS_LEVEL = "INFO"
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
