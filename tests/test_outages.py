@@ -1,5 +1,6 @@
-"""Outages: a worker killed with SIGKILL in the middle of a job, with a redis-server of
-the test's own on a spare port (tests/redis_server.py); PostgreSQL unreachable."""
+"""Outages: Redis (cache and broker) stopped under a live server, a worker killed with
+SIGKILL in the middle of a job, PostgreSQL unreachable. Each test runs a redis-server of
+its own on a spare port (tests/redis_server.py)."""
 
 import os
 import re
@@ -13,6 +14,8 @@ from pathlib import Path
 import pytest
 import requests
 from celery import Celery
+from rest_framework.throttling import UserRateThrottle
+from rest_framework.views import APIView
 
 from tests.redis_server import RedisServer, free_port, needs_redis_server
 
@@ -35,6 +38,129 @@ def redis_server(tmp_path):
     server.start()
     yield server
     server.stop()
+
+
+# --- Redis stopped under a live server ---------------------------------------------------
+
+
+class TwoAMinute(UserRateThrottle):
+    rate = "2/min"
+
+
+@pytest.fixture
+def portal_on(redis_server, settings, monkeypatch):
+    """The portal's cache (database 1) and broker (database 0) on the test's Redis, jobs
+    sent to the broker rather than run in-process, and the API throttled. The views
+    took their throttle classes when imported, hence APIView itself."""
+    from config.celery import app
+
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "core.cache.ResilientRedisCache",
+            "LOCATION": redis_server.url(1),
+            "KEY_PREFIX": "outage",
+            "OPTIONS": {
+                "socket_connect_timeout": 0.5,
+                "socket_timeout": 0.5,
+                "pause_after_error": 0.2,
+            },
+        }
+    }
+    settings.ACCOUNT_RATE_LIMITS = {"login_failed": "2/m/ip,2/5m/key"}
+    settings.REST_FRAMEWORK = {
+        **settings.REST_FRAMEWORK,
+        "DEFAULT_THROTTLE_CLASSES": [f"{__name__}.TwoAMinute"],
+    }
+    monkeypatch.setattr(APIView, "throttle_classes", [TwoAMinute])
+    saved = {
+        key: app.conf[key]
+        for key in ("task_always_eager", "broker_url", "broker_transport_options")
+    }
+    app.conf.task_always_eager = False
+    app.conf.broker_url = redis_server.url(0)
+    app.conf.broker_transport_options = {"socket_connect_timeout": 0.5, "socket_timeout": 2}
+    yield app
+    app.conf.update(saved)
+
+
+def signed_in_session(base_url, email, password):
+    browser = requests.Session()
+    page = browser.get(f"{base_url}/accounts/login/", timeout=10)
+    assert page.status_code == 200
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text).group(1)
+    answer = browser.post(
+        f"{base_url}/accounts/login/",
+        {"login": email, "password": password, "csrfmiddlewaretoken": token},
+        allow_redirects=False,
+        timeout=10,
+    )
+    return browser, answer
+
+
+@needs_redis_server
+@pytest.mark.django_db(transaction=True)
+def test_with_redis_stopped_the_portal_answers_and_its_mail_waits_for_redis(
+    live_server, redis_server, portal_on
+):
+    from celery.contrib.testing.worker import start_worker
+    from django.core import mail
+    from rest_framework.authtoken.models import Token
+
+    from accounts.tasks import send_invitation_email
+    from core import outbox
+    from core.models import OutboxMessage
+    from tests.factories import PASSWORD, AccountFactory, owner_of
+
+    account = AccountFactory(seats_paid=3)
+    owner = owner_of(account)
+    api = {"Authorization": f"Token {Token.objects.create(user=owner).key}"}
+    me = f"{live_server.url}/api/v1/me/"
+
+    # Redis up: the rate limits and the throttle count, in Redis.
+    for _ in range(2):
+        assert signed_in_session(live_server.url, owner.email, "wrong")[1].status_code == 200
+    _, refused = signed_in_session(live_server.url, owner.email, PASSWORD)
+    assert "Too many failed login attempts" in refused.text
+    assert [requests.get(me, headers=api, timeout=10).status_code for _ in range(3)] == [
+        200,
+        200,
+        429,
+    ]
+
+    redis_server.stop()
+    started = time.monotonic()
+    browser, signed_in = signed_in_session(live_server.url, owner.email, PASSWORD)
+    assert signed_in.status_code == 302, signed_in.text  # the rate limit lets it through
+    dashboard = browser.get(f"{live_server.url}/", timeout=10)
+    assert dashboard.status_code == 200 and owner.email in dashboard.text
+    assert [requests.get(me, headers=api, timeout=10).status_code for _ in range(3)] == [200] * 3
+    invited = requests.post(
+        f"{live_server.url}/api/v1/accounts/{account.pk}/invitations/",
+        json={"email": "invitee@example.com", "role": "member", "with_seat": True},
+        headers=api,
+        timeout=10,
+    )
+    assert invited.status_code == 201, invited.text
+    health = requests.get(f"{live_server.url}/healthz", timeout=10)
+    assert time.monotonic() - started < 15  # ten requests, no timeouts piling up
+    assert health.status_code == 503
+    assert health.json() == {
+        "status": "unavailable",
+        "checks": {"database": "ok", "cache": "unavailable", "broker": "unavailable"},
+    }
+    message = OutboxMessage.objects.get(task=send_invitation_email.name)
+    assert message.sent_at is None and message.attempts == 1  # refused, kept
+    assert mail.outbox == []
+
+    # Redis back: the relay publishes the job, a worker runs it, the mail goes out.
+    redis_server.start()
+    assert outbox.relay() == 1
+    with start_worker(portal_on, pool="solo", perform_ping_check=False, shutdown_timeout=10):
+        wait_for(lambda: mail.outbox, 30, "the invitation mail")
+    assert [m.to for m in mail.outbox] == [["invitee@example.com"]]
+    message.refresh_from_db()
+    assert message.sent_at and message.done_at
+    assert requests.get(f"{live_server.url}/healthz", timeout=10).status_code == 200
 
 
 # --- a worker killed in the middle of a job ----------------------------------------------
