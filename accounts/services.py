@@ -19,6 +19,8 @@ from django.utils import timezone
 from django.utils.crypto import constant_time_compare, salted_hmac
 from rest_framework.authtoken.models import Token
 
+from core import outbox
+
 from . import selectors
 from .converters import parse_id
 from .errors import NotAllowed, PortalError, SeatLimitError
@@ -598,7 +600,7 @@ def _send_invitation_on_commit(invitation: Invitation) -> None:
     from .tasks import send_invitation_email
 
     # Only the id and the nonce travel through the broker, never the token.
-    send_invitation_email.delay_on_commit(invitation.pk, invitation.nonce)
+    outbox.enqueue(send_invitation_email, invitation.pk, invitation.nonce)
 
 
 def invitation_create(
@@ -884,7 +886,7 @@ def invitations_expire(*, now=None) -> int:
                 continue  # accepted, revoked or resent meanwhile
             _invitation_mark_expired(invitation)
             if invitation.invited_by_id:
-                send_invitation_expired_email.delay_on_commit(invitation.pk)
+                outbox.enqueue(send_invitation_expired_email, invitation.pk)
             expired += 1
     return expired
 

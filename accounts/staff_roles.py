@@ -70,6 +70,7 @@ STAFF_ROLES = {
         "marketplace.view_earning",
         "marketplace.view_developerpayout",
         "marketplace.add_developerpayout",
+        "core.view_outboxmessage",
     ],
     "Billing reviewer": [
         "accounts.view_user",

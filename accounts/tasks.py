@@ -1,16 +1,19 @@
 """Thin jobs: look a row up, call a service or send its mail. Safe to run twice."""
 
 from celery import shared_task
+from django.conf import settings
 from django.utils import timezone
 
 from . import emails, services
 from .models import Invitation
 
+# Tries spread over up to 36 minutes, no wait longer than JOB_RETRY_BACKOFF_MAX (which
+# the broker's visibility timeout outlasts: settings).
 MAIL_RETRY = {
     "autoretry_for": (Exception,),
     "retry_backoff": True,
-    "retry_backoff_max": 600,
-    "max_retries": 12,
+    "retry_backoff_max": settings.JOB_RETRY_BACKOFF_MAX,
+    "max_retries": 24,
 }
 
 

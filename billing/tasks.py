@@ -1,4 +1,5 @@
 from celery import shared_task
+from django.conf import settings
 from django.utils import timezone
 
 from accounts.models import Account
@@ -8,7 +9,12 @@ from . import emails, services
 from .models import CreditNote, Invoice, Licence, Payment
 
 
-@shared_task(autoretry_for=(Exception,), retry_backoff=True, retry_backoff_max=600, max_retries=10)
+@shared_task(
+    autoretry_for=(Exception,),
+    retry_backoff=True,
+    retry_backoff_max=settings.JOB_RETRY_BACKOFF_MAX,
+    max_retries=15,
+)
 def request_payment(payment_id: int) -> str:
     """Ask the gateway for a pending payment. Safe to run twice: the idempotency key
     was stored before the first call, and a settled payment is left alone."""

@@ -5,7 +5,8 @@ from celery import Celery
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
 
-app = Celery("portal")
+# core.task_base.OutboxTask: a job from the outbox that already ran is not run again.
+app = Celery("portal", task_cls="core.task_base:OutboxTask")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 

@@ -1,11 +1,19 @@
-"""/healthz: is the database, the cache and the Celery broker reachable?"""
+"""/healthz: is the database, the cache and the Celery broker reachable?
 
+The answer is public: it names the part that is down, never why (no driver, no
+exception); the log says why. Each check has a short timeout of its own (the cache's
+and the broker's socket timeouts, one broker connection attempt), so the answer comes
+within about two seconds when Redis is unreachable."""
+
+import logging
 import uuid
 
 from django.core.cache import cache
 from django.db import connection
 from django.http import JsonResponse
 from django.views.decorators.cache import never_cache
+
+logger = logging.getLogger(__name__)
 
 
 def _database():
@@ -15,6 +23,7 @@ def _database():
 
 
 def _cache():
+    # A cache that is down reads as a miss (core.cache): the value does not come back.
     key = f"healthz:{uuid.uuid4().hex}"
     cache.set(key, "ok", 10)
     if cache.get(key) != "ok":
@@ -27,7 +36,7 @@ def _broker():
 
     ensure_broker_folder()
     with app.connection_for_write() as conn:
-        conn.ensure_connection(max_retries=1, timeout=3)
+        conn.ensure_connection(max_retries=0)
 
 
 CHECKS = {"database": _database, "cache": _cache, "broker": _broker}
@@ -39,8 +48,9 @@ def healthz(request):
     for name, check in CHECKS.items():
         try:
             check()
-        except Exception as exc:
-            results[name] = f"error: {exc.__class__.__name__}"
+        except Exception:
+            logger.warning("Health check: the %s is unavailable", name, exc_info=True)
+            results[name] = "unavailable"
         else:
             results[name] = "ok"
     healthy = all(v == "ok" for v in results.values())

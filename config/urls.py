@@ -29,6 +29,9 @@ REDOC_CSP = {
     "worker-src": ["'self'", "blob:"],
     "img-src": ["https://cdn.redoc.ly"],
 }
+
+handler500 = "config.errors.server_error"
+
 logger = logging.getLogger(__name__)
 
 

@@ -22,6 +22,7 @@ from django.utils import timezone
 from accounts.emails import send_templated
 from accounts.errors import PortalError
 from accounts.services import audit_record, require_staff
+from core import outbox
 
 from . import proof
 from .handlers import handler_for
@@ -138,7 +139,7 @@ def mail_answer(mail: InboundMail, *, body: str, subject: str = "") -> None:
         return
     subject = subject or (f"Re: {mail.subject}" if mail.subject else "Your mail")
     mail_settle(mail, mail.status, answer_subject=" ".join(subject.split())[:200], answer=body)
-    send_mail_answer.delay_on_commit(mail.pk)
+    outbox.enqueue(send_mail_answer, mail.pk)
 
 
 def _claim(mail_id: int, field: str) -> InboundMail | None:
@@ -195,7 +196,7 @@ def mail_await_confirmation(mail: InboundMail, *, user, account, reasons=()) -> 
         reasons=list(reasons)
         or ["The sender is not proven: waiting for the account to confirm the mail."],
     )
-    send_mail_confirmation.delay_on_commit(mail.pk)
+    outbox.enqueue(send_mail_confirmation, mail.pk)
 
 
 def confirm_token(mail: InboundMail) -> str:

@@ -27,6 +27,7 @@ from billing.models import Order, OrderLine, Product, Subscription
 from billing.money import Money
 from billing.selectors import EDITION_NEEDS, EDITION_RANK, account_edition, account_today
 from billing.selectors import usage_price as billing_usage_price
+from core import outbox
 
 from . import tasks
 from .models import (
@@ -947,7 +948,7 @@ def usage_report_many(*, app: App, installation_id, entries, now=None) -> list[U
         inst.cap_alerted = max(before, _alert_level(inst))
         inst.save(update_fields=["usage_month", "usage_units", "usage_amount", "cap_alerted"])
         if inst.cap_alerted > before:
-            tasks.send_cap_alert.delay_on_commit(inst.pk, inst.cap_alerted, str(inst.usage_month))
+            outbox.enqueue(tasks.send_cap_alert, inst.pk, inst.cap_alerted, str(inst.usage_month))
     made = {usage.idempotency_key: usage for usage in created}
     return [
         UsageResult(made[key], True) if key in made else UsageResult(done[key], False)
@@ -988,7 +989,7 @@ def trials_remind(*, now=None) -> int:
                 account=inst.account,
                 changes={"mail": due},
             )
-            tasks.send_trial_reminder.delay_on_commit(inst.pk, due)
+            outbox.enqueue(tasks.send_trial_reminder, inst.pk, due)
             if first:
                 webhook_emit(
                     app=inst.app,
@@ -1040,7 +1041,7 @@ def webhook_emit(
             "data": data or {},
         },
     )
-    tasks.deliver_webhook.delay_on_commit(delivery.pk)
+    outbox.enqueue(tasks.deliver_webhook, delivery.pk)
     return delivery
 
 
@@ -1058,7 +1059,7 @@ def webhook_replay(*, actor, delivery: WebhookDelivery) -> WebhookDelivery:
             target=delivery,
             changes={"event": delivery.event_id},
         )
-        tasks.deliver_webhook.delay_on_commit(delivery.pk)
+        outbox.enqueue(tasks.deliver_webhook, delivery.pk)
     return delivery
 
 

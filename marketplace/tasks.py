@@ -2,9 +2,11 @@
 
 from celery import shared_task
 from django.conf import settings
+from django.db import transaction
 from django.utils import timezone
 
 from accounts.tasks import MAIL_RETRY
+from core import outbox
 
 from . import emails, services
 from .models import Installation, WebhookDelivery
@@ -12,7 +14,8 @@ from .webhooks import post
 
 
 def backoff(attempt: int) -> int:
-    """Seconds before the next try: 30 s, 2 min, 8 min... at most an hour."""
+    """Seconds before the next try: 30 s, 2 min, 8 min... at most an hour (the outbox
+    relay sends it at its first run after that, within a minute)."""
     return min(30 * 4 ** (attempt - 1), 3600)
 
 
@@ -40,9 +43,12 @@ def deliver_webhook(delivery_id: int) -> str:
         delivery.delivered_at = delivery.last_attempt_at
     elif delivery.attempts >= settings.MARKETPLACE_WEBHOOK_ATTEMPTS:
         delivery.status = WebhookDelivery.Status.FAILED
-    delivery.save()
-    if delivery.status == WebhookDelivery.Status.PENDING:
-        deliver_webhook.apply_async((delivery.pk,), countdown=backoff(delivery.attempts))
+    with transaction.atomic():
+        delivery.save()
+        if delivery.status == WebhookDelivery.Status.PENDING:
+            # Through the outbox, not a broker countdown: Redis would hand a message held
+            # longer than its visibility timeout to a second worker.
+            outbox.enqueue(deliver_webhook, delivery.pk, countdown=backoff(delivery.attempts))
     return delivery.status
 
 

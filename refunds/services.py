@@ -31,6 +31,7 @@ from billing.services import (
     refund_record,
     refund_take_back,
 )
+from core import outbox
 from core.calendar import vendor_holidays
 
 from . import deadlines
@@ -382,7 +383,7 @@ def _transition(request: RefundRequest, new: str, *, actor, now, note: str = "")
 def _mail_on_commit(request: RefundRequest, event: str) -> None:
     from .tasks import send_refund_email
 
-    send_refund_email.delay_on_commit(request.pk, event)
+    outbox.enqueue(send_refund_email, request.pk, event)
 
 
 def _require_customer(actor, account: Account) -> None:
@@ -847,7 +848,7 @@ def _start_payouts(request: RefundRequest, *, actor, now) -> None:
             created_at=now,
         )
         if method == RefundPayout.Method.STRIPE:
-            refund_payout_run.delay_on_commit(payout.pk)
+            outbox.enqueue(refund_payout_run, payout.pk)
     if total - card > 0:
         payout = RefundPayout.objects.create(
             request=request,
@@ -1095,7 +1096,7 @@ def refund_payout_retry(*, actor, payout: RefundPayout, now=None) -> RefundPayou
             changes={"payout": payout.pk, "attempt": payout.attempts + 1},
             also=["idempotency_key", "reference"],
         )
-        refund_payout_run.delay_on_commit(payout.pk)
+        outbox.enqueue(refund_payout_run, payout.pk)
     return payout
 
 

@@ -1,6 +1,7 @@
 """Thin jobs for refund requests: look a row up, call a service or send its mail."""
 
 from celery import shared_task
+from django.conf import settings
 from django.utils import timezone
 
 from accounts.tasks import MAIL_RETRY
@@ -9,7 +10,12 @@ from . import emails, services
 from .models import RefundRequest
 
 
-@shared_task(autoretry_for=(Exception,), retry_backoff=True, retry_backoff_max=600, max_retries=10)
+@shared_task(
+    autoretry_for=(Exception,),
+    retry_backoff=True,
+    retry_backoff_max=settings.JOB_RETRY_BACKOFF_MAX,
+    max_retries=15,
+)
 def refund_payout_run(payout_id: int) -> str:
     """Safe to run twice: the key was stored before the first call, and a settled payout
     is left alone."""

@@ -23,6 +23,7 @@ from billing.models import Licence, Order, OrderLine, Product, Subscription
 from billing.periods import add_years
 from billing.selectors import account_today
 from billing.services import support_incident_order
+from core import outbox
 
 from . import deadlines
 from .models import Incident, IncidentAttachment, IncidentMessage
@@ -258,7 +259,7 @@ def _save(incident: Incident, fields: list[str], *, state=None, actor=None, note
 def _mail(incident: Incident, event: str) -> None:
     from .tasks import send_incident_email
 
-    send_incident_email.delay_on_commit(incident.pk, event)
+    outbox.enqueue(send_incident_email, incident.pk, event)
 
 
 def _start_clock(incident: Incident, now) -> None:

@@ -97,7 +97,12 @@ def test_healthz_answers_503_naming_the_broken_part(client, monkeypatch):
     monkeypatch.setitem(health.CHECKS, "broker", broken)
     response = client.get(reverse("healthz"))
     assert response.status_code == 503
-    assert response.json()["checks"]["broker"] == "error: ConnectionError"
+    # The part, never the exception or the driver: the answer is public.
+    assert response.json() == {
+        "status": "unavailable",
+        "checks": {"database": "ok", "cache": "ok", "broker": "unavailable"},
+    }
+    assert b"ConnectionError" not in response.content
 
 
 def test_celery_is_configured_safely():
@@ -107,6 +112,38 @@ def test_celery_is_configured_safely():
     assert conf.task_time_limit and conf.task_soft_time_limit < conf.task_time_limit
     assert conf.task_acks_late and conf.task_serializer == "json"
     assert "expire-invitations" in conf.beat_schedule
+
+
+def test_in_production_redis_outlives_a_job_and_its_outage_errors_nothing():
+    """A killed worker's job goes out again within minutes, but never while the job could
+    still be running or waiting for its retry; the cache survives a Redis outage, and the
+    sessions do not live in it."""
+    code = (
+        "import django; django.setup(); from django.conf import settings as s; "
+        "print(s.CELERY_BROKER_TRANSPORT_OPTIONS['visibility_timeout'], "
+        "s.CELERY_TASK_TIME_LIMIT, s.JOB_RETRY_BACKOFF_MAX, "
+        "s.CACHES['default']['BACKEND'], s.SESSION_ENGINE)"
+    )
+    env = {k: v for k, v in os.environ.items() if k not in GOOD and not k.startswith("CELERY_")}
+    env.update(GOOD, DJANGO_SETTINGS_MODULE="config.settings.production")
+    result = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    visibility, time_limit, retry_wait, cache, sessions = result.stdout.split()
+    assert int(time_limit) + int(retry_wait) < int(visibility) <= 15 * 60
+    assert cache == "core.cache.ResilientRedisCache"
+    assert sessions == "django.contrib.sessions.backends.db"
+
+
+def test_no_job_waits_for_its_retry_longer_than_the_visibility_timeout_allows(settings):
+    from config.celery import app
+
+    retrying = [task for task in app.tasks.values() if getattr(task, "autoretry_for", None)]
+    assert retrying
+    for task in retrying:
+        assert task.retry_backoff, task.name
+        assert task.retry_backoff_max <= settings.JOB_RETRY_BACKOFF_MAX, task.name
 
 
 @pytest.mark.django_db

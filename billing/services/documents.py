@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from accounts.models import Account
 from accounts.services import audit_record
+from core import outbox
 
 from .. import tasks
 from ..models import (
@@ -136,7 +137,7 @@ def invoice_issue(order: Order, *, now=None) -> Invoice:
         account=order.account,
         changes={"order": order.number, "total": str(invoice.total)},
     )
-    tasks.send_receipt_email.delay_on_commit(invoice.pk)
+    outbox.enqueue(tasks.send_receipt_email, invoice.pk)
     return invoice
 
 
@@ -215,7 +216,7 @@ def credit_note_issue(
         account=order.account,
         changes={"invoice": invoice.number, "total": str(total), "reference": reference},
     )
-    tasks.send_credit_note_email.delay_on_commit(note.pk)
+    outbox.enqueue(tasks.send_credit_note_email, note.pk)
     return note
 
 

@@ -8,6 +8,7 @@ from django.utils import timezone
 from accounts.errors import PortalError
 from accounts.models import Account
 from accounts.services import audit_record, clean_text
+from core import outbox
 
 from .. import tasks
 from ..locks import lock_account, lock_licence
@@ -36,7 +37,7 @@ def licence_issue(line: OrderLine, *, actor, now) -> Licence:
             account=licence.account,
             changes={"users": licence.users, "order": line.order.number},
         )
-        tasks.send_licence_key_email.delay_on_commit(licence.pk)
+        outbox.enqueue(tasks.send_licence_key_email, licence.pk)
     return licence
 
 

@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from accounts.errors import PortalError
 from accounts.services import audit_record, clean_text, require_staff
+from core import outbox
 
 from .. import tasks
 from ..gateways import ChargeResult, get_gateway
@@ -46,7 +47,7 @@ def payment_charge_on_commit(order: Order, *, attempt: int = 1) -> Payment | Non
         currency=order.currency,
         idempotency_key=idempotency_key(order, attempt),
     )
-    tasks.request_payment.delay_on_commit(payment.pk)
+    outbox.enqueue(tasks.request_payment, payment.pk)
     return payment
 
 
@@ -139,7 +140,7 @@ def payment_failed(*, payment: Payment, message: str) -> Payment:
             also=["failure_message", "next_attempt_at"],
         )
         if recover:
-            tasks.send_payment_failed_email.delay_on_commit(payment.pk)
+            outbox.enqueue(tasks.send_payment_failed_email, payment.pk)
     return payment
 
 

@@ -9,6 +9,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from accounts.models import Account
+from core import outbox
 
 from .. import tasks
 from ..models import MailReminder, Price, Product, Subscription
@@ -24,7 +25,7 @@ def reminder_claim(*, account: Account, kind: str, key: str, **data) -> bool:
     try:
         with transaction.atomic():
             MailReminder.objects.create(account=account, kind=kind, key=key)
-            tasks.send_reminder_email.delay_on_commit(account.pk, kind, data)
+            outbox.enqueue(tasks.send_reminder_email, account.pk, kind, data)
     except IntegrityError:
         return False
     return True

@@ -40,6 +40,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "anymail",
     "djstripe",
+    "core",
     "accounts",
     "billing",
     "refunds",
@@ -106,9 +107,18 @@ REDIS_URL = env.str("REDIS_URL", default="")
 if REDIS_URL:
     CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            # Redis down is no error: reads miss, writes are dropped, so rate limits and
+            # throttles let everyone through (with a warning in the log) until it is back.
+            # Short timeouts keep an unreachable Redis cheap; after an error the cache is
+            # left alone for `pause_after_error` seconds.
+            "BACKEND": "core.cache.ResilientRedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": env.str("CACHE_KEY_PREFIX", default="portal"),
+            "OPTIONS": {
+                "socket_connect_timeout": env.float("CACHE_TIMEOUT_SECONDS", default=0.5),
+                "socket_timeout": env.float("CACHE_TIMEOUT_SECONDS", default=0.5),
+                "pause_after_error": env.float("CACHE_PAUSE_AFTER_ERROR_SECONDS", default=5),
+            },
         }
     }
 else:
@@ -118,6 +128,10 @@ else:
             "LOCATION": str(VAR_DIR / "cache"),
         }
     }
+
+# Sessions live in the database, never in the cache alone: with Redis down, everyone
+# would be signed out (and sign-in would not hold).
+SESSION_ENGINE = "django.contrib.sessions.backends.db"
 
 AUTH_USER_MODEL = "accounts.User"
 AUTHENTICATION_BACKENDS = [
@@ -257,15 +271,43 @@ SPECTACULAR_SETTINGS = {
 }
 
 # Celery: Redis when REDIS_URL is set, otherwise kombu's filesystem transport,
-# which needs no server. Tasks are JSON, acknowledged late and time limited.
+# which needs no server. Tasks are JSON, acknowledged late and time limited. Services
+# queue jobs through the outbox (core.outbox), so a broker that is down loses none.
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL or "filesystem://")
 CELERY_BROKER_FOLDER = VAR_DIR / "broker"
+CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=300)
+CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=240)
+# The longest wait between two tries of a failing job (autoretry's back-off cap, used by
+# the tasks).
+JOB_RETRY_BACKOFF_MAX = env.int("JOB_RETRY_BACKOFF_MAX", default=120)
+# A job is acknowledged when it ends, not when it starts (acks_late): a worker killed in
+# the middle of a job leaves it unacknowledged, and the broker hands it out again. A pool
+# process that dies is noticed at once (reject_on_worker_lost); a worker that dies whole
+# (kill -9, out of memory, its machine lost) only when the job has been out for Redis's
+# visibility timeout, at Redis's next sweep of unacknowledged jobs (about every 100 s).
+# The timeout must outlast the longest a job is out legitimately, its hard time limit
+# plus the wait of a retry that a worker holds until it is due; shorter, a job still
+# running or waiting would be run a second time. Longer waits (a webhook's back-off)
+# go through the outbox's countdown, not broker ETAs.
 if CELERY_BROKER_URL.startswith("filesystem://"):
+    # No visibility timeout here: a job taken by a worker that is killed is lost, which
+    # the embedded set-up accepts.
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(CELERY_BROKER_FOLDER),
         "data_folder_out": str(CELERY_BROKER_FOLDER),
         "control_folder": str(CELERY_BROKER_FOLDER / "control"),
         "store_processed": False,
+    }
+elif CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "visibility_timeout": env.int(
+            "CELERY_VISIBILITY_TIMEOUT",
+            default=CELERY_TASK_TIME_LIMIT + JOB_RETRY_BACKOFF_MAX + 60,
+        ),
+        # A broker that is down refuses a publish within a second; the job waits in the
+        # outbox, the request goes on.
+        "socket_connect_timeout": 1,
+        "socket_timeout": 5,
     }
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_ACCEPT_CONTENT = ["json"]
@@ -274,12 +316,14 @@ CELERY_TIMEZONE = "UTC"
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
-CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=300)
-CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=240)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_REDIRECT_STDOUTS_LEVEL = "INFO"
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE = {
+    "relay-outbox": {
+        "task": "core.tasks.outbox_relay",
+        "schedule": env.int("OUTBOX_RELAY_SECONDS", default=60),
+    },
     "renew-subscriptions": {
         "task": "billing.tasks.subscriptions_renew_due",
         "schedule": env.int("RENEWAL_SWEEP_SECONDS", default=60 * 60),

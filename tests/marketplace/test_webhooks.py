@@ -7,8 +7,11 @@ import time
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
+import time_machine
 from django.db import transaction
 
+from core import outbox
+from core.models import OutboxMessage
 from marketplace import services, tasks
 from marketplace.models import WebhookDelivery
 from marketplace.webhooks import SIGNATURE_HEADER, sign, verify
@@ -82,26 +85,28 @@ def test_install_is_delivered_signed(
 
 
 def test_a_failing_endpoint_is_retried_then_marked_failed(
-    endpoint, make_app, owner, account, django_capture_on_commit_callbacks, settings, monkeypatch
+    endpoint, make_app, owner, account, django_capture_on_commit_callbacks, settings
 ):
     endpoint.status = 500
     settings.MARKETPLACE_WEBHOOK_ATTEMPTS = 3
-    countdowns = []
-    real = tasks.deliver_webhook.apply_async
-
-    def spy(args=None, kwargs=None, countdown=None, **kw):
-        countdowns.append(countdown)  # None: the first send, on commit
-        return real(args, kwargs, **kw)
-
-    monkeypatch.setattr(tasks.deliver_webhook, "apply_async", spy)
     app = make_app("calendar", "free", webhook_url=endpoint.url)
     with django_capture_on_commit_callbacks(execute=True):
         services.installation_install(actor=owner, account=account, app=app, plan=plan_of(app))
+    first = OutboxMessage.objects.filter(task=tasks.deliver_webhook.name).earliest("pk")
+    assert first.sent_at is not None  # the first send, on commit
+    waits = []
+    for _ in range(2):
+        retry = OutboxMessage.objects.get(task=tasks.deliver_webhook.name, sent_at=None)
+        waits.append((retry.next_try_at - retry.created_at).total_seconds())
+        assert outbox.relay() == 0  # not before its time
+        with time_machine.travel(retry.next_try_at, tick=False):
+            assert outbox.relay() == 1
     delivery = WebhookDelivery.objects.get()
     assert delivery.status == "failed" and delivery.attempts == 3
     assert delivery.response_status == 500 and delivery.response_body == "nope"
     assert len(endpoint.received) == 3
-    assert countdowns == [None, 30, 120]  # back-off between tries
+    assert waits == [30, 120]  # back-off between tries, through the outbox
+    assert not OutboxMessage.objects.filter(sent_at=None).exists()  # no fourth try
     endpoint.status = 200
     with django_capture_on_commit_callbacks(execute=True):
         services.webhook_replay(actor=_staff(), delivery=delivery)

@@ -1,0 +1,188 @@
+"""The outbox: a job that a change asks for is a row written in the change's own
+transaction, so the job exists exactly when the change does, whether the broker is up
+or not.
+
+Once the transaction commits, the row is published to the broker at once. A row the
+broker refused (down, unreachable), or whose process died before publishing it, is
+published by the relay: the `core.tasks.outbox_relay` beat job every minute, at each
+worker's start, and `manage.py outbox_relay`.
+
+Delivery is at least once: tasks stay safe to run twice, and a message that already ran
+to its end is not run again (core.task_base.OutboxTask).
+"""
+
+import logging
+from contextlib import contextmanager, nullcontext
+from datetime import timedelta
+from functools import partial
+
+from celery import current_app
+from django.db import connection, transaction
+from django.db.models import F
+from django.utils import timezone
+from kombu.exceptions import OperationalError as BrokerUnreachable
+
+from .models import OutboxMessage
+
+logger = logging.getLogger(__name__)
+
+# The relay leaves a new message to its on-commit publish for this long.
+PUBLISH_GRACE = timedelta(seconds=30)
+# A message that fails for a reason of its own (its task unknown to this release, say)
+# waits this long before the next try, doubling up to the maximum, so it does not hold up
+# the others.
+FAILED_WAIT = timedelta(minutes=1)
+FAILED_WAIT_MAX = timedelta(hours=1)
+# Published messages are kept this long for the staff console, then deleted.
+KEEP_SENT = timedelta(days=14)
+
+
+def enqueue(task, *args, countdown: float | None = None, **kwargs) -> OutboxMessage:
+    """Queue `task(*args, **kwargs)` with the caller's transaction: published once it
+    commits, never if it rolls back.
+
+    With `countdown` (seconds) the relay publishes it once that time has passed, rather
+    than the broker holding it: on Redis, a message held longer than the visibility
+    timeout is handed out a second time (settings, CELERY_BROKER_TRANSPORT_OPTIONS)."""
+    now = timezone.now()
+    message = OutboxMessage.objects.create(
+        task=task.name,
+        args=list(args),
+        kwargs=kwargs,
+        created_at=now,
+        next_try_at=now + (timedelta(seconds=countdown) if countdown else PUBLISH_GRACE),
+    )
+    if not countdown:
+        transaction.on_commit(partial(publish, message))
+    return message
+
+
+def publish(message: OutboxMessage) -> bool:
+    """Hand a message to the broker now. False if the broker refused it: the message
+    stays pending, for the relay."""
+    app = current_app
+    if app.conf.task_always_eager:
+        # Tests run tasks in-process: the task runs here and its errors propagate.
+        _send(app, message, producer=None)
+        _mark_sent(message)
+        return True
+    try:
+        with _producer(app) as producer:
+            _send(app, message, producer)
+    except Exception as exc:
+        # After the commit: the change stands, and its job waits for the relay.
+        logger.warning(
+            "Job %s (outbox message %s) not queued, the relay will try again: %s",
+            message.task,
+            message.pk,
+            exc,
+        )
+        _mark_failed(message, exc, wait=timedelta(0))
+        return False
+    _mark_sent(message)
+    return True
+
+
+def relay(*, limit: int = 500) -> int:
+    """Publish the pending messages that are due, oldest first, each in a transaction
+    that locks its row (another relay skips it). Stops at the first broker error: the
+    next run starts again from the oldest. Returns how many were published."""
+    app = current_app
+    eager = app.conf.task_always_eager
+    published = 0
+    try:
+        with nullcontext() if eager else _producer(app) as producer:
+            for _ in range(limit):
+                outcome = _relay_one(app, producer, eager=eager)
+                if outcome is None:
+                    break
+                published += outcome == "published"
+                if outcome == "broker down":
+                    break
+    except (BrokerUnreachable, OSError) as exc:
+        logger.warning("Outbox relay: the broker is unreachable (%s); it tries again", exc)
+    OutboxMessage.objects.filter(sent_at__lt=timezone.now() - KEEP_SENT).delete()
+    return published
+
+
+def _relay_one(app, producer, *, eager: bool) -> str | None:
+    with transaction.atomic():
+        message = _next_due(timezone.now())
+        if message is None:
+            return None
+        if message.done_at is not None:
+            # Its task ran: only the mark of its publish was lost.
+            OutboxMessage.objects.filter(pk=message.pk).update(sent_at=message.done_at)
+            return "already done"
+        try:
+            _send(app, message, producer)
+        except UnknownTask as exc:
+            # Not in this release (renamed, removed): it waits, and the others go on.
+            _mark_failed(message, exc, wait=_failed_wait(message))
+            logger.error("Outbox relay: message %s: %s", message.pk, exc)
+            return "failed"
+        except (BrokerUnreachable, OSError) as exc:
+            if eager:
+                raise  # the task's own error, raised in-process (tests)
+            _mark_failed(message, exc, wait=timedelta(0))
+            logger.warning("Outbox relay: the broker refused message %s: %s", message.pk, exc)
+            return "broker down"
+        except Exception as exc:
+            if eager:
+                raise
+            _mark_failed(message, exc, wait=_failed_wait(message))
+            logger.exception("Outbox relay: message %s (%s) failed", message.pk, message.task)
+            return "failed"
+        _mark_sent(message)
+        return "published"
+
+
+def _failed_wait(message: OutboxMessage) -> timedelta:
+    return min(FAILED_WAIT * 2**message.attempts, FAILED_WAIT_MAX)
+
+
+def _next_due(now) -> OutboxMessage | None:
+    pending = OutboxMessage.objects.filter(sent_at__isnull=True, next_try_at__lte=now).order_by(
+        "created_at", "pk"
+    )
+    if connection.features.has_select_for_update_skip_locked:
+        pending = pending.select_for_update(skip_locked=True)
+    # SQLite has no row locks; its write transactions (IMMEDIATE, see settings) take
+    # turns, so two relays still never hold the same row at once.
+    return pending.first()
+
+
+@contextmanager
+def _producer(app):
+    with app.connection_for_write() as conn:
+        # One attempt: a broker that is down costs one connect timeout, not kombu's
+        # default loop of retries.
+        conn.ensure_connection(max_retries=0)
+        yield app.amqp.Producer(conn)
+
+
+class UnknownTask(LookupError):
+    pass
+
+
+def _send(app, message: OutboxMessage, producer) -> None:
+    task = app.tasks.get(message.task)
+    if task is None:
+        raise UnknownTask(f"no task named {message.task!r}")
+    task.apply_async(
+        message.args, message.kwargs, task_id=message.task_id, producer=producer, retry=False
+    )
+
+
+def _mark_sent(message: OutboxMessage) -> None:
+    OutboxMessage.objects.filter(pk=message.pk, sent_at__isnull=True).update(
+        sent_at=timezone.now(), attempts=F("attempts") + 1, last_error=""
+    )
+
+
+def _mark_failed(message: OutboxMessage, exc: Exception, *, wait: timedelta) -> None:
+    OutboxMessage.objects.filter(pk=message.pk).update(
+        attempts=F("attempts") + 1,
+        last_error=f"{exc.__class__.__name__}: {exc}"[:2000],
+        next_try_at=timezone.now() + wait,
+    )
