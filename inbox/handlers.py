@@ -9,7 +9,7 @@
 - confirm(mail, user, now) -> url: an unproven mail awaiting confirmation, confirmed by
   a signed-in user of the account; raises PortalError when that user may not.
 - accept(mail, staff, now): staff accept a held (unproven) reply.
-- describe(mail) -> str: one sentence for the confirmation page ("File a refund request
+- describe(mail) -> str: what confirming does, to end a sentence ("file a refund request
   for ORD-2026-000004").
 - complete_view(model_admin, request, mail): the staff console's "complete" page.
 """

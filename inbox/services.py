@@ -250,6 +250,13 @@ def mail_confirm(*, mail: InboundMail, user, now=None) -> str:
         if locked.status != InboundMail.Status.CONFIRM:
             raise PortalError("This mail was already confirmed or closed.", code="closed")
         url = handler.confirm(locked, user, now)
+        mail_settle(
+            locked,
+            locked.status,
+            reasons=[f"Confirmed by {user.email} through the link sent to them."],
+            resolved_by=user,
+            resolved_at=now,
+        )
         audit_record(
             actor=user,
             action="mail.confirmed",

@@ -419,7 +419,7 @@ def accept(mail: InboundMail, staff, now) -> None:
 
 
 def describe(mail: InboundMail) -> str:
-    return f"Open a support incident “{(mail.subject or 'Support request by email')[:120]}”"
+    return f"open a support incident “{(mail.subject or 'Support request by email')[:120]}”"
 
 
 def handler() -> Handler:

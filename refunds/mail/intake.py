@@ -266,7 +266,7 @@ def accept(mail: InboundMail, staff, now) -> None:
 
 def describe(mail: InboundMail) -> str:
     number = (mail.parsed or {}).get("order_number")
-    return f"File a refund request for {number}" if number else "File a refund request"
+    return f"file a refund request for {number}" if number else "file a refund request"
 
 
 def mail_complete(

@@ -74,7 +74,7 @@ def test_a_forged_from_files_no_request_until_the_owner_confirms(customer, clien
     assert client.post(path).status_code == 404
     client.force_login(owner)
     page = client.get(path)
-    assert page.status_code == 200 and f"File a refund request for {order.number}" in page.text
+    assert page.status_code == 200 and f"file a refund request for {order.number}" in page.text
     done = client.post(path)
     request = RefundRequest.objects.get()
     assert done.status_code == 302 and done.url == reverse(
@@ -83,6 +83,7 @@ def test_a_forged_from_files_no_request_until_the_owner_confirms(customer, clien
     assert (request.channel, request.requested_by, request.account) == ("email", owner, account)
     stored.refresh_from_db()
     assert stored.status == "request" and stored.thread == request.number
+    assert stored.reasons == [f"Confirmed by {owner.email} through the link sent to them."]
     # The link works once.
     client.post(path)
     assert RefundRequest.objects.count() == 1
