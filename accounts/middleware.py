@@ -6,7 +6,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.http import urlencode
 
-from . import selectors
+from . import formatting, selectors
 from .request_context import client_ip, ip_from_request
 
 SESSION_ACCOUNT_KEY = "portal_account_id"
@@ -69,7 +69,8 @@ class CurrentAccountMiddleware:
             return self.get_response(request)
         timezone.activate(account.tzinfo)
         try:
-            return self.get_response(request)
+            with formatting.override(account.locale):
+                return self.get_response(request)
         finally:
             timezone.deactivate()
 

@@ -22,6 +22,17 @@ def known_timezones() -> frozenset[str]:
     return frozenset(zoneinfo.available_timezones())
 
 
+def validate_locale(value: str) -> None:
+    from babel import Locale, UnknownLocaleError
+
+    try:
+        Locale.parse(value)
+    except (ValueError, UnknownLocaleError) as exc:
+        raise ValidationError(
+            f"{value} is not a locale we know (for example en_US, de_DE)."
+        ) from exc
+
+
 def validate_timezone(value: str) -> None:
     if value not in known_timezones():
         raise ValidationError(
@@ -122,6 +133,8 @@ class Account(models.Model):
     name = models.CharField(max_length=200)
     timezone = models.CharField(max_length=64, default="UTC", validators=[validate_timezone])
     currency = models.CharField(max_length=3, default="USD", choices=[(c, c) for c in CURRENCIES])
+    # How money and dates read on its pages and mails (a CLDR locale: en_US, de_DE, fr_FR).
+    locale = models.CharField(max_length=16, default="en_US", validators=[validate_locale])
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.ACTIVE)
     reseller = models.ForeignKey(
         Reseller, null=True, blank=True, on_delete=models.PROTECT, related_name="accounts"

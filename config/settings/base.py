@@ -178,6 +178,8 @@ ANYMAIL_WEBHOOK_ESPS = env.list("ANYMAIL_WEBHOOK_ESPS", default=["postmark"])
 PORTAL_BASE_URL = env.str("PORTAL_BASE_URL", default="http://127.0.0.1:8000")
 
 LANGUAGE_CODE = "en-us"
+# Money and dates (accounts.formatting) when no account is in view: a CLDR locale.
+PORTAL_LOCALE = env.str("PORTAL_LOCALE", default="en_US")
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
