@@ -18,12 +18,14 @@ CUSTOMER_TEXT = {
     "needs_info": "We need more information to decide: please answer on the request's page. "
     "The review waits for your answer.",
     "decided": "We decided your refund request.",
-    "paying": "Your refund is being paid out.",
+    "paying": "We decided your refund request: your refund is being paid out.",
     "paid": "Your refund was paid back to your original payment method.",
     "credited": "Your refund was put on your account as credit.",
     "closed": "Your refund request is closed.",
     "withdrawn": "You withdrew your refund request.",
 }
+# A denial closes the request in the same step: its one mail says both.
+DENIED_TEXT = "We decided your refund request: it is denied (the reasons are below) and closed."
 
 
 def _url(request) -> str:
@@ -80,7 +82,9 @@ def _send_update(*, request, event: str) -> bool:
         reply_to=reply_address(settings.VENDOR_BILLING_EMAIL, request.number),
         context={
             **context,
-            "text": CUSTOMER_TEXT.get(kind, ""),
+            "text": DENIED_TEXT
+            if state == "closed" and request.outcome == RefundRequest.Outcome.DENIED
+            else CUSTOMER_TEXT.get(kind, ""),
             "state": state,
             "state_label": label,
         },

@@ -377,13 +377,31 @@ def _transition(request: RefundRequest, new: str, *, actor, now, note: str = "")
         changes={"note": note} if note else None,
         prepare=prepare,
     )
-    _mail_on_commit(request, new)
+    _state_mail_on_commit(request, new)
 
 
-def _mail_on_commit(request: RefundRequest, event: str) -> None:
+def _state_mail_on_commit(request: RefundRequest, state: str) -> None:
+    """One mail per step the customer sees: the moves one change makes (decided, paying
+    out, credited) send one mail, about the last state, not one mail each."""
+    from core.models import OutboxMessage
+
+    message = getattr(request, "_state_mail", None)
+    if message is not None and (
+        OutboxMessage.objects.filter(pk=message.pk, sent_at__isnull=True).update(
+            args=[request.pk, state]
+        )
+    ):
+        # Still waiting for this transaction's commit: the publish hook sends these args.
+        message.args = [request.pk, state]
+        return
+    request._state_mail = _mail_on_commit(request, state)
+    transaction.on_commit(lambda: request.__dict__.pop("_state_mail", None))
+
+
+def _mail_on_commit(request: RefundRequest, event: str):
     from .tasks import send_refund_email
 
-    outbox.enqueue(send_refund_email, request.pk, event)
+    return outbox.enqueue(send_refund_email, request.pk, event)
 
 
 def _require_customer(actor, account: Account) -> None:

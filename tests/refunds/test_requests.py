@@ -134,7 +134,10 @@ def test_staff_approve_up_to_the_ceiling_and_deny_with_a_reason(
     entry = LedgerEntry.objects.get(account=account, kind="refund_credit")
     assert entry.amount == Decimal("60.00") and entry.reference == request.number
     assert RefundPayout.objects.get(request=request).status == "succeeded"
-    body = mail.outbox[-1].body
+    # One mail about the decision and its credit (not one per step), beside the credit note.
+    updates = [m for m in mail.outbox if m.subject.startswith(f"{request.number}: ")]
+    assert [m.subject for m in updates] == [f"{request.number}: Credited to your account"]
+    body = updates[0].body
     assert "denied: The key was used on 3 March." in body and "60.00 USD" in body
 
 
