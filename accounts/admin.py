@@ -253,6 +253,57 @@ def describe_changes(changes, transition_keys=()) -> str:
     return "; ".join(parts)
 
 
+def deadline_q(which: str, *, now, tz):
+    """The rows of a deadline queue (a request or an incident with `next_deadline` and
+    `breached`): "overdue", "due_today" (later today in the vendor's zone) or "breached".
+    The badges, the queue's filter and the console's dashboard count the same way."""
+    from datetime import datetime, time, timedelta
+
+    from django.db.models import Q
+
+    if which == "overdue":
+        return Q(next_deadline__lt=now)
+    if which == "due_today":
+        tomorrow = datetime.combine(now.astimezone(tz).date() + timedelta(days=1), time(), tz)
+        return Q(next_deadline__gte=now, next_deadline__lt=tomorrow)
+    if which == "breached":
+        return ~Q(breached=[])
+    raise ValueError(which)
+
+
+class DeadlineFilter(admin.SimpleListFilter):
+    """The queue's rows by deadline, as the dashboard links to them (?deadline=overdue)."""
+
+    title = "deadline"
+    parameter_name = "deadline"
+
+    def lookups(self, request, model_admin):
+        return [("due_today", "Due today"), ("overdue", "Overdue"), ("breached", "Breached")]
+
+    def __init__(self, request, params, model, model_admin):
+        self.vendor_tz = model_admin.vendor_tz  # the zone "today" is counted in
+        super().__init__(request, params, model, model_admin)
+
+    def queryset(self, request, queryset):
+        if self.value() not in ("due_today", "overdue", "breached"):
+            return queryset
+        return queryset.filter(deadline_q(self.value(), now=timezone.now(), tz=self.vendor_tz()))
+
+
+class StaffStateFilter(admin.ChoicesFieldListFilter):
+    """The state filter in staff's words: the model's STAFF_LABELS over its choices'
+    labels, which are written for customers. Same parameter (?state__exact=...)."""
+
+    def __init__(self, field, request, params, model, model_admin, field_path):
+        import copy
+
+        field = copy.copy(field)
+        field.choices = [
+            (value, model.STAFF_LABELS.get(value, label)) for value, label in field.flatchoices
+        ]
+        super().__init__(field, request, params, model, model_admin, field_path)
+
+
 class ReviewPageAdmin(admin.ModelAdmin):
     """A console whose change page is a review page of service-backed actions (refund
     requests, incidents): `_perform(request, obj, action, posted)` runs a posted action
@@ -263,6 +314,10 @@ class ReviewPageAdmin(admin.ModelAdmin):
     badge_prefix = "review"  # CSS class of the queue's badges
     vendor_tz = None  # the zone "due today" is counted in: core.calendar.vendor_tz
     transition_keys = ("state",)  # audit changes shown as "old → new" in the history
+
+    @admin.display(description="State", ordering="state")
+    def staff_state(self, obj):
+        return obj.staff_state_label
 
     def breached_names(self, obj) -> list[str]:
         return list(obj.breached or [])

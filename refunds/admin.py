@@ -1,6 +1,8 @@
 """Staff console: the active refund policy with its sections, a simulator that runs
 the engine for any account's lines on any date, and the review queue of refund requests."""
 
+from decimal import Decimal
+
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
@@ -11,7 +13,7 @@ from django.template.response import TemplateResponse
 from django.urls import path
 from django.utils import timezone
 
-from accounts.admin import ReadOnlyAdmin, ReviewPageAdmin
+from accounts.admin import DeadlineFilter, ReadOnlyAdmin, ReviewPageAdmin, StaffStateFilter
 from accounts.errors import PortalError
 from accounts.models import Account
 from accounts.uploads import download
@@ -145,7 +147,7 @@ class RefundRequestAdmin(ReviewPageAdmin):
     list_display = [
         "number",
         "account",
-        "state",
+        "staff_state",
         "outcome",
         "holder",
         "channel",
@@ -154,10 +156,12 @@ class RefundRequestAdmin(ReviewPageAdmin):
         "badges",
     ]
     list_filter = [
-        "state",
+        ("state", StaffStateFilter),
+        DeadlineFilter,
         ("holder", admin.RelatedOnlyFieldListFilter),
         "channel",
         "preset",
+        "payouts__status",
     ]
     search_fields = ["number", "account__name", "order__number"]
     list_select_related = ["account", "holder"]
@@ -204,7 +208,7 @@ class RefundRequestAdmin(ReviewPageAdmin):
             skip=lambda refund: (
                 ""
                 if refund.state == State.RECEIVED
-                else f"{refund.get_state_display().lower()}: nothing to acknowledge."
+                else f"{refund.staff_state_label.lower()}: nothing to acknowledge."
             ),
         )
 
@@ -214,9 +218,9 @@ class RefundRequestAdmin(ReviewPageAdmin):
             request,
             queryset,
             services.refund_request_take,
-            lambda refund: f"you hold it; {refund.get_state_display().lower()}.",
+            lambda refund: f"you hold it; {refund.staff_state_label.lower()}.",
             skip=lambda refund: (
-                "" if refund.is_open else f"{refund.get_state_display().lower()}: nothing to take."
+                "" if refund.is_open else f"{refund.staff_state_label.lower()}: nothing to take."
             ),
         )
 
@@ -245,10 +249,10 @@ class RefundRequestAdmin(ReviewPageAdmin):
         user = request.user
         if action == "take":
             refund = services.refund_request_take(actor=user, request=refund)
-            done = f"You hold {refund.number}; it is {refund.get_state_display().lower()}."
+            done = f"You hold {refund.number}; it is {refund.staff_state_label.lower()}."
         elif action == "acknowledge":
             refund = services.refund_request_acknowledge(actor=user, request=refund)
-            done = f"{refund.number} is {refund.get_state_display().lower()}."
+            done = f"{refund.number} is {refund.staff_state_label.lower()}."
         elif action == "line":
             line = get_object_or_404(
                 refund.lines.select_related("order_line"), pk=_pk(request.POST.get("line"))
@@ -284,7 +288,7 @@ class RefundRequestAdmin(ReviewPageAdmin):
             done = (
                 f"{refund.number} decided: {refund.get_outcome_display().lower()}, "
                 f"{_money(refund.approved_total, refund.currency)}; it is "
-                f"{refund.get_state_display().lower()}."
+                f"{refund.staff_state_label.lower()}."
             )
         elif action == "close":
             refund = services.refund_request_close(actor=user, request=refund)
@@ -316,7 +320,7 @@ class RefundRequestAdmin(ReviewPageAdmin):
                 done = (
                     f"Payout of {_money(payout.amount, payout.currency)} recorded "
                     f"({payout.reference}); {refund.number} is "
-                    f"{refund.get_state_display().lower()}."
+                    f"{refund.staff_state_label.lower()}."
                 )
         else:
             raise PortalError("Choose an action.")
@@ -346,6 +350,12 @@ class RefundRequestAdmin(ReviewPageAdmin):
                 form = bound.get(f"payout-{payout.pk}") or ManualPayoutForm(payout=payout)
             payout_rows.append((payout, form))
         pending = sum(1 for line in lines if line.decision == "pending")
+        # Before the decision the request's total is not set yet: what the lines approved so far.
+        approved_so_far = (
+            refund.approved_total
+            if refund.decided_at
+            else sum((line.approved_amount or 0 for line in lines), Decimal(0))
+        )
         now = timezone.now()
         tz = vendor_tz()
         deadlines = [
@@ -377,6 +387,7 @@ class RefundRequestAdmin(ReviewPageAdmin):
             "thread": list(refund.messages.select_related("author")),
             "history": self.history(refund),
             "pending": pending,
+            "approved_total": approved_so_far,
             "may_take": can_act and refund.is_open and refund.holder_id != request.user.pk,
             "may_acknowledge": can_act and refund.state == State.RECEIVED,
             "may_ask": can_act and reviewable,

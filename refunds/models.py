@@ -36,6 +36,12 @@ class RefundRequest(models.Model):
         WITHDRAWN = "withdrawn", "Withdrawn"
 
     OPEN_STATES = ("received", "acknowledged", "in_review", "needs_info", "decided", "paying")
+    # The choices' labels are the customer's words; staff read these where they differ.
+    STAFF_LABELS = {
+        "needs_info": "Waiting for the customer's answer",
+        "paid": "Refunded to the customer's payment",
+        "credited": "Credited to the customer's account",
+    }
 
     class Outcome(models.TextChoices):
         NONE = "", "—"
@@ -115,6 +121,10 @@ class RefundRequest(models.Model):
 
     def __str__(self):
         return self.number
+
+    @property
+    def staff_state_label(self) -> str:
+        return self.STAFF_LABELS.get(self.state, self.get_state_display())
 
     @property
     def is_open(self) -> bool:

@@ -10,7 +10,7 @@ from django.template.response import TemplateResponse
 from django.urls import path
 from django.utils import timezone
 
-from accounts.admin import AuditedAdmin, ReviewPageAdmin
+from accounts.admin import AuditedAdmin, DeadlineFilter, ReviewPageAdmin, StaffStateFilter
 from accounts.errors import PortalError
 from accounts.uploads import download
 from core.calendar import vendor_tz
@@ -54,14 +54,15 @@ class IncidentAdmin(ReviewPageAdmin):
         "account",
         "subject",
         "priority",
-        "state",
+        "staff_state",
         "billing",
         "assignee",
         "next_due",
         "badges",
     ]
     list_filter = [
-        "state",
+        ("state", StaffStateFilter),
+        DeadlineFilter,
         "severity",
         "scope",
         "billing",
@@ -152,7 +153,7 @@ class IncidentAdmin(ReviewPageAdmin):
             incident.refresh_from_db()
             done = (
                 f"{incident.number}: the customer was answered; it is "
-                f"{incident.get_state_display().lower()}."
+                f"{incident.staff_state_label.lower()}."
             )
         elif action == "note":
             form = posted["form"] = NoteForm(request.POST)
@@ -181,13 +182,13 @@ class IncidentAdmin(ReviewPageAdmin):
                 f"{incident.number} updated: {incident.severity}, "
                 f"{incident.get_scope_display().lower()}, "
                 f"{incident.get_billing_display().lower()}; it is "
-                f"{incident.get_state_display().lower()}"
+                f"{incident.staff_state_label.lower()}"
                 f"{f', assigned to {incident.assignee.email}' if incident.assignee else ''}."
             )
         elif action in ("resolve", "close"):
             state = State.RESOLVED if action == "resolve" else State.CLOSED
             incident = services.incident_set_state(actor=user, incident=incident, state=state)
-            done = f"{incident.number} is {incident.get_state_display().lower()}."
+            done = f"{incident.number} is {incident.staff_state_label.lower()}."
         else:
             raise PortalError("Choose an action.")
         return done

@@ -20,6 +20,8 @@ class Incident(models.Model):
         DECLINED = "declined", "Declined (out of scope)"
 
     ACTIVE_STATES = ("open", "in_progress", "waiting_on_customer")
+    # The choices' labels are the customer's words; staff read these where they differ.
+    STAFF_LABELS = {"waiting_on_customer": "Waiting for the customer's answer"}
 
     class Severity(models.TextChoices):
         P1 = "P1", "P1 — the system is down"
@@ -86,6 +88,10 @@ class Incident(models.Model):
 
     def __str__(self):
         return f"{self.number}: {self.subject}"
+
+    @property
+    def staff_state_label(self) -> str:
+        return self.STAFF_LABELS.get(self.state, self.get_state_display())
 
 
 class IncidentMessage(models.Model):
