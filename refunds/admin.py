@@ -13,6 +13,7 @@ from django.template.response import TemplateResponse
 from django.urls import path
 from django.utils import timezone
 
+from accounts import formatting
 from accounts.admin import DeadlineFilter, ReadOnlyAdmin, ReviewPageAdmin, StaffStateFilter
 from accounts.errors import PortalError
 from accounts.models import Account
@@ -28,29 +29,66 @@ from .models import RefundEvidence, RefundPayout, RefundRequest, RefundSimulatio
 from .policy import PRESETS, REASON_LABELS, REASONS
 
 
+class PaidLineChoice(forms.ModelMultipleChoiceField):
+    def label_from_instance(self, line):
+        return f"{line.description}: {formatting.money(line.amount, line.order.currency)}"
+
+
 class SimulateForm(forms.Form):
-    account = forms.ModelChoiceField(queryset=Account.objects.order_by("name"))
-    lines = forms.CharField(
-        required=False,
-        help_text="Order line ids, separated by commas; empty: every paid line of the account.",
+    """Run the engine on an account's paid lines: the account is chosen first (its own
+    GET form), then its lines are ticked, order by order."""
+
+    account = forms.ModelChoiceField(
+        queryset=Account.objects.order_by("name"), widget=forms.HiddenInput
     )
-    on = forms.DateField(label="Request received on", help_text="The account's local date.")
+    lines = PaidLineChoice(
+        queryset=OrderLine.objects.none(),
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        help_text="None ticked: every paid line of the account.",
+        error_messages={
+            "invalid_choice": "%(value)s is not a paid line of this account.",
+            "invalid_pk_value": "“%(pk)s” is not a line of this account.",
+        },
+    )
+    on = forms.DateField(
+        label="Request received on",
+        help_text="The account's local date.",
+        widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
+    )
     reason = forms.ChoiceField(choices=[(r, REASON_LABELS[r]) for r in REASONS])
-    event = forms.DateField(required=False, label="Triggering event on")
+    event = forms.DateField(
+        required=False,
+        label="Triggering event on",
+        widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
+    )
     full_order = forms.BooleanField(required=False, label="Asks for the whole order")
     policy = forms.ChoiceField(choices=[(p.id, p.title) for p in PRESETS.values()])
 
-    def clean_lines(self):
-        raw = self.cleaned_data["lines"].replace(" ", "")
-        if not raw:
-            return []
-        try:
-            ids = [int(part) for part in raw.split(",") if part]
-        except ValueError as exc:
-            raise forms.ValidationError("Give line ids as numbers separated by commas.") from exc
-        if any(not 0 < pk < 2**63 for pk in ids):
-            raise forms.ValidationError("Give line ids as numbers separated by commas.")
-        return ids
+    def __init__(self, *args, account: Account | None, **kwargs):
+        super().__init__(*args, **kwargs)
+        if account is not None:
+            self.fields["lines"].queryset = (
+                OrderLine.objects.filter(order__account=account, order__status=Order.Status.PAID)
+                .select_related("order")
+                .order_by("-order__paid_at", "order_id", "pk")
+            )
+
+    def orders(self) -> list[tuple]:
+        """The account's paid orders, newest first, each with its lines' checkboxes."""
+        grouped: dict = {}
+        for box in self["lines"]:
+            line = box.data["value"].instance
+            grouped.setdefault(line.order, []).append(box)
+        return list(grouped.items())
+
+
+class AccountPickForm(forms.Form):
+    account = forms.ModelChoiceField(
+        queryset=Account.objects.order_by("name"),
+        empty_label="Choose an account",
+        widget=forms.Select(attrs={"data-autosubmit": ""}),
+    )
 
 
 @admin.register(RefundSimulation)
@@ -59,23 +97,26 @@ class RefundSimulationAdmin(ReadOnlyAdmin):
         if not self.has_view_permission(request):
             raise PermissionDenied
         preset = services.active_preset()
-        form = SimulateForm(
-            request.GET or None,
-            initial={"policy": preset.id, "reason": "no_longer_needed"},
-        )
+        pick = AccountPickForm(request.GET if "account" in request.GET else None)
+        account = pick.cleaned_data["account"] if pick.is_bound and pick.is_valid() else None
+        initial = {
+            "account": account,
+            "policy": preset.id,
+            "reason": "no_longer_needed",
+            "on": timezone.localdate(timezone.now(), account.tzinfo) if account else None,
+        }
+        # The lines are offered once an account is chosen; the engine runs once a date is given.
+        run = account is not None and "on" in request.GET
+        form = SimulateForm(request.GET if run else None, initial=initial, account=account)
         rows, error = [], ""
-        if form.is_bound and form.is_valid():
+        if run and form.is_valid():
             data = form.cleaned_data
-            account = data["account"]
-            lines = OrderLine.objects.filter(
-                order__account=account, order__status=Order.Status.PAID
-            ).select_related("order")
-            if data["lines"]:
-                lines = lines.filter(pk__in=data["lines"])
+            chosen = data["lines"]
+            lines = form.fields["lines"].queryset
+            if chosen:
+                lines = lines.filter(pk__in=[line.pk for line in chosen])
             lines = list(lines.order_by("order__paid_at", "pk")[:200])
-            if data["lines"] and len(lines) != len(set(data["lines"])):
-                error = f"Some of those lines are not paid lines of {account.name}."
-            elif not lines:
+            if not lines:
                 error = f"{account.name} has no paid lines."
             else:
                 decisions = services.decisions_for(
@@ -96,7 +137,10 @@ class RefundSimulationAdmin(ReadOnlyAdmin):
             "opts": self.model._meta,
             "preset": preset,
             "presets": PRESETS.values(),
+            "pick": pick if pick.is_bound else AccountPickForm(),
+            "account": account,
             "form": form,
+            "orders": form.orders() if account else [],
             "rows": rows,
             "error": error,
         }
