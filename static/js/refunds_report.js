@@ -21,10 +21,14 @@
       options: { responsive: true, maintainAspectRatio: false, animation: false, ...options },
     });
   };
-  const stacked = { scales: { x: { stacked: true }, y: { stacked: true, beginAtZero: true } } };
+  // Counts have whole ticks; the stacked charts add their parts up.
+  const counts = { scales: { y: { beginAtZero: true, ticks: { precision: 0 } } } };
+  const stacked = {
+    scales: { x: { stacked: true }, y: { stacked: true, beginAtZero: true, ticks: { precision: 0 } } },
+  };
   const months = report.months;
 
-  draw("chart-months", "bar", months, [{ label: "Requests", data: report.requests }]);
+  draw("chart-months", "bar", months, [{ label: "Requests", data: report.requests }], counts);
   const amounts = Object.entries(report.amounts).flatMap(([currency, sets]) => [
     { label: `Asked (${currency})`, data: sets.asked.map(Number) },
     { label: `Approved (${currency})`, data: sets.approved.map(Number) },

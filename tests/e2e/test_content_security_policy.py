@@ -208,12 +208,18 @@ def test_staff_console_and_api_docs_report_no_violation(browser, demo, live_serv
             reverse("admin:refunds_refundrequest_changelist"),
             reverse("admin:refunds_refundrequest_change", args=[refund.pk]),
             reverse("admin:refunds_refundsimulation_changelist"),
+            reverse("admin:refunds_refundsimulation_changelist") + f"?account={acme.pk}",
+            reverse("admin:refunds_report"),
             reverse("admin:inbox_inboundmail_changelist"),
             reverse("admin:support_incident_changelist"),
             reverse("admin:marketplace_app_changelist"),
             reverse("admin:marketplace_plan_add"),
         ):
             watched.visit(path)
+        # The refunds report's charts are drawn (Chart.js from static, data by json_script).
+        watched.visit(reverse("admin:refunds_report"))
+        drawn = "[...document.querySelectorAll('canvas')].filter(c => Chart.getChart(c)).length"
+        assert page.evaluate(drawn) == 7
         watched.visit("/api/docs/", ready=".swagger-ui .info")
         page.locator(".opblock-summary").first.click()
         watched.collect()
