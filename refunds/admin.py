@@ -180,6 +180,14 @@ def _pk(raw) -> int:
     return value
 
 
+class PayoutStatusFilter(admin.ChoicesFieldListFilter):
+    """Requests by the status of their payouts (?payouts__status__exact=failed)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.title = "payout status"
+
+
 @admin.register(RefundRequest)
 class RefundRequestAdmin(ReviewPageAdmin):
     """The refund review queue: sorted by the next deadline, one review page per request.
@@ -205,7 +213,7 @@ class RefundRequestAdmin(ReviewPageAdmin):
         ("holder", admin.RelatedOnlyFieldListFilter),
         "channel",
         "preset",
-        "payouts__status",
+        ("payouts__status", PayoutStatusFilter),
     ]
     search_fields = ["number", "account__name", "order__number"]
     list_select_related = ["account", "holder"]

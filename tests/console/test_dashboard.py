@@ -171,6 +171,15 @@ def test_each_link_opens_the_queue_it_counts(client, shop):
             )
 
 
+def test_the_queues_offer_the_filters_the_dashboard_links_to(client):
+    staff_client(client, superuser=True)
+    for name in ("refunds_refundrequest", "support_incident"):
+        page = client.get(reverse(f"admin:{name}_changelist")).content.decode()
+        assert "By deadline" in page and "?deadline=due_today" in page
+    page = client.get(reverse("admin:refunds_refundrequest_changelist")).content.decode()
+    assert "By payout status" in page and "?payouts__status__exact=failed" in page
+
+
 def test_staff_see_only_the_queues_their_group_may_see(client):
     staff_client(client, group="Support agent")
     page, _ = dashboard(client)
