@@ -8,7 +8,7 @@ from .money import Money
 
 
 def plan_label(price) -> str:
-    """"Professional: $31.00 per seat, monthly" in the account's locale."""
+    """ "Professional: $31.00 per seat, monthly" in the account's locale."""
     per = " per seat" if price.scheme == "per_seat" else ""
     return (
         f"{price.product.name}: {formatting.money(price.amount, price.currency)}{per}, "

@@ -1,7 +1,9 @@
 """What a seat change costs or credits. Pure code: the services pass today's local date."""
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
+
+from accounts.formatting import day
 
 from .money import Money, prorate
 
@@ -17,6 +19,10 @@ class SeatChangeQuote:
     trial: bool = False  # during a trial seats change without charge or credit
     tax: Money | None = None  # on `amount`, from the billing country (billing.tax)
     tax_name: str = ""
+
+    @property
+    def last_day(self) -> date:
+        return self.period_end - timedelta(days=1)
 
     @property
     def delta(self) -> int:
@@ -38,15 +44,15 @@ class SeatChangeQuote:
         if self.kind == "charge":
             return (
                 f"Adding {seats} seat{plural} now costs {self.amount} for the {days} days left "
-                f"in this period (until {self.period_end:%d %B %Y}), charged at once "
-                "(1CRM terms: increases are pro-rated to the end of the subscription period)."
+                f"in this period (through {day(self.last_day)}), charged at once: added seats "
+                "are charged pro rata to the end of the period."
                 + tax_words(self.amount, self.tax, self.tax_name)
             )
         if self.kind == "credit":
             return (
                 f"Removing {seats} seat{plural} now puts {self.amount} of credit on your account "
                 f"for the {days} days left in this period. The credit is not refundable and is "
-                "applied to your next charges (1CRM terms)."
+                "applied to your next charges."
                 + tax_words(self.amount, self.tax, self.tax_name, credit=True)
             )
         return "No change."
@@ -98,25 +104,27 @@ class PlanChangeQuote:
     tax: Money | None = None  # on `amount`, from the billing country (billing.tax)
     tax_name: str = ""
 
+    @property
+    def last_day(self) -> date:
+        return self.period_end - timedelta(days=1)
+
     def explain(self) -> str:
         if self.kind == "upgrade":
             days = (self.period_end - self.period_start).days
             return (
                 f"Moving from {self.current} to {self.new} takes effect now: the price "
                 f"difference for the {days} days left in this period is {self.amount}, charged "
-                "at once, and the new plan's benefits apply immediately (acelle §6)."
+                "at once, and the new plan's benefits apply immediately."
                 + tax_words(self.amount, self.tax, self.tax_name)
             )
         if self.kind == "downgrade":
             return (
                 f"Moving from {self.current} to {self.new} takes effect when this period ends "
-                f"on {self.period_end:%d %B %Y}. Nothing of the current period is refunded, and "
-                f"{self.current}'s benefits stay until then (acelle §6)."
+                f"on {day(self.period_end)}. Nothing of the current period is refunded, and "
+                f"{self.current}'s benefits stay through {day(self.last_day)}."
             )
         if self.kind == "stay":
-            return (
-                f"Stay on {self.new}: the move planned for {self.period_end:%d %B %Y} is cancelled."
-            )
+            return f"Stay on {self.new}: the move planned for {day(self.period_end)} is cancelled."
         return "No change."
 
 

@@ -217,6 +217,7 @@ def order_detail(request, order_id: int):
     manual gateway, the card with Stripe)."""
     account = request.portal.account
     order = billing_selectors.order_get(account=account, order_id=order_id)
+    last_payment = order.payments.order_by("-created_at", "-id").first()
     return _render(
         request,
         "billing/order.html",
@@ -224,7 +225,13 @@ def order_detail(request, order_id: int):
         {
             "order": order,
             "lines": list(order.lines.order_by("id")),
-            "last_payment": order.payments.order_by("-created_at", "-id").first(),
+            "last_payment": last_payment,
+            # The payment asked for says how the order is paid; the gateway, before one is.
+            "by_transfer": (
+                last_payment.gateway == "manual"
+                if last_payment is not None
+                else settings.BILLING_GATEWAY == "manual"
+            ),
             "bank_details": settings.VENDOR_BANK_DETAILS,
             "billing_email": settings.VENDOR_BILLING_EMAIL,
         },
@@ -241,12 +248,13 @@ def _placed(request, order, *, paid: str, waiting: str):
     return redirect("billing_order", order_id=order.pk)
 
 
-def _preview(request, *, title, explain, action, hidden, totals, confirm, stops=()):
+def _preview(request, *, testid, title, explain, action, hidden, totals, confirm, stops=()):
     return _render(
         request,
         "billing/preview.html",
         "plan",
         {
+            "testid": testid,
             "title": title,
             "explain": explain,
             "stops": stops,
@@ -291,6 +299,7 @@ def seat_change(request):
                 return _plan_page(request, seat_form=form, status=400)
             return _preview(
                 request,
+                testid="seat-quote",
                 title=f"{quote.current} → {quote.new} seats",
                 explain=quote.explain(),
                 action=reverse("billing_seat_change"),
@@ -326,9 +335,7 @@ def seat_change(request):
                 f"{quote.delta} seat(s) added: you have {subscription.quantity} seats now "
                 f"(order {order.number})."
             ),
-            waiting=(
-                f"Order {order.number} is placed: the seats are added the moment it is paid."
-            ),
+            waiting=(f"Order {order.number} is placed: the seats are added the moment it is paid."),
         )
     else:
         messages.success(request, f"You now have {subscription.quantity} seats.")
@@ -395,9 +402,7 @@ def subscription_cancel(request):
         messages.error(request, "This account has no plan.")
         return redirect("billing_plan")
     if request.method != "POST":
-        return _render(
-            request, "billing/plan_cancel.html", "plan", {"subscription": subscription}
-        )
+        return _render(request, "billing/plan_cancel.html", "plan", {"subscription": subscription})
     cancel = request.POST.get("cancel") == "1"
     try:
         subscription = services.subscription_set_cancel_at_period_end(
@@ -445,6 +450,7 @@ def plan_change(request):
                 return _plan_page(request, plan_form=form, status=400)
             return _preview(
                 request,
+                testid="plan-quote",
                 title=f"{quote.current} → {quote.new}",
                 explain=quote.explain(),
                 stops=quote.stops,

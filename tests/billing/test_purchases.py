@@ -305,7 +305,7 @@ def test_the_buy_page_previews_then_confirms(client, account, shop):
     assert Order.objects.get().lines.get().quantity == 2
     bad = client.post(url, {"account_id": account.pk, field: "-4", "action": "preview"})
     assert bad.status_code == 400 and "whole number" in bad.text
-    billing = client.get(reverse("settings_billing"))
+    billing = client.get(reverse("billing_invoices"))
     assert "Plugin, licence for 2 user(s)" in billing.text
 
 
