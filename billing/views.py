@@ -17,6 +17,7 @@ from . import selectors as billing_selectors
 from . import services
 from .forms import PlanChangeForm, SeatChangeForm, StartPlanForm
 from .hooks import PAGE_EXTENSIONS
+from .views_purchases import confirm_words
 
 # The sub-navigation: (url name, label, the page's key).
 SUBPAGES = [
@@ -267,12 +268,6 @@ def _preview(request, *, testid, title, explain, action, hidden, totals, confirm
     )
 
 
-def _confirm_words(totals) -> str:
-    if totals is None or totals.due.amount == 0 or settings.BILLING_GATEWAY == "manual":
-        return "Place the order"
-    return f"Confirm and pay {formatting.money(totals.due.amount, totals.currency)}"
-
-
 @member_view(need="billing", on_licence_screen=True)
 def seat_change(request):
     """Two steps: preview the charge or credit, then confirm it."""
@@ -306,7 +301,7 @@ def seat_change(request):
                 hidden={"quantity": quote.new, "expected": quote.amount.amount},
                 totals=totals,
                 confirm=(
-                    _confirm_words(totals)
+                    confirm_words(totals)
                     if totals
                     else f"Confirm: {quote.current} → {quote.new} seats"
                 ),
@@ -458,7 +453,7 @@ def plan_change(request):
                 hidden={"price": price.pk, "expected": quote.amount.amount},
                 totals=totals,
                 confirm=(
-                    _confirm_words(totals)
+                    confirm_words(totals)
                     if totals
                     else f"Confirm: stay on {quote.new}"
                     if quote.kind == "stay"

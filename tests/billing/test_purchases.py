@@ -297,7 +297,8 @@ def test_the_buy_page_previews_then_confirms(client, account, shop):
     assert page.status_code == 200 and "Credits" in page.text
     field = f"qty_{shop['plugin'].pk}"
     preview = client.post(url, {"account_id": account.pk, field: "2", "action": "preview"})
-    assert preview.status_code == 200 and "98.00 USD" in preview.text
+    assert preview.status_code == 200 and "$98.00" in preview.text
+    assert 'data-testid="confirm">Place the order</button>' in preview.text
     done = client.post(
         url, {"account_id": account.pk, field: "2", "action": "confirm", "expected": "98.00"}
     )
