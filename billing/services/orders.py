@@ -89,15 +89,17 @@ def order_totals(*, account: Account, lines: list[dict], today) -> OrderTotals:
     names = {item["tax_name"] for item in taxed if item.get("tax_name")}
     # Credit pays first, as far as it goes (ledger_apply_to_charge takes the same share).
     balance = ledger_balance(account=account, currency=currency)
-    credit = Money(min(max(balance.amount, Decimal(0)), max(total.amount, Decimal(0))), currency)
+    credit = Money(
+        min(max(balance.amount, Decimal(0)), max(total.amount, Decimal(0))), currency
+    ).rounded()
     return OrderTotals(
         lines=taxed,
-        net=total - tax,
-        tax=tax,
+        net=(total - tax).rounded(),
+        tax=tax.rounded(),
         tax_name=", ".join(sorted(names)),
         total=total,
         credit=credit,
-        due=total - credit,
+        due=(total - credit).rounded(),
     )
 
 
