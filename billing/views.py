@@ -79,7 +79,9 @@ def billing_overview(request):
             "licensed_users": billing_selectors.licensed_users(account),
             "next_charge": billing_selectors.next_charge(account=account, today=today),
             "balance": billing_selectors.ledger_balance(account=account, currency=account.currency),
-            "unpaid": list(billing_selectors.order_unpaid_list(account=account)),
+            "unpaid": list(
+                billing_selectors.order_unpaid_list(account=account)[: billing_selectors.PAGE_ROWS]
+            ),
             "open_requests": [
                 r for r in extensions.get("refund_requests", []) if getattr(r, "is_open", False)
             ],
