@@ -2,7 +2,18 @@ from decimal import Decimal
 
 from django import forms
 
+from accounts import formatting
+
 from .money import Money
+
+
+def plan_label(price) -> str:
+    """ "Professional: $31.00 per seat, monthly" in the account's locale."""
+    per = " per seat" if price.scheme == "per_seat" else ""
+    return (
+        f"{price.product.name}: {formatting.money(price.amount, price.currency)}{per}, "
+        f"{price.get_interval_display().lower()}"
+    )
 
 
 class SeatChangeForm(forms.Form):
@@ -26,7 +37,7 @@ class PlanChangeForm(forms.Form):
     def __init__(self, *args, choices, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["price"].queryset = choices
-        self.fields["price"].label_from_instance = lambda p: str(p)
+        self.fields["price"].label_from_instance = plan_label
 
     def expected_amount(self, currency: str) -> Money | None:
         value = self.cleaned_data.get("expected")
@@ -41,4 +52,4 @@ class StartPlanForm(forms.Form):
     def __init__(self, *args, choices, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["price"].queryset = choices
-        self.fields["price"].label_from_instance = lambda p: str(p)
+        self.fields["price"].label_from_instance = plan_label

@@ -1,7 +1,10 @@
 """What a seat change costs or credits. Pure code: the services pass today's local date."""
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
+
+from accounts import formatting
+from accounts.formatting import day
 
 from .money import Money, prorate
 
@@ -17,6 +20,10 @@ class SeatChangeQuote:
     trial: bool = False  # during a trial seats change without charge or credit
     tax: Money | None = None  # on `amount`, from the billing country (billing.tax)
     tax_name: str = ""
+
+    @property
+    def last_day(self) -> date:
+        return self.period_end - timedelta(days=1)
 
     @property
     def delta(self) -> int:
@@ -37,16 +44,16 @@ class SeatChangeQuote:
         plural = "s" if seats != 1 else ""
         if self.kind == "charge":
             return (
-                f"Adding {seats} seat{plural} now costs {self.amount} for the {days} days left "
-                f"in this period (until {self.period_end:%d %B %Y}), charged at once "
-                "(1CRM terms: increases are pro-rated to the end of the subscription period)."
+                f"Adding {seats} seat{plural} now costs {shown(self.amount)} for the {days} days left "
+                f"in this period (through {day(self.last_day)}), charged at once: added seats "
+                "are charged pro rata to the end of the period."
                 + tax_words(self.amount, self.tax, self.tax_name)
             )
         if self.kind == "credit":
             return (
-                f"Removing {seats} seat{plural} now puts {self.amount} of credit on your account "
+                f"Removing {seats} seat{plural} now puts {shown(self.amount)} of credit on your account "
                 f"for the {days} days left in this period. The credit is not refundable and is "
-                "applied to your next charges (1CRM terms)."
+                "applied to your next charges."
                 + tax_words(self.amount, self.tax, self.tax_name, credit=True)
             )
         return "No change."
@@ -57,6 +64,11 @@ class SeatChangeQuote:
         return self.amount + self.tax if self.tax else self.amount
 
 
+def shown(value: Money) -> str:
+    """An amount as the pages show it (Babel, the account's locale)."""
+    return formatting.money(value.rounded().amount, value.currency)
+
+
 def tax_words(amount: Money, tax: Money | None, name: str, *, credit: bool = False) -> str:
     """The tax part of a preview: " Plus VAT 19%: 5.70 USD, 35.70 USD in all."."""
     if not name:
@@ -64,8 +76,8 @@ def tax_words(amount: Money, tax: Money | None, name: str, *, credit: bool = Fal
     if tax is None or tax.amount == 0:
         return f" {name}: no tax is charged." if name == "Reverse charge" else ""
     if credit:
-        return f" With the {name} paid on it: {amount + tax} of credit in all."
-    return f" Plus {name}: {tax}, {amount + tax} in all."
+        return f" With the {name} paid on it: {shown(amount + tax)} of credit in all."
+    return f" Plus {name}: {shown(tax)}, {shown(amount + tax)} in all."
 
 
 def seat_change_quote(
@@ -98,25 +110,27 @@ class PlanChangeQuote:
     tax: Money | None = None  # on `amount`, from the billing country (billing.tax)
     tax_name: str = ""
 
+    @property
+    def last_day(self) -> date:
+        return self.period_end - timedelta(days=1)
+
     def explain(self) -> str:
         if self.kind == "upgrade":
             days = (self.period_end - self.period_start).days
             return (
                 f"Moving from {self.current} to {self.new} takes effect now: the price "
-                f"difference for the {days} days left in this period is {self.amount}, charged "
-                "at once, and the new plan's benefits apply immediately (acelle §6)."
+                f"difference for the {days} days left in this period is {shown(self.amount)}, charged "
+                "at once, and the new plan's benefits apply immediately."
                 + tax_words(self.amount, self.tax, self.tax_name)
             )
         if self.kind == "downgrade":
             return (
                 f"Moving from {self.current} to {self.new} takes effect when this period ends "
-                f"on {self.period_end:%d %B %Y}. Nothing of the current period is refunded, and "
-                f"{self.current}'s benefits stay until then (acelle §6)."
+                f"on {day(self.period_end)}. Nothing of the current period is refunded, and "
+                f"{self.current}'s benefits stay through {day(self.last_day)}."
             )
         if self.kind == "stay":
-            return (
-                f"Stay on {self.new}: the move planned for {self.period_end:%d %B %Y} is cancelled."
-            )
+            return f"Stay on {self.new}: the move planned for {day(self.period_end)} is cancelled."
         return "No change."
 
 

@@ -123,16 +123,20 @@ def order_list(*, account: Account, limit: int | None = PAGE_ROWS, payments: boo
 
 
 def plan_choices(*, subscription):
-    """Plans the subscription can move to: same currency and interval, on sale."""
+    """Plans the subscription can move to: same currency and interval, on sale; and
+    the current plan, so that the selector shows it."""
 
     return (
         Price.objects.filter(
-            is_active=True,
-            product__is_active=True,
-            product__kind=Product.Kind.SUBSCRIPTION,
-            currency=subscription.price.currency,
-            interval=subscription.price.interval,
-            scheme=subscription.price.scheme,
+            Q(
+                is_active=True,
+                product__is_active=True,
+                product__kind=Product.Kind.SUBSCRIPTION,
+                currency=subscription.price.currency,
+                interval=subscription.price.interval,
+                scheme=subscription.price.scheme,
+            )
+            | Q(pk=subscription.price_id)
         )
         .select_related("product")
         .order_by("amount", "product__name")
@@ -169,14 +173,73 @@ def payment_list(*, account: Account, limit: int | None = PAGE_ROWS, refunds: bo
 
 
 def addon_list(*, account: Account):
-    """Recurring add-ons (premium features, quota add-ons) and their periods."""
+    """Recurring add-ons (premium features, quota add-ons) and their periods; marketplace
+    apps are listed apart (app_subscription_list)."""
 
     return (
         Subscription.objects.addons()
         .filter(account=account)
         .exclude(status=Subscription.Status.CANCELLED)
+        .exclude(price__product__kind__in=Product.APP_KINDS)
         .select_related("price__product")
         .order_by("price__product__name", "-created_at")
+    )
+
+
+def app_subscription_list(*, account: Account):
+    """The marketplace apps the account subscribes to through billing."""
+    return (
+        Subscription.objects.filter(account=account, price__product__kind__in=Product.APP_KINDS)
+        .exclude(status=Subscription.Status.CANCELLED)
+        .select_related("price__product")
+        .order_by("price__product__name", "-created_at")
+    )
+
+
+def order_unpaid_list(*, account: Account):
+    """Orders that wait for a payment, oldest first: they block other changes."""
+    return Order.objects.filter(account=account, status=Order.Status.AWAITING_PAYMENT).order_by(
+        "created_at", "id"
+    )
+
+
+@dataclass(frozen=True)
+class NextCharge:
+    on: date  # the day the renewals are charged
+    total: Money  # tax included, before any credit
+    what: list[str]  # the products renewed that day
+
+
+def next_charge(*, account: Account, today: date) -> NextCharge | None:
+    """The next renewal day of the account's live subscriptions and what it charges."""
+    live = list(
+        Subscription.objects.filter(
+            account=account,
+            status__in=[Subscription.Status.ACTIVE, Subscription.Status.TRIALING],
+            cancel_at_period_end=False,
+            current_period_end__gte=today,
+        )
+        .exclude(price__product__kind=Product.Kind.APP_EXTERNAL)
+        .select_related("price__product", "pending_price__product")
+        .order_by("current_period_end", "id")
+    )
+    if not live:
+        return None
+    on = live[0].current_period_end
+    currency = (live[0].pending_price or live[0].price).currency
+    due = [
+        sub
+        for sub in live
+        if sub.current_period_end == on and (sub.pending_price or sub.price).currency == currency
+    ]
+    net = Money.zero(currency)
+    for sub in due:
+        price = sub.pending_price or sub.price
+        seats = sub.quantity if price.scheme == Price.Scheme.PER_SEAT else 1
+        net = net + Money(price.amount * seats, price.currency).rounded()
+    _, total, _ = tax_preview(account, net, on)
+    return NextCharge(
+        on=on, total=total, what=[(sub.pending_price or sub.price).product.name for sub in due]
     )
 
 
@@ -212,6 +275,14 @@ class OnPremise:
     active: bool
     renewal: object  # SupportRenewalQuote | None
     renewal_refusal: str  # why no renewal can be quoted today
+
+    @property
+    def is_on_premise(self) -> bool:
+        """Perpetual licences or a support contract: a self-hosted system. Plugin keys
+        alone (a cloud account's) are not."""
+        return self.contract is not None or any(
+            licence.product.kind == Product.Kind.PERPETUAL_LICENSE for licence, _ in self.licences
+        )
 
 
 def on_premise(*, account: Account, today) -> OnPremise | None:

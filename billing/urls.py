@@ -4,6 +4,12 @@ from . import views, views_documents, views_payment_method, views_purchases
 
 urlpatterns = [
     path("settings/billing/", views.billing_overview, name="settings_billing"),
+    path("settings/billing/plan-and-seats/", views.billing_plan, name="billing_plan"),
+    path("settings/billing/add-ons/", views.billing_addons, name="billing_addons"),
+    path("settings/billing/invoices/", views.billing_invoices, name="billing_invoices"),
+    path("settings/billing/credits/", views.billing_credits, name="billing_credits"),
+    path("settings/billing/refunds/", views.billing_refunds, name="billing_refunds"),
+    path("settings/billing/orders/<id:order_id>/", views.order_detail, name="billing_order"),
     path("settings/billing/details/", views_documents.billing_details, name="billing_details"),
     path(
         "settings/billing/invoices/<str:number>.pdf",

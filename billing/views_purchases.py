@@ -2,9 +2,11 @@
 
 from decimal import Decimal, InvalidOperation
 
+from django.conf import settings
 from django.contrib import messages
 from django.shortcuts import redirect, render
 
+from accounts import formatting
 from accounts.errors import PortalError
 from accounts.views import member_view
 
@@ -12,18 +14,28 @@ from . import selectors, services
 from .money import Money
 
 
-def _order_message(request, order, what: str) -> None:
+def _order_message(request, order, what: str, *, paid_to: str = "billing_addons"):
+    """Where a placed order goes: back to Billing when paid, else to the order's page,
+    which says how to pay it."""
     if order.status == order.Status.PAID:
         messages.success(
             request,
-            f"{what} is yours now (order {order.number}, {order.total:.2f} {order.currency}).",
+            f"{what} is yours now (order {order.number}, "
+            f"{formatting.money(order.total, order.currency)}).",
         )
-    else:
-        messages.warning(
-            request,
-            f"Order {order.number} awaits payment of {order.amount_due:.2f} {order.currency}; "
-            f"{what.lower()} is yours the moment it is paid.",
-        )
+        return redirect(paid_to)
+    messages.warning(
+        request,
+        f"Order {order.number} is placed; {what.lower()} is yours the moment it is paid.",
+    )
+    return redirect("billing_order", order_id=order.pk)
+
+
+def confirm_words(totals) -> str:
+    """The confirmation button: nothing is paid in the portal with the manual gateway."""
+    if totals is None or totals.due.amount == 0 or settings.BILLING_GATEWAY == "manual":
+        return "Place the order"
+    return f"Confirm and pay {formatting.money(totals.due.amount, totals.currency)}"
 
 
 def _expected(request, currency: str) -> Money | None:
@@ -39,7 +51,7 @@ def buy(request):
     account = request.portal.account
     prices = list(selectors.catalogue(account=account))
     quantities: dict[int, str] = {}
-    quote, error, status = None, "", 200
+    quote, totals, error, status = None, None, "", 200
     if request.method == "POST":
         items = []
         for price in prices:
@@ -59,11 +71,10 @@ def buy(request):
                     items=items,
                     expected_total=expected,
                 )
-                _order_message(request, order, "What you bought")
-                return redirect("settings_billing")
-            quote = services.purchase_quote(
-                account=account, items=items, today=selectors.account_today(account)
-            )
+                return _order_message(request, order, "What you bought")
+            today = selectors.account_today(account)
+            quote = services.purchase_quote(account=account, items=items, today=today)
+            totals = services.order_totals(account=account, lines=quote.lines, today=today)
         except PortalError as exc:
             error, status = exc.message, 400
     return render(
@@ -74,6 +85,9 @@ def buy(request):
             "account": account,
             "rows": [(price, quantities.get(price.pk, "")) for price in prices],
             "quote": quote,
+            "totals": totals,
+            "confirm": confirm_words(totals),
+            "gateway": settings.BILLING_GATEWAY,
             "error": error,
         },
         status=status,
@@ -84,13 +98,13 @@ def buy(request):
 def support_renew(request):
     """Preview the renewal of on-premise support for N users, then confirm it."""
     if request.method != "POST":
-        return redirect("settings_billing")
+        return redirect("billing_plan")
     account = request.portal.account
     try:
         users = int(request.POST.get("users", ""))
     except ValueError:
         messages.error(request, "Give the number of users to renew support for.")
-        return redirect("settings_billing")
+        return redirect("billing_plan")
     renounce = request.POST.get("renounce") == "1"
     expected = _expected(request, account.currency)
     try:
@@ -101,7 +115,14 @@ def support_renew(request):
             return render(
                 request,
                 "billing/support_renew.html",
-                {"tab": "billing", "account": account, "quote": quote},
+                {
+                    "tab": "billing",
+                    "account": account,
+                    "quote": quote,
+                    "confirm": "Place the order"
+                    if settings.BILLING_GATEWAY == "manual"
+                    else f"Confirm and pay {quote.amount}",
+                },
             )
         order = services.support_renew(
             actor=request.user,
@@ -112,6 +133,5 @@ def support_renew(request):
         )
     except PortalError as exc:
         messages.error(request, exc.message)
-        return redirect("settings_billing")
-    _order_message(request, order, "The support renewal")
-    return redirect("settings_billing")
+        return redirect("billing_plan")
+    return _order_message(request, order, "The support renewal", paid_to="billing_plan")

@@ -31,7 +31,7 @@ from .details import billing_details_update
 from .documents import invoice_for
 from .ledger import ledger_adjust, ledger_apply_to_charge, ledger_credit
 from .licences import licence_activate, licence_revoke
-from .orders import order_cancel
+from .orders import OrderTotals, order_cancel, order_totals
 from .payments import (
     idempotency_key,
     payment_failed,
@@ -48,8 +48,10 @@ from .reminders import reminders_send_due
 from .subscriptions import (
     subscription_change_plan,
     subscription_change_seats,
+    subscription_plan_preview,
     subscription_plan_quote,
     subscription_renew,
+    subscription_seat_preview,
     subscription_seat_quote,
     subscription_set_cancel_at_period_end,
     subscription_start,
@@ -61,6 +63,7 @@ from .usage import credits_use, usage_bill, usage_bill_due, usage_record, usage_
 __all__ = [
     "MAX_ITEMS",
     "MAX_QUANTITY",
+    "OrderTotals",
     "PurchaseQuote",
     "TakeBack",
     "app_licence_buy",
@@ -78,6 +81,7 @@ __all__ = [
     "licence_activate",
     "licence_revoke",
     "order_cancel",
+    "order_totals",
     "payment_failed",
     "payment_record_manual",
     "payment_refund_at_gateway",
@@ -94,8 +98,10 @@ __all__ = [
     "service_mark_accepted",
     "subscription_change_plan",
     "subscription_change_seats",
+    "subscription_plan_preview",
     "subscription_plan_quote",
     "subscription_renew",
+    "subscription_seat_preview",
     "subscription_seat_quote",
     "subscription_set_cancel_at_period_end",
     "subscription_start",

@@ -5,6 +5,7 @@ the gateway after commit. An unpaid order can be withdrawn and its credit comes 
 """
 
 import secrets
+from dataclasses import dataclass
 from decimal import Decimal
 
 from django.db import transaction
@@ -17,7 +18,7 @@ from ..hooks import ORDER_CANCELLED_HOOKS
 from ..locks import lock_account, lock_order
 from ..models import LedgerEntry, Order, OrderLine, Payment, Product, Subscription
 from ..money import Money
-from ..selectors import account_today
+from ..selectors import account_today, ledger_balance
 from ..tax import lines_with_tax
 from .common import require_billing_role
 from .delivery import order_mark_paid
@@ -34,25 +35,72 @@ def order_place(
     gateway the rest after commit. An order that credit covers in full is paid, and
     delivered, at once.
     """
-    lines = lines if lines is not None else [line]
-    # Tax from the buyer's billing country on the order's day, part of what is charged.
-    lines = lines_with_tax(account, lines, account_today(account, now))
-    currency = account.currency if lines[0].get("price") is None else lines[0]["price"].currency
-    amount = Money(sum((item["amount"] for item in lines), Decimal(0)), currency)
-    order = order_create(account=account, currency=currency, lines=lines, actor=actor, now=now)
+    totals = order_totals(
+        account=account,
+        lines=lines if lines is not None else [line],
+        today=account_today(account, now),
+    )
+    order = order_create(
+        account=account,
+        currency=totals.currency,
+        lines=totals.lines,
+        actor=actor,
+        now=now,
+    )
     audit_record(
         actor=actor, action="order.created", target=order, account=account, changes=changes
     )
     left = ledger_apply_to_charge(
-        account=account, charge=amount, reference=order.number, actor=actor
+        account=account, charge=totals.total, reference=order.number, actor=actor
     )
-    order.credit_applied = amount.amount - left.amount
+    order.credit_applied = totals.total.amount - left.amount
     order.save(update_fields=["credit_applied"])
     if left.amount == 0:
         order_mark_paid(order, actor=actor, now=now)
     else:
         payment_charge_on_commit(order)
     return order
+
+
+@dataclass(frozen=True)
+class OrderTotals:
+    """Every amount an order charges: what a preview shows and what order_place books."""
+
+    lines: list  # the line dicts, `amount` with its tax
+    net: Money
+    tax: Money
+    tax_name: str
+    total: Money  # net and tax
+    credit: Money  # what the account's credit pays of it
+    due: Money  # what is left to pay by card or transfer
+
+    @property
+    def currency(self) -> str:
+        return self.total.currency
+
+
+def order_totals(*, account: Account, lines: list[dict], today) -> OrderTotals:
+    """The order's amounts, computed once for the preview and for the order itself."""
+    currency = account.currency if lines[0].get("price") is None else lines[0]["price"].currency
+    # Tax from the buyer's billing country on the order's day, part of what is charged.
+    taxed = lines_with_tax(account, lines, today)
+    total = Money(sum((item["amount"] for item in taxed), Decimal(0)), currency).rounded()
+    tax = Money(sum((item.get("tax_amount", Decimal(0)) for item in taxed), Decimal(0)), currency)
+    names = {item["tax_name"] for item in taxed if item.get("tax_name")}
+    # Credit pays first, as far as it goes (ledger_apply_to_charge takes the same share).
+    balance = ledger_balance(account=account, currency=currency)
+    credit = Money(
+        min(max(balance.amount, Decimal(0)), max(total.amount, Decimal(0))), currency
+    ).rounded()
+    return OrderTotals(
+        lines=taxed,
+        net=(total - tax).rounded(),
+        tax=tax.rounded(),
+        tax_name=", ".join(sorted(names)),
+        total=total,
+        credit=credit,
+        due=(total - credit).rounded(),
+    )
 
 
 def order_create(*, account, currency, lines, actor, now) -> Order:

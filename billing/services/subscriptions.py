@@ -37,7 +37,7 @@ from ..tax import tax_preview
 from .common import require_billing_role, require_previewed
 from .documents import credit_note_for_credit
 from .ledger import ledger_post
-from .orders import order_cancel_locked, order_place
+from .orders import OrderTotals, order_cancel_locked, order_place, order_totals
 from .seats import seats_paid_sync
 from .states import SUBSCRIPTION
 from .subscription_state import subscription_end, subscription_open, subscription_set_quantity
@@ -138,6 +138,39 @@ def with_quote_tax(quote, account: Account, today):
     return replace(quote, tax=tax, tax_name=name) if name else quote
 
 
+def _seat_line(subscription: Subscription, quote: SeatChangeQuote) -> dict:
+    return {
+        "product": subscription.price.product,
+        "price": subscription.price,
+        "subscription": subscription,
+        "kind": Product.Kind.SUBSCRIPTION,
+        "description": (
+            f"{quote.delta} more seat(s) of {subscription.price.product.name}, "
+            f"{quote.period_start:%d %b} to {quote.period_end:%d %b %Y}"
+        ),
+        "quantity": quote.delta,
+        "amount": quote.amount.amount,
+        "period_start": quote.period_start,
+        "period_end": quote.period_end,
+        "first_purchase": False,
+        "effect": OrderLine.Effect.ADD_SEATS,
+    }
+
+
+def subscription_seat_preview(
+    *, subscription: Subscription, quantity, today, now=None
+) -> tuple[SeatChangeQuote, OrderTotals | None]:
+    """The quote, and the order it places (credit and tax included) when it charges."""
+    quote = subscription_seat_quote(
+        subscription=subscription, quantity=quantity, today=today, now=now
+    )
+    if quote.kind != "charge" or quote.amount.amount == 0:
+        return quote, None
+    return quote, order_totals(
+        account=subscription.account, lines=[_seat_line(subscription, quote)], today=today
+    )
+
+
 def subscription_change_seats(
     *,
     actor,
@@ -200,22 +233,7 @@ def subscription_change_seats(
         else:
             order = order_place(
                 account=account,
-                line={
-                    "product": subscription.price.product,
-                    "price": subscription.price,
-                    "subscription": subscription,
-                    "kind": Product.Kind.SUBSCRIPTION,
-                    "description": (
-                        f"{quote.delta} more seat(s) of {subscription.price.product.name}, "
-                        f"{quote.period_start:%d %b} to {quote.period_end:%d %b %Y}"
-                    ),
-                    "quantity": quote.delta,
-                    "amount": quote.amount.amount,
-                    "period_start": quote.period_start,
-                    "period_end": quote.period_end,
-                    "first_purchase": False,
-                    "effect": OrderLine.Effect.ADD_SEATS,
-                },
+                line=_seat_line(subscription, quote),
                 actor=actor,
                 now=now,
                 changes={"seats": [quote.current, quantity], "total": str(quote.amount)},
@@ -418,6 +436,37 @@ def subscription_plan_quote(
     return with_quote_tax(quote, subscription.account, today)
 
 
+def _upgrade_line(subscription: Subscription, price: Price, quote: PlanChangeQuote) -> dict:
+    return {
+        "product": price.product,
+        "price": price,
+        "subscription": subscription,
+        "kind": Product.Kind.SUBSCRIPTION,
+        "description": (
+            f"Upgrade to {price.product.name}, {quote.period_start:%d %b} to "
+            f"{quote.period_end:%d %b %Y}"
+        ),
+        "quantity": subscription.quantity,
+        "amount": quote.amount.amount,
+        "period_start": quote.period_start,
+        "period_end": quote.period_end,
+        "first_purchase": False,
+        "effect": OrderLine.Effect.CHANGE_PLAN,
+    }
+
+
+def subscription_plan_preview(
+    *, subscription: Subscription, price: Price, today, now=None
+) -> tuple[PlanChangeQuote, OrderTotals | None]:
+    """The quote, and the order an upgrade places (credit and tax included)."""
+    quote = subscription_plan_quote(subscription=subscription, price=price, today=today, now=now)
+    if quote.kind != "upgrade":
+        return quote, None
+    return quote, order_totals(
+        account=subscription.account, lines=[_upgrade_line(subscription, price, quote)], today=today
+    )
+
+
 def subscription_change_plan(
     *,
     actor,
@@ -468,22 +517,7 @@ def subscription_change_plan(
         else:
             order = order_place(
                 account=account,
-                line={
-                    "product": price.product,
-                    "price": price,
-                    "subscription": subscription,
-                    "kind": Product.Kind.SUBSCRIPTION,
-                    "description": (
-                        f"Upgrade to {price.product.name}, {quote.period_start:%d %b} to "
-                        f"{quote.period_end:%d %b %Y}"
-                    ),
-                    "quantity": subscription.quantity,
-                    "amount": quote.amount.amount,
-                    "period_start": quote.period_start,
-                    "period_end": quote.period_end,
-                    "first_purchase": False,
-                    "effect": OrderLine.Effect.CHANGE_PLAN,
-                },
+                line=_upgrade_line(subscription, price, quote),
                 actor=actor,
                 now=now,
                 changes={

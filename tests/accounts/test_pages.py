@@ -125,9 +125,11 @@ def test_billing_tab_for_owner_and_billing_admin_only(client, account):
     admin = MembershipFactory(account=account, role="billing_admin", has_seat=True)
     plain = MembershipFactory(account=account, role="member", has_seat=False)
     client.force_login(admin.user)
-    assert "1 free" in client.get(reverse("settings_billing")).content.decode()
+    assert client.get(reverse("settings_billing")).status_code == 200
+    assert "1 free" in client.get(reverse("billing_plan")).content.decode()
     client.force_login(plain.user)
     assert client.get(reverse("settings_billing")).status_code == 403
+    assert client.get(reverse("billing_plan")).status_code == 403
     assert client.get(reverse("settings_profile")).status_code == 200
 
 

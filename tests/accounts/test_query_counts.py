@@ -164,7 +164,7 @@ def test_members_api_on_one_page_query_count_is_constant(account, owner_api, mea
 
 
 def test_billing_page_query_count_is_constant(account, owner_page, measure):
-    small, large = measure(owner_page, "/settings/billing/", "billing-page", account)
+    small, large = measure(owner_page, "/settings/billing/plan-and-seats/", "billing-page", account)
 
     assert len(small.context["seat_holders"]) == 3
     holders = Membership.objects.filter(account=account, has_seat=True).count()

@@ -218,7 +218,7 @@ def test_the_billing_page_lists_documents_and_downloads_them(prices, billing_sta
     client = Client()
     client.force_login(owner_of(account))
     client.get("/")
-    page = client.get("/settings/billing/").text
+    page = client.get("/settings/billing/invoices/").text
     assert f"Invoice {order.invoice.number}" in page and "Edit billing details" in page
     pdf = client.get(f"/settings/billing/invoices/{order.invoice.number}.pdf")
     assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF")

@@ -165,12 +165,14 @@ class TestLedger:
         )
         services.ledger_apply_to_charge(account=account, charge=usd("4"), reference="invoice 7")
         client.force_login(owner_of(account))
-        body = client.get(reverse("settings_billing")).content.decode()
-        assert "6.00 USD" in body
+        body = client.get(reverse("billing_credits")).content.decode()
+        assert "<strong>$6.00</strong>" in body
         assert "2 seats removed on 3 March" in body and "Applied to invoice 7" in body
+        assert "$6.00" in client.get(reverse("settings_billing")).content.decode()
         member = MembershipFactory(account=account, role="member")
         client.force_login(member.user)
         assert client.get(reverse("settings_billing")).status_code == 403
+        assert client.get(reverse("billing_credits")).status_code == 403
 
     def test_staff_adjust_in_the_console(self, client, account, staff):
         Authenticator.objects.create(user=staff, type=Authenticator.Type.TOTP, data={"s": 1})

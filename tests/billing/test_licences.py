@@ -263,13 +263,14 @@ def test_the_billing_page_shows_keys_support_dates_and_the_renewal(
 ):
     _buy_licences(onprem, catalogue, 3, date(2026, 3, 10), billing_staff)
     client.force_login(owner_of(onprem))
-    page = client.get(reverse("settings_billing"))
+    page = client.get(reverse("billing_plan"))
     licence = Licence.objects.get(account=onprem)
     assert billing_selectors.licence_key(licence) in page.text
     assert "Support and updates for 3 user(s)" in page.text
     member = MembershipFactory(account=onprem, role="member", user=UserFactory()).user
     client.force_login(member)
     assert client.get(reverse("settings_billing")).status_code == 403
+    assert client.get(reverse("billing_plan")).status_code == 403
 
 
 def test_revoking_a_licence_lowers_the_seats(onprem, catalogue, billing_staff):

@@ -107,9 +107,9 @@ def test_the_page_tells_the_truth_about_a_plan_awaiting_its_first_payment(
         actor=owner_of(account), account=account, price=Price.objects.get(), quantity=5, now=NOW
     )
     client.force_login(owner_of(account))
-    body = client.get(reverse("settings_billing")).content.decode()
+    body = client.get(reverse("billing_plan")).content.decode()
     assert "Awaiting the first payment" in body
-    assert "seats paid" not in body and "Cancel at the end of the period" not in body
+    assert "seats paid" not in body and 'data-testid="cancel-plan"' not in body
 
 
 def test_ending_a_plan_forgets_its_pending_downgrade(account, subscription):

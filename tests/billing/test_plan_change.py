@@ -110,7 +110,7 @@ def test_page_preview_then_confirm_a_downgrade(client, account, subscription, st
         page = client.post(url, {"account_id": account.pk, "price": starter.pk})
         body = page.content.decode()
         assert page.status_code == 200 and 'data-testid="plan-quote"' in body
-        assert "takes effect when this period ends on 01 April 2026" in body
+        assert "takes effect when this period ends on April 1, 2026" in body
         response = client.post(
             url,
             {
@@ -121,6 +121,6 @@ def test_page_preview_then_confirm_a_downgrade(client, account, subscription, st
             },
             follow=True,
         )
-    assert "You move to Starter on 01 April 2026" in response.content.decode()
+    assert "You move to Starter on April 1, 2026" in response.content.decode()
     assert Subscription.objects.get().pending_price == starter
     assert date(2026, 4, 1) == Subscription.objects.get().current_period_end

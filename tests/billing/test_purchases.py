@@ -297,7 +297,8 @@ def test_the_buy_page_previews_then_confirms(client, account, shop):
     assert page.status_code == 200 and "Credits" in page.text
     field = f"qty_{shop['plugin'].pk}"
     preview = client.post(url, {"account_id": account.pk, field: "2", "action": "preview"})
-    assert preview.status_code == 200 and "98.00 USD" in preview.text
+    assert preview.status_code == 200 and "$98.00" in preview.text
+    assert 'data-testid="confirm">Place the order</button>' in preview.text
     done = client.post(
         url, {"account_id": account.pk, field: "2", "action": "confirm", "expected": "98.00"}
     )
@@ -305,7 +306,7 @@ def test_the_buy_page_previews_then_confirms(client, account, shop):
     assert Order.objects.get().lines.get().quantity == 2
     bad = client.post(url, {"account_id": account.pk, field: "-4", "action": "preview"})
     assert bad.status_code == 400 and "whole number" in bad.text
-    billing = client.get(reverse("settings_billing"))
+    billing = client.get(reverse("billing_invoices"))
     assert "Plugin, licence for 2 user(s)" in billing.text
 
 

@@ -87,5 +87,6 @@ def test_the_billing_page_shows_the_next_attempt(unpaid_order):
     client = Client()
     client.force_login(owner_of(account))
     client.get("/")
-    page = client.get("/settings/billing/").text
-    assert "We try the card again on 3 March 2026." in page
+    page = client.get(f"/settings/billing/orders/{order.pk}/").text
+    assert "We try the card again on March 3, 2026." in page
+    assert f'href="/settings/billing/orders/{order.pk}/"' in client.get("/settings/billing/").text

@@ -68,7 +68,7 @@ def test_cancelling_an_unpaid_order_returns_its_credit(account, subscription, cl
     response = client.post(
         reverse("order_cancel", args=[order.pk]), {"account_id": account.pk}, follow=True
     )
-    assert "is cancelled; 10.00 USD of credit is back" in response.content.decode()
+    assert "is cancelled; $10.00 of credit is back" in response.content.decode()
     order.refresh_from_db()
     assert order.status == "cancelled"
     assert selectors.ledger_balance(account=account, currency="USD") == usd("10")
@@ -233,8 +233,9 @@ def test_a_failed_charge_can_be_paid_again_with_a_new_key(
     first = Payment.objects.get(order=order)
     assert first.status == "failed"
     client.force_login(owner_of(account))
-    page = client.get(reverse("settings_billing")).content.decode()
-    assert "The charge failed: Your card was declined." in page and "now</button>" in page
+    page = client.get(reverse("billing_order", args=[order.pk])).content.decode()
+    assert 'data-testid="card-failed"' in page and "Your card was declined." in page
+    assert "now</button>" in page
 
     fake_gateway.result = ChargeResult(status="succeeded", reference="ch_2")
     with django_capture_on_commit_callbacks(execute=True):

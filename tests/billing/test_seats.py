@@ -57,7 +57,7 @@ def test_seat_change_quote_to_the_cent(unit, current, new, start, end, today, ki
         today=today,
     )
     assert (quote.kind, quote.amount) == (kind, usd(amount))
-    assert str(quote.amount) in quote.explain() or kind == "none"
+    assert f"${Decimal(amount):,}" in quote.explain() or kind == "none"
 
 
 @pytest.mark.django_db

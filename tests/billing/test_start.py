@@ -148,14 +148,14 @@ def test_cancelling_the_first_order_means_the_plan_never_starts(account, price):
 
 def test_page_starts_a_trial(client, account, price):
     client.force_login(owner_of(account))
-    page = client.get(reverse("settings_billing")).content.decode()
+    page = client.get(reverse("billing_plan")).content.decode()
     assert 'data-testid="start-plan"' in page and "14-day free trial" in page
     response = client.post(
         reverse("subscription_start"),
         {"account_id": account.pk, "price": price.pk, "quantity": 2, "trial": "on"},
         follow=True,
     )
-    assert "Your trial of Professional runs until" in response.content.decode()
+    assert "Your trial of Professional runs through" in response.content.decode()
     assert Subscription.objects.get().status == "trialing"
     response = client.post(
         reverse("subscription_start"), {"account_id": account.pk, "price": price.pk, "quantity": 0}

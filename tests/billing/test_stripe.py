@@ -459,5 +459,7 @@ def test_members_cannot_open_the_card_page(stripe_on, account, client):
 def test_no_payment_method_section_with_the_manual_gateway(account, client, settings):
     settings.BILLING_GATEWAY = "manual"
     client.force_login(owner_of(account))
-    assert "Payment method" not in client.get(reverse("settings_billing")).content.decode()
+    page = client.get(reverse("settings_billing")).content.decode()
+    assert "Payment method" not in page and "Add or replace card" not in page
+    assert 'data-testid="payment-by-transfer"' in page and "nothing is paid in the portal" in page
     assert client.get(reverse("billing_payment_method")).status_code == 404

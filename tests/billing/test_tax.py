@@ -78,7 +78,7 @@ def test_the_rate_of_the_buyers_country_and_region_on_the_day(
     assert order.total == Decimal("49.99") + Decimal(tax)  # charged with the order
     assert quote.tax.amount == Decimal(tax) and quote.total_with_tax == quote.total + quote.tax
     if name:
-        assert f"Plus {name}: {tax} USD" in " ".join(quote.notes)  # shown in the preview
+        assert f"Plus {name}: ${tax}," in " ".join(quote.notes)  # shown in the preview
     invoice = Invoice.objects.get(order=order)
     assert (invoice.subtotal, invoice.tax_total, invoice.total) == (
         Decimal("49.99"),

@@ -20,7 +20,7 @@ def _sign_in(page, email):
     page.get_by_label("Email").fill(email)
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Sign In").click()
-    page.goto("/settings/billing/")
+    page.goto("/settings/billing/add-ons/")
 
 
 def test_owner_buys_licences_with_their_first_year_of_support(
@@ -56,14 +56,17 @@ def test_owner_buys_licences_with_their_first_year_of_support(
     page.get_by_label("Quantity of Professional licence").fill("4")
     page.get_by_role("button", name="Preview the order").click()
     quote = page.get_by_test_id("purchase-quote")
-    expect(quote).to_contain_text("Professional licence, licence for 4 user(s): 780.00 USD")
+    expect(quote).to_contain_text("Professional licence, licence for 4 user(s): $780.00")
     expect(quote).to_contain_text("first year, mandatory")
-    expect(quote).to_contain_text("Total 1,020.00 USD")
+    expect(quote.get_by_test_id("preview-total")).to_have_text("$1,020.00")
+    expect(quote.get_by_test_id("preview-credit")).to_have_text("\u2212$1,020.00")
+    expect(quote.get_by_test_id("preview-due")).to_have_text("$0.00")
     screenshot(page, "preview")
     assert not Order.objects.exists()
 
-    quote.get_by_role("button", name="Confirm and pay 1,020.00 USD").click()
+    quote.get_by_role("button", name="Place the order").click()
     expect(page.get_by_role("status")).to_contain_text("What you bought is yours now")
+    page.get_by_role("navigation", name="Billing").get_by_role("link", name="Plan & seats").click()
     key = billing_selectors.licence_key(Licence.objects.get())
     on_premise = page.get_by_test_id("on-premise")
     expect(on_premise).to_contain_text(key)
@@ -71,6 +74,7 @@ def test_owner_buys_licences_with_their_first_year_of_support(
         "Support and updates for 4 user(s)"
     )
     expect(page.get_by_test_id("seat-usage")).to_contain_text("1 of 4")
+    page.get_by_role("navigation", name="Billing").get_by_role("link", name="Invoices").click()
     expect(page.get_by_test_id("payments").or_(page.get_by_test_id("orders"))).to_contain_text(
         "licence for 4 user(s)"
     )

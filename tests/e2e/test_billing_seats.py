@@ -59,24 +59,32 @@ def test_owner_adds_seats_with_a_preview_and_sees_the_charge(
     page.get_by_role("navigation", name="Account Settings").get_by_role(
         "link", name="Billing"
     ).click()
+    page.get_by_role("navigation", name="Billing").get_by_role("link", name="Plan & seats").click()
     expect(page.get_by_test_id("seats-paid")).to_contain_text("3 seats paid")
     screenshot(page, "billing")
 
-    page.get_by_label("Change seats to").fill("5")
+    page.get_by_label("Seats", exact=True).fill("5")
     page.get_by_role("button", name="Preview the change").click()
     quote = page.get_by_test_id("seat-quote")
-    expect(quote).to_contain_text(f"Adding 2 seats now costs {expected.amount}")
-    expect(page.get_by_test_id("seats-paid")).to_contain_text("3 seats paid")  # nothing yet
+    shown = f"${expected.amount.amount:,}"
+    expect(quote).to_contain_text(f"Adding 2 seats now costs {shown}")
+    expect(quote.get_by_test_id("preview-credit")).to_have_text(f"\u2212{shown}")
+    expect(quote.get_by_test_id("preview-due")).to_have_text("$0.00")
     screenshot(page, "preview")
+    assert Subscription.objects.get().quantity == 3  # nothing yet
 
-    quote.get_by_role("button", name=f"Confirm: 3 → 5 seats, pay {expected.amount}").click()
+    quote.get_by_role("button", name="Place the order").click()
     expect(page.get_by_role("status")).to_contain_text("2 seat(s) added: you have 5 seats now")
     expect(page.get_by_test_id("seats-paid")).to_contain_text("5 seats paid")
+    page.get_by_role("navigation", name="Billing").get_by_role("link", name="Invoices").click()
     orders = page.get_by_test_id("orders")
     expect(orders).to_contain_text("2 more seat(s) of Professional")
     expect(orders).to_contain_text("Paid")
     left = Money(Decimal("200"), "USD") - expected.amount
-    expect(page.get_by_test_id("credit-balance")).to_contain_text(str(left))
+    page.get_by_role("navigation", name="Billing").get_by_role(
+        "link", name="Credits & usage"
+    ).click()
+    expect(page.get_by_test_id("credit-balance")).to_contain_text(f"${left.amount:,}")
     screenshot(page, "confirmed")
 
     order = Order.objects.get(account=account)

@@ -43,7 +43,7 @@ def test_refund_journey(
     page.get_by_label("Email").fill(owner_of(account).email)
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Sign In").click()
-    page.goto("/settings/billing/")
+    page.goto("/settings/billing/refunds/")
     page.get_by_role("link", name="Ask for a refund").click()
     form = page.get_by_test_id("refund-form")
     for checkbox in form.get_by_role("checkbox").all()[:2]:

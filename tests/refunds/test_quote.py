@@ -109,10 +109,10 @@ def test_the_billing_page_shows_what_a_request_today_would_get(client, bought):
     account, _ = bought
     client.force_login(owner_of(account))
     with time_machine.travel(datetime(2026, 3, 5, 16, tzinfo=UTC), tick=False):
-        page = client.get(reverse("settings_billing")).text
+        page = client.get(reverse("billing_refunds")).text
     assert "Refundable today: 100.00 until 9 March 2026 (acelle §2.1)" in page
     with time_machine.travel(datetime(2026, 4, 5, 16, tzinfo=UTC), tick=False):
-        later = client.get(reverse("settings_billing")).text
+        later = client.get(reverse("billing_refunds")).text
     assert "Not refundable (acelle §2.3)" in later
 
 

@@ -288,7 +288,7 @@ def test_a_purchase_being_refunded_is_not_offered_again(settings, acme, billing_
     request = approve_all(ask(acme, order.lines.all()), billing_staff)
     assert request.state == "paying"
     client.force_login(owner_of(acme))
-    page = client.get(reverse("settings_billing")).content.decode()
+    page = client.get(reverse("billing_refunds")).content.decode()
     assert "Refundable today" not in page
     assert reverse("refund_request_new", args=[order.pk]) not in page
     assert (

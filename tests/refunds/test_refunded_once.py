@@ -104,11 +104,11 @@ def test_a_refunded_credit_pack_cannot_be_refunded_again(paid_order, reviewer, c
 
     # The Billing page shows the refund where the purchase is, and offers nothing more.
     client.force_login(owner_of(account))
-    page = client.get(reverse("settings_billing")).content.decode()
+    page = client.get(reverse("billing_invoices")).content.decode()
     assert f"Refunded 100.00 USD on 3 March 2026, {first.number}" in page
     assert "Refundable today" not in page
     assert reverse("refund_request_new", args=[order.pk]) not in page
-    assert "100.00 given back" in page  # on the payment
+    assert "$100.00 given back" in page  # on the payment
 
 
 def test_a_unit_rate_refund_takes_the_unused_units_and_leaves_nothing_to_ask(paid_order, reviewer):
