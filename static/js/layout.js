@@ -35,6 +35,10 @@ function labelTable(table) {
       for (const cell of row.cells) {
         const name = names[column];
         if (name && !cell.hasAttribute("data-label")) cell.setAttribute("data-label", name);
+        // A stacked row shows no heading over nothing.
+        if (!cell.textContent.trim() && !cell.querySelector("input, select, button, img, svg")) {
+          cell.classList.add("empty-cell");
+        }
         column += cell.colSpan;
       }
     }

@@ -323,6 +323,17 @@ def test_axe_finds_nothing_serious_on_the_customer_pages(browser, demo, live_ser
                     found += axe(page)
             finally:
                 context.close()
+    # The phone's menu, open.
+    owner = User.objects.get(email="owner@acme.example")
+    context = _context(browser, live_server, owner, viewport=PHONE)
+    try:
+        page = context.new_page()
+        _visit(page, "/")
+        page.get_by_role("button", name="Menu").click()
+        expect(page.get_by_role("navigation", name="Main")).to_be_visible()
+        found += axe(page)
+    finally:
+        context.close()
     anonymous = browser.new_context(base_url=live_server.url, viewport=PHONE)
     try:
         page = anonymous.new_page()
