@@ -154,6 +154,16 @@ def test_no_customer_page_scrolls_sideways(browser, demo, live_server, viewport)
 
 
 def test_the_menu_opens_and_its_links_work_on_a_phone(browser, demo, live_server):  # noqa: F811
+    # Signed out, the two links need no menu.
+    anonymous = browser.new_context(base_url=live_server.url, viewport=PHONE)
+    try:
+        page = anonymous.new_page()
+        _visit(page, "/accounts/login/")
+        expect(page.get_by_role("button", name="Menu")).to_have_count(0)
+        page.get_by_role("navigation", name="Main").get_by_role("link", name="Sign up").click()
+        expect(page.get_by_role("heading", name="Sign Up")).to_be_visible()
+    finally:
+        anonymous.close()
     user = User.objects.get(email="owner@acme.example")
     context = _context(browser, live_server, user, viewport=PHONE)
     try:
