@@ -245,7 +245,7 @@ def test_tables_become_labelled_rows_on_a_phone(browser, demo, live_server):  # 
         cells = first_row.locator("td")
         labels = [cells.nth(i).get_attribute("data-label") for i in range(cells.count())]
         assert labels == headers[: len(labels)], (labels, headers)
-        # Stacked: the row's cells sit one below the other, each as wide as the row.
+        # Stacked: the row's cells sit one below the other.
         boxes = [cells.nth(i).bounding_box() for i in range(min(2, cells.count()))]
         assert boxes[1]["y"] >= boxes[0]["y"] + boxes[0]["height"] - 1, boxes
         # On a wide screen the same table is a table.
