@@ -19,7 +19,15 @@ MANAGE := $(VENV_PY) manage.py
 	$(UV) sync --frozen --python $(PYTHON)
 	@touch $@
 
+# axe-core for the browser tests' accessibility checks, when npm is on the machine;
+# without it those tests skip (unless REQUIRE_BROWSER=1).
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund
+	@touch $@
+
 install: .venv/.installed
+	@if command -v npm >/dev/null 2>&1; then $(MAKE) --no-print-directory node_modules/.installed; \
+	else echo "npm not found: the accessibility (axe-core) browser tests will be skipped"; fi
 
 migrate: install
 	$(MANAGE) migrate --noinput
@@ -51,4 +59,4 @@ format: install
 	.venv/bin/ruff format .
 
 clean:
-	rm -rf .venv var db.sqlite3 staticfiles
+	rm -rf .venv node_modules var db.sqlite3 staticfiles
