@@ -4,3 +4,10 @@ from .base import *
 from .base import env
 
 DEBUG = env.bool("DEBUG", default=True)
+
+# dj-stripe's own migrations create its 45 models and then drop 500 of their
+# columns, which takes Django a minute to replay on a fresh database. Locally the
+# same migrations run squashed (they record the originals as applied, so the file
+# stays valid under production settings); production runs dj-stripe's own.
+# tests/test_local_migrations.py checks the squash replaces every installed one.
+MIGRATION_MODULES = {"djstripe": "config.djstripe_local.migrations"}
