@@ -35,7 +35,13 @@ def _plain_routes(patterns, prefix=""):
 @pytest.fixture
 def demo(settings, db):
     settings.DEBUG = True
-    for command in ("demo_data", "demo_billing", "demo_marketplace", "demo_refunds"):
+    for command in (
+        "demo_data",
+        "demo_billing",
+        "demo_refunds",
+        "demo_marketplace",
+        "demo_support",
+    ):
         call_command(command, stdout=io.StringIO())
     settings.DEBUG = False
 

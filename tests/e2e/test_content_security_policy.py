@@ -32,7 +32,13 @@ document.addEventListener("securitypolicyviolation", (e) => {
 def demo(settings, transactional_db):
     """The demo portal of `make run` (its commands refuse to run with DEBUG off)."""
     settings.DEBUG = True
-    for command in ("demo_data", "demo_billing", "demo_marketplace", "demo_refunds"):
+    for command in (
+        "demo_data",
+        "demo_billing",
+        "demo_refunds",
+        "demo_marketplace",
+        "demo_support",
+    ):
         call_command(command, stdout=io.StringIO())
     settings.DEBUG = False
 
