@@ -9,7 +9,8 @@ DEBUG = env.bool("DEBUG", default=True)
 # columns, which takes Django a minute to replay on a fresh database. Locally the
 # same migrations run squashed (they record the originals as applied, so the file
 # stays valid under production settings); production runs dj-stripe's own.
-# tests/test_local_migrations.py checks the squash replaces every installed one.
+# tests/test_local_migrations.py checks it builds the same models and replaces every
+# installed migration.
 MIGRATION_MODULES = {"djstripe": "config.djstripe_local.migrations"}
 
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
