@@ -227,8 +227,9 @@ class Command(BaseCommand):
             return 0
         owner = account.memberships.filter(role="owner").first().user
         price = Price.objects.get(product__code="professional-licence", is_active=True)
-        # Bought before any of Acme's history, so its invoice is the year's first.
-        bought = timezone.now() - timedelta(days=30 * (HISTORY_MONTHS + 1))
+        # Bought before Acme's history begins (at most 28 days and HISTORY_MONTHS ago), so
+        # that invoice numbers follow their dates.
+        bought = timezone.now() - timedelta(days=31 * HISTORY_MONTHS + 40)
         order = purchase_place(
             actor=owner, account=account, items=[{"price": price.pk, "quantity": 5}], now=bought
         )
