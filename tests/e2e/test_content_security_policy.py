@@ -108,7 +108,7 @@ def test_customer_pages_report_no_violation(page, demo, live_server):
     watched.collect()
 
     acme = Account.objects.get(name="Acme Corporation")
-    refund = RefundRequest.objects.get(account=acme)
+    refund = RefundRequest.objects.get(account=acme, state="credited")
     order = refund.lines.first().order_line.order
     for path in (
         "/",
@@ -196,7 +196,7 @@ def test_staff_console_and_api_docs_report_no_violation(browser, demo, live_serv
     admin = User.objects.get(email="admin@example.com")
     Authenticator.objects.create(user=admin, type=Authenticator.Type.TOTP, data={"secret": "x"})
     acme = Account.objects.get(name="Acme Corporation")
-    refund = RefundRequest.objects.get(account=acme)
+    refund = RefundRequest.objects.get(account=acme, state="credited")
     context = _signed_in_context(browser, live_server, admin)
     try:
         page = context.new_page()
