@@ -13,10 +13,11 @@ MANAGE := $(VENV_PY) manage.py
 
 .PHONY: install run test lint format migrate demo bench clean
 
-# uv (from PyPI if the machine has none) and the locked dependencies in .venv.
+# uv (from PyPI if the machine has none) and the locked dependencies in .venv, their
+# bytecode compiled once here rather than by the first run of every process.
 .venv/.installed: pyproject.toml uv.lock
 	@$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet --disable-pip-version-check uv
-	$(UV) sync --frozen --python $(PYTHON)
+	$(UV) sync --frozen --compile-bytecode --python $(PYTHON)
 	@touch $@
 
 # axe-core for the browser tests' accessibility checks, when npm is on the machine;
@@ -32,11 +33,14 @@ install: .venv/.installed
 migrate: install
 	$(MANAGE) migrate --noinput
 
+# In this order: each command dates its payments after the previous one's, so the
+# demo's invoice numbers follow their dates.
 demo: migrate
 	$(MANAGE) demo_data
 	$(MANAGE) demo_billing
-	$(MANAGE) demo_marketplace
 	$(MANAGE) demo_refunds
+	$(MANAGE) demo_marketplace
+	$(MANAGE) demo_support
 
 run: demo
 	$(MANAGE) serve --addr 127.0.0.1:$(PORT)
@@ -47,6 +51,7 @@ test: install
 bench: install
 	$(VENV_PY) bench/billing_page.py
 	$(VENV_PY) bench/policy_engine.py
+	$(VENV_PY) bench/first_run.py
 	@if [ -n "$$DATABASE_URL" ]; then $(VENV_PY) bench/deadline_sweep.py; else echo "bench/deadline_sweep.py needs DATABASE_URL (PostgreSQL)"; fi
 
 lint: install

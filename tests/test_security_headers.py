@@ -35,7 +35,13 @@ def _plain_routes(patterns, prefix=""):
 @pytest.fixture
 def demo(settings, db):
     settings.DEBUG = True
-    for command in ("demo_data", "demo_billing", "demo_marketplace", "demo_refunds"):
+    for command in (
+        "demo_data",
+        "demo_billing",
+        "demo_refunds",
+        "demo_marketplace",
+        "demo_support",
+    ):
         call_command(command, stdout=io.StringIO())
     settings.DEBUG = False
 
@@ -48,7 +54,8 @@ def owner_client(client, demo):
 
 def _customer_pages():
     acme = Account.objects.get(name="Acme Corporation")
-    refund = RefundRequest.objects.get(account=acme)
+    refunds = RefundRequest.objects.filter(account=acme).order_by("pk")
+    credited = refunds.get(state="credited")
     paths = [
         p
         for p in _plain_routes(get_resolver().url_patterns)
@@ -56,8 +63,8 @@ def _customer_pages():
     ]
     return [
         *paths,
-        reverse("refund_request_detail", args=[refund.number]),
-        reverse("refund_request_new", args=[refund.lines.first().order_line.order_id]),
+        *(reverse("refund_request_detail", args=[refund.number]) for refund in refunds),
+        reverse("refund_request_new", args=[credited.lines.first().order_line.order_id]),
         reverse("marketplace_app", args=["aurora-assistant"]),
     ]
 

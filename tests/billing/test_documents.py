@@ -327,24 +327,25 @@ def test_a_seat_decrease_credit_gets_a_credit_note(billing_staff):
     )
 
 
-def test_the_demo_has_invoices_and_a_refund_with_its_credit_note(settings):
+def test_the_demo_has_invoices_and_refunds_with_their_credit_notes(settings, tmp_path):
     from django.core.management import call_command
 
     settings.DEBUG = True
+    settings.MEDIA_ROOT = str(tmp_path)
     for command in (
         "demo_data",
         "demo_billing",
-        "demo_marketplace",
         "demo_refunds",
+        "demo_marketplace",
         "demo_refunds",
     ):
         call_command(command)
     assert Invoice.objects.count() >= 4
-    note = CreditNote.objects.get()
-    assert (
-        note.credited_to_balance == 49
-        and note.invoice.order.lines.get().product.code == "aurius-plugin"
-    )
+    notes = {note.invoice.order.lines.get().product.code: note for note in CreditNote.objects.all()}
+    assert sorted(notes) == ["aurius-plugin", "wordpress-portal"]
+    paid, credited = notes["aurius-plugin"], notes["wordpress-portal"]
+    assert paid.refunded_to_card == 49 and paid.credited_to_balance == 0
+    assert credited.credited_to_balance == 295 and credited.refunded_to_card == 0
 
 
 def test_staff_export_a_period_as_csv(prices, billing_staff, client):

@@ -1,21 +1,35 @@
-"""Load the demo catalogue (a product of every kind) and the demo accounts' plans. Idempotent."""
+"""Load the demo catalogue (a product of every kind) and the demo accounts' plans, with
+months of Acme's plan history. Idempotent."""
 
-from datetime import timedelta
+from datetime import datetime, time, timedelta
 from decimal import Decimal
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
+from django.utils import timezone
 
 from accounts.models import Account, User
 from billing.catalogue import price_terms_refusal
-from billing.models import Licence, Price, Product, Subscription
+from billing.models import Licence, Order, Price, Product, Subscription
+from billing.periods import add_months
 from billing.selectors import account_today
-from billing.services import payment_record_manual, purchase_place
+from billing.services import (
+    payment_record_manual,
+    purchase_place,
+    subscription_change_seats,
+    subscription_renew,
+    subscription_start,
+)
 
-# account name, product code, currency
+# Acme's plan renewed this many days ago for the last time: the later demo commands
+# (refunds, then the marketplace) date their payments after it, so that invoice numbers
+# follow their dates.
+LAST_RENEWAL_DAYS_AGO = 25
+HISTORY_MONTHS = 4
+
+# account name, product code, currency (Acme's plan is started by _acme_history)
 PLANS = [
-    ("Acme Corporation", "professional-cloud", "USD"),
     ("Globex GmbH", "enterprise-cloud", "EUR"),
 ]
 
@@ -178,12 +192,14 @@ class Command(BaseCommand):
                     created += new
             # 1CRM terms: the WordPress portal works only with Professional or Enterprise.
             Product.objects.filter(code="wordpress-portal").update(requires_edition="professional")
-            created += self._plans()
             created += self._licences()
+            created += self._plans()
+            created += self._acme_history()
         self.stdout.write(self.style.SUCCESS(f"Demo billing ready ({created} new objects)."))
 
     def _plans(self) -> int:
-        """A monthly per-seat plan for each demo account, its quantity the seats it has."""
+        """Globex's plan, sold by its reseller: no portal service starts one, so the row
+        is written here, its quantity the seats Globex has."""
         created = 0
         for name, code, currency in PLANS:
             account = Account.objects.filter(name=name).first()
@@ -211,9 +227,63 @@ class Command(BaseCommand):
             return 0
         owner = account.memberships.filter(role="owner").first().user
         price = Price.objects.get(product__code="professional-licence", is_active=True)
+        # Bought before Acme's history begins (at most 28 days and HISTORY_MONTHS ago), so
+        # that invoice numbers follow their dates.
+        bought = timezone.now() - timedelta(days=31 * HISTORY_MONTHS + 40)
         order = purchase_place(
-            actor=owner, account=account, items=[{"price": price.pk, "quantity": 5}]
+            actor=owner, account=account, items=[{"price": price.pk, "quantity": 5}], now=bought
         )
         staff = User.objects.filter(is_superuser=True).order_by("pk").first()
-        payment_record_manual(actor=staff, order=order, reference="DEMO-WIRE-001")
+        payment_record_manual(actor=staff, order=order, reference="DEMO-WIRE-001", now=bought)
+        return 1
+
+    def _acme_history(self) -> int:
+        """Acme on Professional (cloud) for months: 4 seats, a fifth added in the second
+        month, each renewal paid by bank transfer the day it was ordered."""
+        account = Account.objects.filter(name="Acme Corporation").first()
+        if account is None or Subscription.objects.filter(account=account).exists():
+            return 0
+        owner = account.memberships.get(user__email="owner@acme.example").user
+        staff = User.objects.filter(is_superuser=True).order_by("pk").first()
+        tz = account.tzinfo
+        last = account_today(account) - timedelta(days=LAST_RENEWAL_DAYS_AGO)
+        # Periods start on a day every month has.
+        last -= timedelta(days=max(0, last.day - 28))
+        start = add_months(last, -HISTORY_MONTHS)
+
+        def at(day, hour):
+            return timezone.make_aware(datetime.combine(day, time(hour)), tz)
+
+        def pay(order, when, reference):
+            if order is not None and order.status != Order.Status.PAID:
+                payment_record_manual(actor=staff, order=order, reference=reference, now=when)
+
+        price = Price.objects.get(
+            product__code="professional-cloud", currency="USD", interval="month", is_active=True
+        )
+        subscription, order = subscription_start(
+            actor=owner, account=account, price=price, quantity=4, now=at(start, 10)
+        )
+        pay(order, at(start, 15), "DEMO-WIRE-ACME-1")
+        renewal = 0
+        while subscription.current_period_end <= last:
+            renewal += 1
+            period_start = subscription.current_period_end
+            subscription = subscription_renew(subscription=subscription, now=at(period_start, 9))
+            renewal_order = (
+                Order.objects.filter(account=account, lines__subscription=subscription)
+                .exclude(status=Order.Status.PAID)
+                .order_by("-pk")
+                .first()
+            )
+            pay(renewal_order, at(period_start, 14), f"DEMO-WIRE-ACME-R{renewal}")
+            subscription.refresh_from_db()
+            if renewal == 1:
+                # A seat for a new colleague, ten days into the second month.
+                when = at(period_start + timedelta(days=10), 11)
+                _, _, seat_order = subscription_change_seats(
+                    actor=owner, subscription=subscription, quantity=5, now=when
+                )
+                pay(seat_order, when + timedelta(hours=3), "DEMO-WIRE-ACME-SEAT")
+                subscription.refresh_from_db()
         return 1

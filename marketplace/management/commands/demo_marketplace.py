@@ -1,7 +1,9 @@
 """Load the demo marketplace: developers, apps of every pricing model, and the demo owner's
-installations (a trial, a paid subscription inside its 3 days, a usage app with charges)."""
+installations (a trial, a paid subscription inside its 3 days, a usage app with two months
+charged). Runs after demo_refunds: its payments are Acme's latest, so invoice numbers
+follow their dates. Idempotent."""
 
-from datetime import timedelta
+from datetime import datetime, time, timedelta
 from decimal import Decimal
 
 from django.conf import settings
@@ -11,6 +13,7 @@ from django.utils import timezone
 
 from accounts.models import Account, User
 from billing.models import Order, Product
+from billing.selectors import account_today
 from billing.services import payment_record_manual, usage_bill
 from marketplace import services
 from marketplace.models import App, Developer, Installation, Plan
@@ -234,10 +237,11 @@ class Command(BaseCommand):
         staff = User.objects.filter(is_superuser=True).order_by("pk").first()
         if staff is None:
             raise CommandError("Run demo_data first: the marketplace needs a staff user.")
+        created = 0
         with transaction.atomic():
             developers = {}
             for slug, name, support, refund, share in DEVELOPERS:
-                developers[slug], _ = Developer.objects.get_or_create(
+                developers[slug], new = Developer.objects.get_or_create(
                     slug=slug,
                     defaults={
                         "name": name,
@@ -246,8 +250,9 @@ class Command(BaseCommand):
                         "revenue_share": Decimal(share),
                     },
                 )
+                created += new
             for slug, name, dev, category, summary, scopes, plans, *about in APPS:
-                app, created = App.objects.get_or_create(
+                app, new_app = App.objects.get_or_create(
                     slug=slug,
                     defaults={
                         "name": name,
@@ -274,7 +279,7 @@ class Command(BaseCommand):
                     url,
                     requires,
                 ) in enumerate(plans):
-                    plan, _ = Plan.objects.get_or_create(
+                    plan, new = Plan.objects.get_or_create(
                         app=app,
                         code=code,
                         defaults={
@@ -295,8 +300,11 @@ class Command(BaseCommand):
                             "position": position,
                         },
                     )
-                    services.plan_product_sync(actor=staff, plan=plan)
-                if created:
+                    if new:
+                        created += 1
+                        services.plan_product_sync(actor=staff, plan=plan)
+                created += new_app
+                if new_app:
                     services.app_set_status(actor=staff, app=app, status=App.Status.IN_REVIEW)
                     services.app_set_status(actor=staff, app=app, status=App.Status.PUBLISHED)
                     services.app_api_key_rotate(actor=staff, app=app)
@@ -304,15 +312,17 @@ class Command(BaseCommand):
             Plan.objects.filter(app__slug="wordpress-portal").update(
                 requires_product=Product.objects.filter(code="wordpress-portal").first()
             )
-        self._installations(staff)
+            created += self._installations(staff)
         self.stdout.write(
-            self.style.SUCCESS(f"Demo marketplace ready ({App.objects.count()} apps).")
+            self.style.SUCCESS(
+                f"Demo marketplace ready ({created} new objects; {App.objects.count()} apps)."
+            )
         )
 
-    def _installations(self, staff):
+    def _installations(self, staff) -> int:
         account = Account.objects.filter(name="Acme Corporation").first()
         if account is None or Installation.objects.filter(account=account).exists():
-            return
+            return 0
         owner = account.memberships.get(user__email="owner@acme.example").user
         apps = {app.slug: app for app in App.objects.all()}
 
@@ -322,29 +332,41 @@ class Command(BaseCommand):
                 actor=owner, account=account, app=app, plan=app.plans.get(code=plan_code), **kw
             )
 
-        install("aurora-assistant", "monthly")  # a trial
-        install("calendar-link", "free")
-        paid = install("deal-digest", "monthly")  # paid today: inside its 3 days
-        if paid.order is not None and paid.order.status != Order.Status.PAID:
-            payment_record_manual(actor=staff, order=paid.order, reference="DEMO-CARD-APP-1")
-        # A usage app with a few charges: two past months billed (each charge its own line).
         now = timezone.now()
+        # A usage app with charges in the two months before this one, billed in one
+        # order two days ago (each month its own line), and some use this month.
+        billed_at = now - timedelta(days=2)
+        month = account_today(account, billed_at).replace(day=1)
         usage = install("sms-bridge", "per-message", now=now - timedelta(days=70))
         inst = usage.installation
-        for days_ago, qty in ((65, 120), (60, 80), (35, 200), (31, 40)):
+        for days_before, qty in ((55, 120), (50, 80), (20, 200), (10, 40)):
             services.usage_report(
                 app=inst.app,
                 installation_id=inst.pk,
                 quantity=qty,
-                idempotency_key=f"demo-{days_ago}",
-                now=now - timedelta(days=days_ago),
+                idempotency_key=f"demo-{days_before}",
+                now=timezone.make_aware(
+                    datetime.combine(month - timedelta(days=days_before), time(12)),
+                    account.tzinfo,
+                ),
             )
-        for billed_at in (now - timedelta(days=40), now - timedelta(days=2)):
-            order = usage_bill(account=account, now=billed_at)
-            if order is not None and order.status != Order.Status.PAID:
-                payment_record_manual(
-                    actor=staff, order=order, reference=f"DEMO-USAGE-{order.pk}", now=billed_at
-                )
+        order = usage_bill(account=account, now=billed_at)
+        if order is not None and order.status != Order.Status.PAID:
+            payment_record_manual(
+                actor=staff, order=order, reference=f"DEMO-USAGE-{order.pk}", now=billed_at
+            )
+        install("aurora-assistant", "monthly", now=now - timedelta(days=3))  # a trial
+        install("calendar-link", "free", now=now - timedelta(days=3))
+        paid = install("deal-digest", "monthly", now=now - timedelta(hours=3))
+        if paid.order is not None and paid.order.status != Order.Status.PAID:
+            # Paid today: inside its 3 days.
+            payment_record_manual(
+                actor=staff,
+                order=paid.order,
+                reference="DEMO-CARD-APP-1",
+                now=now - timedelta(hours=2),
+            )
         services.usage_report(
             app=inst.app, installation_id=inst.pk, quantity=30, idempotency_key="demo-today"
         )
+        return 5
