@@ -135,7 +135,7 @@ def test_staff_approve_up_to_the_ceiling_and_deny_with_a_reason(
     assert entry.amount == Decimal("60.00") and entry.reference == request.number
     assert RefundPayout.objects.get(request=request).status == "succeeded"
     body = mail.outbox[-1].body
-    assert "denied: The key was used on 3 March." in body and "60.00 USD" in body
+    assert "denied: The key was used on 3 March." in body and "$60.00" in body
 
 
 def test_a_manual_payout_waits_for_staff_and_moves_once(paid_order, reviewer):
