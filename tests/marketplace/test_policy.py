@@ -237,7 +237,8 @@ def test_trial_mails_three_days_before_and_on_the_last_day(
     assert "15 March 2026" in mail.outbox[0].subject
     assert "ends today" in mail.outbox[1].subject
     for message in mail.outbox:
-        assert "§4" in message.body and "no refund" in message.body
+        assert "App Marketplace policy (section 4: http" in message.body
+        assert "/policies/onecloud/#s4)" in message.body and "no refund" in message.body
         assert message.alternatives[0][1] == "text/html"
 
 
