@@ -18,8 +18,8 @@ def plain(text):
 
 
 OUTCOME_WORDS = {
-    "refund": "refunded",
-    "review": "refunded after review",
+    "refund": "refundable",
+    "review": "refundable after review",
     "none": "not refundable",
     "redirect": "decided by someone else",
 }

@@ -174,7 +174,7 @@ def test_the_refund_mail_names_the_policy_section_in_words(owner_client, setting
         )
         emails.send_refund_update(request=RefundRequest.objects.get(), event="received")
     body = mail.outbox[-1].body
-    assert "our policy says refunded, up to $100.00." in body
+    assert "our policy says refundable, up to $100.00." in body
     assert (
         "Before use — fully refundable (section 2.1): "
         f"{settings.PORTAL_BASE_URL.rstrip('/')}/policies/acelle/#s2-1" in body
