@@ -151,6 +151,8 @@ def test_staff_simulate_any_accounts_lines_on_any_date(client, bought):
     )
     assert result.status_code == 200
     assert "2.3" in result.text and "Credits x 1" in result.text
+    # Staff read amounts to the cent, not the database's four places.
+    assert "<td>100.00</td>" in result.text and "100.0000" not in result.text
     other = client.get(
         url,
         {
