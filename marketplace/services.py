@@ -320,7 +320,7 @@ def installation_install(
                 inst.trial_mails = 0
                 last = subscription.last_day
                 message = (
-                    f"Your free trial of {app.name} runs until {last.day} {last:%B %Y}. "
+                    f"Your free trial of {app.name} runs until {formatting.day(last)}. "
                     "Cancel before then and nothing is charged; the first paid cycle after the "
                     "trial is not refundable (App Marketplace policy, section 4)."
                 )
@@ -553,7 +553,7 @@ def installation_change_plan(*, actor, installation: Installation, plan: Plan, n
             inst.pending_plan = plan
             sub = Subscription.objects.get(pk=inst.subscription_id)
             when_day = sub.current_period_end
-            message = f"{inst.app.name} moves to {plan.name} on {when_day.day} {when_day:%B %Y}."
+            message = f"{inst.app.name} moves to {plan.name} on {formatting.day(when_day)}."
         inst.save(update_fields=["plan", "pending_plan"])
         audit_record(
             actor=actor,

@@ -12,6 +12,7 @@ from django.core.files.base import ContentFile
 from django.db import transaction
 from django.utils import timezone
 
+from accounts import formatting
 from accounts.errors import NotAllowed, PortalError
 from accounts.models import Account, Membership
 from accounts.services import audit_record, clean_text, require_staff
@@ -328,8 +329,8 @@ def incident_open(
             price = billing_selectors.support_incident_price(account)
             if not confirm_extra:
                 raise PortalError(
-                    f"This support year's {quota.quota} incident(s) are used (until "
-                    f"{quota.next_reset:%d %B %Y}). An extra incident costs "
+                    f"This support year's {quota.quota} incident(s) are used (the quota "
+                    f"resets on {formatting.day(quota.next_reset)}). An extra incident costs "
                     f"{price or 'US$150'}: confirm to open it.",
                     field="confirm_extra",
                     code="extra_needed",

@@ -82,7 +82,7 @@ def test_trial_from_the_page_then_cancel_with_confirmation(owner, account, make_
             {"plan": "main", "account_id": account.pk},
             follow=True,
         )
-        assert "runs until 15 March 2026" in response.text
+        assert "runs until March 15, 2026" in response.text
         assert "last day is <strong>March 15, 2026</strong>" in response.text
         unconfirmed = client.post(
             "/marketplace/apps/notes/cancel/", {"account_id": account.pk}, follow=True
