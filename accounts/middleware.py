@@ -1,7 +1,7 @@
 from functools import cached_property
 
 from django.contrib import messages
-from django.shortcuts import redirect
+from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.http import urlencode
@@ -83,12 +83,12 @@ class StaffMFAMiddleware:
 
     def __call__(self, request):
         user = request.user
-        if (
-            user.is_authenticated
-            and user.is_staff
-            and request.path.startswith(reverse("admin:index"))
-            and not _has_mfa(user)
-        ):
+        in_console = request.path.startswith(reverse("admin:index"))
+        if in_console and user.is_authenticated and not user.is_staff:
+            # The admin would send a signed-in customer to its login, which sends them
+            # back (ERR_TOO_MANY_REDIRECTS): say what the console is instead.
+            return render(request, "accounts/staff_only.html", status=403)
+        if in_console and user.is_authenticated and user.is_staff and not _has_mfa(user):
             messages.warning(
                 request,
                 "The staff console requires two-factor authentication. "

@@ -6,6 +6,7 @@ from django.conf import settings
 from django.urls import reverse
 from django.utils import timezone
 
+from accounts import formatting
 from accounts.emails import send_templated
 from accounts.selectors import billing_mail_recipients
 from billing.money import Money
@@ -24,14 +25,15 @@ def _url(installation) -> str:
 
 def send_trial_reminder(*, installation, last: bool) -> None:
     last_day = installation.trial_end - timedelta(days=1)
-    with timezone.override(installation.account.tzinfo):
-        for to in _recipients(installation.account, "trial_ending"):
+    account = installation.account
+    with timezone.override(account.tzinfo), formatting.override(account.locale):
+        for to in _recipients(account, "trial_ending"):
             send_templated(
                 to=to,
                 subject=(
                     f"Your {installation.app.name} trial ends today"
                     if last
-                    else f"Your {installation.app.name} trial ends on {last_day:%d %B %Y}"
+                    else f"Your {installation.app.name} trial ends on {formatting.day(last_day)}"
                 ),
                 template="marketplace_trial",
                 context={

@@ -78,7 +78,7 @@ def plan_licence_refusal(account: Account, plan: Plan) -> str | None:
         return None
     why = entitlement_refusal(account, required)
     if why is None and not holds_product(account, required):
-        why = f"{plan.app.name} works only with a {required.name} licence (1CRM terms)."
+        why = f"{plan.app.name} works only with a {required.name} licence."
     return why
 
 

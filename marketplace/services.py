@@ -15,6 +15,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from accounts import formatting
 from accounts.errors import NotAllowed, PortalError
 from accounts.models import CURRENCIES, Account
 from accounts.selectors import acts_on_billing
@@ -319,9 +320,9 @@ def installation_install(
                 inst.trial_mails = 0
                 last = subscription.last_day
                 message = (
-                    f"Your free trial of {app.name} runs until {last.day} {last:%B %Y}. "
+                    f"Your free trial of {app.name} runs until {formatting.day(last)}. "
                     "Cancel before then and nothing is charged; the first paid cycle after the "
-                    "trial is not refundable (1Cloud AI CRM refund policy §4)."
+                    "trial is not refundable (App Marketplace policy, section 4)."
                 )
             elif subscription.status == Subscription.Status.ACTIVE:
                 message = f"{app.name} is installed and paid ({order.number})."
@@ -426,9 +427,8 @@ def refund_offer(inst: Installation, *, now=None) -> dict | None:
         "currency": inst.account.currency,
         "explanation": decision.explanation,
         "last_day": decision.last_day.isoformat() if decision.last_day else None,
-        "last_day_text": (
-            f"{decision.last_day.day} {decision.last_day:%B %Y}" if decision.last_day else ""
-        ),
+        "last_day_text": formatting.day(decision.last_day),
+        "clause": decision.clause,
         "order": line.order.number,
         "order_id": line.order_id,
         "line_id": line.pk,
@@ -461,7 +461,7 @@ def installation_cancel(
             if what == "ended":
                 message = (
                     f"Your trial of {inst.app.name} is cancelled: nothing is charged "
-                    "(1Cloud AI CRM refund policy §4)."
+                    "(App Marketplace policy, section 4)."
                 )
             elif what == "withdrawn":
                 message = f"{inst.app.name} is cancelled and its unpaid order withdrawn."
@@ -553,7 +553,7 @@ def installation_change_plan(*, actor, installation: Installation, plan: Plan, n
             inst.pending_plan = plan
             sub = Subscription.objects.get(pk=inst.subscription_id)
             when_day = sub.current_period_end
-            message = f"{inst.app.name} moves to {plan.name} on {when_day.day} {when_day:%B %Y}."
+            message = f"{inst.app.name} moves to {plan.name} on {formatting.day(when_day)}."
         inst.save(update_fields=["plan", "pending_plan"])
         audit_record(
             actor=actor,

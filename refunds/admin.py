@@ -130,6 +130,8 @@ class RefundSimulationAdmin(ReadOnlyAdmin):
                 )
                 if data["full_order"]:
                     lines = services.whole_orders(lines)
+                for line in lines:  # shown to the currency's minor unit, never saved
+                    line.amount = Money(line.amount, line.order.currency).rounded().amount
                 rows = [(line, decisions[line.pk]) for line in lines]
         context = {
             **self.admin_site.each_context(request),

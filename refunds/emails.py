@@ -5,6 +5,7 @@ from django.conf import settings
 from django.urls import reverse
 from django.utils import timezone
 
+from accounts import formatting
 from accounts.emails import send_templated
 from inbox.proof import reply_address
 
@@ -12,7 +13,7 @@ from .models import RefundRequest
 
 CUSTOMER_TEXT = {
     "received": "We received your refund request. We acknowledge it within 2 business days "
-    "and decide within 5 (AcelleMail policy §5).",
+    "and decide within 5.",
     "acknowledged": "We acknowledged your refund request; our billing team reviews it now.",
     "in_review": "Your refund request is in review.",
     "needs_info": "We need more information to decide: please answer on the request's page. "
@@ -36,7 +37,7 @@ def _url(request) -> str:
 
 def send_refund_update(*, request, event: str) -> bool:
     # Dates in the mail in the account's zone, as on its pages.
-    with timezone.override(request.account.tzinfo):
+    with timezone.override(request.account.tzinfo), formatting.override(request.account.locale):
         return _send_update(request=request, event=event)
 
 

@@ -34,7 +34,7 @@ from billing.services import (
 from core import outbox
 from core.calendar import vendor_holidays
 
-from . import deadlines
+from . import deadlines, wording
 from .models import RefundEvidence, RefundLine, RefundMessage, RefundPayout, RefundRequest
 from .policy import (
     PRESETS,
@@ -46,6 +46,7 @@ from .policy import (
     RequestFacts,
     decide,
 )
+from .wording import Outlook
 
 # What "delivered" means per kind (acelle §3.1): the key downloaded or activated, the
 # plugin key activated, the service delivered and accepted.
@@ -157,7 +158,7 @@ def decisions_for(
     return {int(key): decision for key, decision in decided.items()}
 
 
-def outlook(*, account: Account, orders) -> dict[int, Decision]:
+def outlook(*, account: Account, orders) -> Outlook:
     """For the Billing page: each paid line, as if the customer asked today."""
     lines = [
         line
@@ -167,13 +168,18 @@ def outlook(*, account: Account, orders) -> dict[int, Decision]:
         if line.amount > 0
     ]
     if not lines:
-        return {}
-    return decisions_for(account=account, lines=lines, on=account_today(account))
+        return Outlook(currency=account.currency)
+    return Outlook(
+        decisions_for(account=account, lines=lines, on=account_today(account)),
+        currency=account.currency,
+    )
 
 
 def app_refund_terms(kind: str, *, refund_days: int | None = None, trial_days: int = 0) -> str:
     """An app plan's refund terms in plain words, from the marketplace's preset."""
-    return marketplace_preset().terms(kind, refund_days=refund_days, trial_days=trial_days)
+    return wording.plain(
+        marketplace_preset().terms(kind, refund_days=refund_days, trial_days=trial_days)
+    )
 
 
 def lines_held(line_ids) -> set[int]:

@@ -3,6 +3,7 @@ from django.urls import path
 from . import views
 
 urlpatterns = [
+    path("policies/<slug:name>/", views.policy_page, name="policy_page"),
     path(
         "settings/billing/orders/<id:order_id>/refund/",
         views.refund_request_new,

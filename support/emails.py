@@ -10,7 +10,7 @@ from inbox.proof import reply_address
 
 TEXT = {
     "opened": "We received your support incident.",
-    "declined": "Your request is outside what support covers (1CRM terms of service).",
+    "declined": "Your request is outside what support covers under our terms of service.",
     "awaiting_payment": "Your incident is beyond this year's quota: it opens once its order is paid.",
     "answered": "Our support team answered your incident.",
     "resolved": "Your incident is resolved. Reply within 14 days if the problem comes back.",

@@ -344,7 +344,7 @@ def _answer_other(mail, user) -> None:
     else:
         text = (
             f"Support requests for {account.name} go through its designated support contact, "
-            f"{contact.user.get_full_name()} (1CRM terms: a single designated contact). "
+            f"{contact.user.get_full_name()}. "
             "Please ask them to open the incident; an owner can change the contact under "
             "Account Settings > Users."
         )

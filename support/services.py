@@ -12,6 +12,7 @@ from django.core.files.base import ContentFile
 from django.db import transaction
 from django.utils import timezone
 
+from accounts import formatting
 from accounts.errors import NotAllowed, PortalError
 from accounts.models import Account, Membership
 from accounts.services import audit_record, clean_text, require_staff
@@ -92,7 +93,7 @@ def support_refusal(*, account: Account, user=None, today: date) -> Refusal | No
         return Refusal(
             "reseller",
             f"{account.name} bought through {reseller.name}: its support is provided by "
-            f"{reseller.name}{how} (1CRM terms).",
+            f"{reseller.name}{how}.",
         )
     on_premise = billing_selectors.licensed_users(account) is not None
     if on_premise:
@@ -116,7 +117,7 @@ def support_refusal(*, account: Account, user=None, today: date) -> Refusal | No
         if has_startup and not live:
             return Refusal(
                 "startup",
-                "Support is not available for the free Startup Edition (1CRM terms). The "
+                "Support is not available for the free Startup Edition. The "
                 f"documentation is at {settings.SUPPORT_DOCS_URL}.",
             )
         if not live:
@@ -135,8 +136,7 @@ def support_refusal(*, account: Account, user=None, today: date) -> Refusal | No
             )
             return Refusal(
                 "not_contact",
-                f"Support requests go through {account.name}'s designated support contact: "
-                f"{who} (1CRM terms: a single designated contact).",
+                f"Support requests go through {account.name}'s designated support contact: {who}.",
             )
     return None
 
@@ -329,9 +329,9 @@ def incident_open(
             price = billing_selectors.support_incident_price(account)
             if not confirm_extra:
                 raise PortalError(
-                    f"This support year's {quota.quota} incident(s) are used (until "
-                    f"{quota.next_reset:%d %B %Y}). An extra incident costs "
-                    f"{price or 'US$150'} (1CRM terms): confirm to open it.",
+                    f"This support year's {quota.quota} incident(s) are used (the quota "
+                    f"resets on {formatting.day(quota.next_reset)}). An extra incident costs "
+                    f"{price or 'US$150'}: confirm to open it.",
                     field="confirm_extra",
                     code="extra_needed",
                 )

@@ -47,7 +47,7 @@ def support_home(request):
             if incident.state == Incident.State.DECLINED:
                 messages.warning(
                     request,
-                    f"{incident.number} is outside what support covers (1CRM terms): "
+                    f"{incident.number} is outside what support covers: "
                     f"{incident.get_scope_display().lower()}. It is available as a paid service "
                     "under Account Settings > Billing > Buy.",
                 )

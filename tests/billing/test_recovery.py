@@ -65,7 +65,7 @@ def test_failed_charges_are_retried_on_the_schedule_then_stop(
     assert order.payments.count() == 4
     failed_mails = [m for m in mail.outbox if "failed" in m.subject]
     assert len(failed_mails) == 4
-    assert "We try the card again on 3 March 2026" in failed_mails[0].body
+    assert "We try the card again on March 3, 2026." in failed_mails[0].body
     assert "We will not try this card again" in failed_mails[-1].body
     assert "/settings/billing/" in failed_mails[0].body
     assert failed_mails[0].alternatives[0][1] == "text/html"

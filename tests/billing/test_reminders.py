@@ -59,7 +59,7 @@ def test_support_expiring_90_30_and_7_days_before_each_once(django_capture_on_co
         assert run(end - timedelta(days=days), django_capture_on_commit_callbacks) == 0
     subjects = [m.subject for m in mail.outbox]
     assert len(subjects) == 3 and all("ends on 31 December 2026" in s for s in subjects)
-    assert "not renewed automatically (1CRM terms)" in mail.outbox[0].body
+    assert "not renewed automatically: renew it on your Billing page" in mail.outbox[0].body
 
 
 def test_trial_and_yearly_renewal_reminders(django_capture_on_commit_callbacks):

@@ -80,5 +80,7 @@ def test_owner_buys_licences_with_their_first_year_of_support(
     )
     # What a refund request made today would get (acelle §3.1: the key is not yet
     # downloaded, so the licence is not delivered).
-    expect(page.get_by_test_id("orders")).to_contain_text("Refundable today: 780.00 (acelle §3.1)")
+    expect(page.get_by_test_id("orders")).to_contain_text(
+        "Refundable today: $780.00. Default rule — no refund after delivery (section 3.1)"
+    )
     screenshot(page, "licences")

@@ -84,10 +84,10 @@ def test_refund_journey(
     page.reload()
     expect(page.get_by_test_id("refund-status")).to_contain_text("Credited to your account")
     lines = page.get_by_test_id("refund-lines")
-    expect(lines).to_contain_text("Approved: 100.00 USD")
+    expect(lines).to_contain_text("Approved: $100.00")
     expect(lines).to_contain_text("Denied: The plugin was ordered on 2 March.")
     expect(page.get_by_test_id("refund-status")).to_contain_text(
-        "100.00 USD was put on your account as credit"
+        "$100.00 was put on your account as credit"
     )
     screenshot(page, "decided")
 

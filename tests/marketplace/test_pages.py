@@ -82,8 +82,8 @@ def test_trial_from_the_page_then_cancel_with_confirmation(owner, account, make_
             {"plan": "main", "account_id": account.pk},
             follow=True,
         )
-        assert "runs until 15 March 2026" in response.text
-        assert "last day is <strong>15 March 2026</strong>" in response.text
+        assert "runs until March 15, 2026" in response.text
+        assert "last day is <strong>March 15, 2026</strong>" in response.text
         unconfirmed = client.post(
             "/marketplace/apps/notes/cancel/", {"account_id": account.pk}, follow=True
         )
@@ -110,8 +110,8 @@ def test_paid_app_page_offers_the_engines_refund(owner, account, make_app, pay):
         order = pay(Order.objects.get(account=account), DAY_ONE)
     with time_machine.travel(DAY_ONE + timedelta(days=1), tick=False):
         page = client.get("/marketplace/apps/digest/").text
-        assert "Paid until 1 April 2026" in page
-        assert "Ask by 5 March 2026" in page
+        assert "Paid through April 1, 2026; it renews the day after." in page
+        assert "Ask by March 5, 2026." in page
         assert "30.00 USD" in page  # 30 of 31 days unused
         assert f"/settings/billing/orders/{order.pk}/refund/" in page
 

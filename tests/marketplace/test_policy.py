@@ -234,10 +234,11 @@ def test_trial_mails_three_days_before_and_on_the_last_day(
     ):
         assert services.trials_remind() == 1
     assert len(mail.outbox) == 2
-    assert "15 March 2026" in mail.outbox[0].subject
+    assert "trial ends on March 15, 2026" in mail.outbox[0].subject
     assert "ends today" in mail.outbox[1].subject
     for message in mail.outbox:
-        assert "§4" in message.body and "no refund" in message.body
+        assert "App Marketplace policy (section 4: http" in message.body
+        assert "/policies/onecloud/#s4)" in message.body and "no refund" in message.body
         assert message.alternatives[0][1] == "text/html"
 
 
@@ -362,7 +363,7 @@ def test_a_plan_switch_takes_effect_with_the_renewal_it_is_paid_in(
         changed["installation"]["plan"] == "main"
         and changed["installation"]["pending_plan"] == "yearly"
     )
-    assert "moves to Yearly on 2 April 2026" in changed["message"]
+    assert "moves to Yearly on April 2, 2026." in changed["message"]
     renewal = DAY_ONE + timedelta(days=31)
     with time_machine.travel(renewal, tick=False):
         subscriptions_renew_due()

@@ -110,10 +110,16 @@ def test_the_billing_page_shows_what_a_request_today_would_get(client, bought):
     client.force_login(owner_of(account))
     with time_machine.travel(datetime(2026, 3, 5, 16, tzinfo=UTC), tick=False):
         page = client.get(reverse("billing_refunds")).text
-    assert "Refundable today: 100.00 until 9 March 2026 (acelle §2.1)" in page
+    assert (
+        'Refundable today: $100.00, until March 9, 2026. <a href="/policies/acelle/#s2-1" '
+        'class="policy-link">Before use — fully refundable (section 2.1)</a>' in page
+    )
     with time_machine.travel(datetime(2026, 4, 5, 16, tzinfo=UTC), tick=False):
         later = client.get(reverse("billing_refunds")).text
-    assert "Not refundable (acelle §2.3)" in later
+    assert (
+        'Not refundable. <a href="/policies/acelle/#s2-3" class="policy-link">'
+        "Add-ons not eligible for refund (section 2.3)</a>" in later
+    )
 
 
 def test_a_reseller_account_is_redirected_under_onecrm(settings, bought):
@@ -145,6 +151,8 @@ def test_staff_simulate_any_accounts_lines_on_any_date(client, bought):
     )
     assert result.status_code == 200
     assert "2.3" in result.text and "Credits x 1" in result.text
+    # Staff read amounts to the cent, not the database's four places.
+    assert "<td>$100.00</td>" in result.text and "100.0000" not in result.text
     other = client.get(
         url,
         {

@@ -138,7 +138,7 @@ def test_staff_approve_up_to_the_ceiling_and_deny_with_a_reason(
     updates = [m for m in mail.outbox if m.subject.startswith(f"{request.number}: ")]
     assert [m.subject for m in updates] == [f"{request.number}: Credited to your account"]
     body = updates[0].body
-    assert "denied: The key was used on 3 March." in body and "60.00 USD" in body
+    assert "denied: The key was used on 3 March." in body and "$60.00" in body
 
 
 def test_a_manual_payout_waits_for_staff_and_moves_once(paid_order, reviewer):

@@ -222,7 +222,7 @@ APPS = [
             )
         ],
         "A WordPress plugin for your own site. The download is free, but it works only with "
-        "1CRM Professional or Enterprise Edition and its own licence (1CRM terms): buy the "
+        "1CRM Professional or Enterprise Edition and its own licence: buy the "
         "licence under Account Settings > Billing > Buy.",
     ),
 ]
