@@ -424,3 +424,19 @@ class ReviewPageAdmin(admin.ModelAdmin):
                 return HttpResponseRedirect(request.path)
             obj = self.get_object(request, unquote(object_id))
         return self._review(request, obj, bound, extra_context)
+
+
+def money_column(field: str, currency_field: str = "currency", description: str = ""):
+    """A list column showing a stored amount (four places in the database) as money, to
+    the cent and with its currency, instead of "58.0000"."""
+    from . import formatting
+
+    @admin.display(description=description or field.replace("_", " "), ordering=field)
+    def column(obj):
+        currency = obj
+        for part in currency_field.split("__"):
+            currency = getattr(currency, part, None)
+        return formatting.money(getattr(obj, field), currency or "USD")
+
+    column.__name__ = f"{field}_money"
+    return column

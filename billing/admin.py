@@ -5,7 +5,7 @@ from decimal import Decimal
 from django import forms
 from django.contrib import admin
 
-from accounts.admin import AuditedAdmin
+from accounts.admin import AuditedAdmin, money_column
 from accounts.errors import PortalError
 from accounts.models import CURRENCIES, Account
 from accounts.services import staff_object_save
@@ -354,7 +354,7 @@ class PaymentAdmin(ReadOnlyRowsMixin, admin.ModelAdmin):
 class LineRefundAdmin(ReadOnlyRowsMixin, admin.ModelAdmin):
     """What came back on each purchase: written by refunds' payouts, never by hand."""
 
-    list_display = ["created_at", "reference", "line", "amount", "currency", "method", "payment"]
+    list_display = ["created_at", "reference", "line", money_column("amount"), "method", "payment"]
     list_filter = ["method", "currency"]
     search_fields = ["reference", "line__order__number", "line__order__account__name"]
     list_select_related = ["line", "payment"]

@@ -341,7 +341,7 @@ def plan_keeps_licence_screen(account: Account) -> str | None:
     ):
         return (
             f"The account's plan is {newest.get_status_display().lower()}: it stays on the "
-            "licence screen until a plan is paid (1CRM terms)."
+            "licence screen until a plan is paid (our terms of service)."
         )
     return None
 
@@ -608,7 +608,7 @@ def support_seat_refusal(account: Account) -> str | None:
     since = f" since {contract.current_period_end:%d %B %Y}" if contract else ""
     return (
         f"{account.name}'s support contract is not active{since}: renew it under Account "
-        "Settings > Billing before adding or activating users (1CRM terms, on-premise)."
+        "Settings > Billing before adding or activating users (our terms of service, on-premise licences)."
     )
 
 
@@ -658,13 +658,13 @@ class SupportRenewalQuote:
         if self.period.arrears_days:
             text += (
                 f" A renewal after the expiry runs from the expiry date, at most 12 months "
-                f"back, to 12 months after the end of this month (1CRM terms): it covers "
+                f"back, to 12 months after the end of this month (our terms of service): it covers "
                 f"{self.period.arrears_days} days before today."
             )
         if self.renounced:
             text += (
                 f" Renewing for {self.users} of your {self.licensed} licensed users means "
-                f"renouncing {self.renounced} user licence(s) for good (1CRM terms)."
+                f"renouncing {self.renounced} user licence(s) for good (our terms of service)."
             )
         return text
 
@@ -789,8 +789,9 @@ def entitlement_refusal(
         have = account_edition(account, without_lines=without_lines) if edition is None else edition
         if EDITION_RANK.get(have, 0) < EDITION_RANK[need]:
             runs = dict(Product.Edition.choices).get(have) if have else None
-            return f"{product.name} works only with {EDITION_NEEDS[need]} (1CRM terms); " + (
-                f"{account.name} runs {runs}." if runs else f"{account.name} has neither."
+            return (
+                f"{product.name} works only with {EDITION_NEEDS[need]} (our terms of service); "
+                + (f"{account.name} runs {runs}." if runs else f"{account.name} has neither.")
             )
     required = product.requires_product
     if required is not None and not holds_product(account, required, without_lines=without_lines):

@@ -39,8 +39,16 @@ class InboundMail(models.Model):
     status = models.CharField(max_length=10, choices=Status.choices, default="received")
     reasons = models.JSONField(default=list, blank=True)  # why it is in triage, held...
     parsed = models.JSONField(default=dict, blank=True)
-    # How the sender was proven: "" (not proven), "dmarc", "dkim", "token", "provider".
-    proof = models.CharField(max_length=10, blank=True)
+
+    class Proof(models.TextChoices):
+        NONE = "", "Not proven"
+        DMARC = "dmarc", "DMARC pass (trusted server)"
+        DKIM = "dkim", "Aligned DKIM pass (trusted server)"
+        TOKEN = "token", "The thread's reply address"
+        PROVIDER = "provider", "The provider's verdict"
+
+    # How the sender was proven (inbox.proof); "" when it was not.
+    proof = models.CharField(max_length=10, blank=True, choices=Proof.choices)
     # The number of the thread it opened or joined (RR-…, INC-…): replies that quote
     # this mail's Message-ID thread to it.
     thread = models.CharField(max_length=30, blank=True, db_index=True)

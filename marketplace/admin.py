@@ -9,7 +9,7 @@ from django.utils import timezone
 from django.utils.html import format_html_join
 from django.utils.safestring import mark_safe
 
-from accounts.admin import AuditedAdmin, ReadOnlyAdmin
+from accounts.admin import AuditedAdmin, ReadOnlyAdmin, money_column
 from accounts.errors import PortalError
 
 from . import selectors, services
@@ -153,8 +153,7 @@ class PlanAdmin(AuditedAdmin):
     list_display = [
         "__str__",
         "pricing_model",
-        "amount",
-        "currency",
+        money_column("amount", description="price"),
         "interval",
         "trial_days",
         "refund_days",
@@ -191,14 +190,14 @@ class AppUsageAdmin(ReadOnlyAdmin):
     list_display = [
         "installation",
         "quantity",
-        "amount",
+        money_column("amount", "installation__plan__currency"),
         "used_on",
         "idempotency_key",
         "created_at",
     ]
     list_filter = ["used_on"]
     search_fields = ["idempotency_key", "installation__account__name", "installation__app__name"]
-    list_select_related = ["installation__app", "installation__account"]
+    list_select_related = ["installation__app", "installation__account", "installation__plan"]
 
 
 @admin.register(WebhookDelivery)

@@ -70,3 +70,23 @@ def release(session, order_id: int) -> None:
     for entry in _entries(session, order_id):
         default_storage.delete(entry["path"])
     _store(session, order_id, [])
+
+
+def purge(now=None) -> int:
+    """Held files whose customer never came back, older than KEEP_FOR: deleted (beat)."""
+    now = now or timezone.now()
+    try:
+        _folders, names = default_storage.listdir("refund-held")
+    except (FileNotFoundError, NotImplementedError):
+        return 0
+    removed = 0
+    for name in names:
+        path = f"refund-held/{name}"
+        try:
+            stored_at = default_storage.get_modified_time(path)
+        except (FileNotFoundError, NotImplementedError):
+            continue
+        if now - stored_at > KEEP_FOR:
+            default_storage.delete(path)
+            removed += 1
+    return removed

@@ -37,3 +37,11 @@ def send_refund_email(request_id: int, event: str) -> bool:
     if request is None:
         return False
     return emails.send_refund_update(request=request, event=event)
+
+
+@shared_task
+def refund_held_files_purge() -> int:
+    """Files held across a refund form's preview that were never sent."""
+    from .holding import purge
+
+    return purge()

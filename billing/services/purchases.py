@@ -9,6 +9,7 @@ from decimal import Decimal
 from django.db import transaction
 from django.utils import timezone
 
+from accounts import formatting
 from accounts.errors import PortalError
 from accounts.models import Account
 
@@ -119,12 +120,12 @@ def _support_lines(account: Account, *, users: int, today: date) -> tuple[dict, 
                 "first_purchase": True,
                 "effect": OrderLine.Effect.START,
             },
-            "Support for the first year is mandatory with a perpetual licence (1CRM terms).",
+            "Support for the first year is mandatory with a perpetual licence (our terms of service).",
         )
     if not support_is_active(contract, today):
         raise PortalError(
             f"Your support contract ended on {contract.current_period_end:%d %B %Y}: renew it "
-            "before buying more user licences (1CRM terms, on-premise).",
+            "before buying more user licences (our terms of service, on-premise licences).",
             field="items",
         )
     price = contract.price
@@ -153,7 +154,7 @@ def _support_lines(account: Account, *, users: int, today: date) -> tuple[dict, 
         },
         (
             "Users added later include their support: they join your support contract until "
-            f"{contract.last_day:%d %B %Y}, pro rata (1CRM terms)."
+            f"{formatting.day(contract.last_day)}, pro rata (our terms of service)."
         ),
     )
 
@@ -224,7 +225,7 @@ def purchase_quote(*, account: Account, items, today: date) -> PurchaseQuote:
         lines.append(line)
         if product.edition == Product.Edition.STARTUP:
             notes.append(
-                f"{product.name} is a free download; support is not available for it (1CRM terms)."
+                f"{product.name} is a free download; support is not available for it (our terms of service)."
             )
         elif product.kind == Product.Kind.PERPETUAL_LICENSE:
             if (

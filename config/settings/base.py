@@ -378,6 +378,10 @@ for _mailbox, _url in (("refunds", REFUND_MAIL_IMAP_URL), ("support", SUPPORT_MA
             "schedule": MAIL_FETCH_SECONDS,
             "args": (_mailbox,),
         }
+CELERY_BEAT_SCHEDULE["purge-held-refund-files"] = {
+    "task": "refunds.tasks.refund_held_files_purge",
+    "schedule": 60 * 60,
+}
 CELERY_BEAT_SCHEDULE["process-stale-mail"] = {
     "task": "inbox.tasks.mail_process_stale",
     "schedule": env.int("MAIL_STALE_SWEEP_SECONDS", default=10 * 60),

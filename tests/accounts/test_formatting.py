@@ -31,3 +31,16 @@ def test_the_template_filters_use_the_current_locale():
     assert template.render(context) == "€5.00 March 2, 2026"
     with formatting.override("fr_FR"):
         assert template.render(context) == "5,00\xa0€ 2 mars 2026"
+
+
+def test_staff_lists_show_stored_amounts_to_the_cent_with_their_currency():
+    from types import SimpleNamespace
+
+    from accounts.admin import money_column
+
+    row = SimpleNamespace(amount=Decimal("58.0000"), currency="USD")
+    assert money_column("amount")(row) == "$58.00"
+    usage = SimpleNamespace(
+        amount=Decimal("0.5000"), installation=SimpleNamespace(plan=SimpleNamespace(currency="EUR"))
+    )
+    assert money_column("amount", "installation__plan__currency")(usage) == "€0.50"
