@@ -246,17 +246,17 @@ def test_staff_still_see_the_console(client):
     assert page.status_code == 302 and page.url.startswith(reverse("mfa_activate_totp"))
 
 
-def test_held_files_never_sent_are_purged_after_an_hour(settings, tmp_path):
+def test_held_files_never_sent_are_purged_after_an_hour():
     from datetime import timedelta
 
     from django.core.files.base import ContentFile
     from django.core.files.storage import default_storage
-    from django.utils import timezone
 
     from refunds import holding
 
-    settings.MEDIA_ROOT = str(tmp_path)
-    path = default_storage.save("refund-held/abc-statement.pdf", ContentFile(b"%PDF-1.4"))
-    assert holding.purge(timezone.now()) == 0 and default_storage.exists(path)
-    assert holding.purge(timezone.now() + timedelta(hours=2)) == 1
-    assert not default_storage.exists(path)
+    with time_machine.travel(WEDNESDAY, tick=False):
+        path = default_storage.save("refund-held/abc-statement.pdf", ContentFile(b"%PDF-1.4"))
+    holding.purge(WEDNESDAY + timedelta(minutes=30))
+    assert default_storage.exists(path)  # held half an hour: kept
+    holding.purge(WEDNESDAY + timedelta(hours=2))
+    assert not default_storage.exists(path)  # never sent: gone
