@@ -1,0 +1,122 @@
+"""What every bench shares: Django set up, a throwaway database with ANALYZE, percentiles,
+and the one line per figure that `make bench` (bench/run_all.py) gathers into its table.
+
+A bench script starts with
+
+    from _common import django_setup
+    django_setup()
+
+(bench/ is the script's own folder, so `_common` imports without a package), builds its
+data inside `with throwaway_database():`, calls `analyze()` once the data is written, and
+ends each figure it measures with `report(...)`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def django_setup(settings: str = "config.settings.test") -> None:
+    """Django on `settings` (the test settings by default: eager Celery, mail kept in
+    memory), on the PostgreSQL of DATABASE_URL when it is set, else SQLite."""
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", settings)
+    import django
+
+    django.setup()
+
+
+@contextmanager
+def throwaway_database():
+    """A test database of its own (test_<name> beside DATABASE_URL's, or SQLite in
+    memory), migrated, and dropped afterwards whatever happens."""
+    from django.db import connection
+
+    old_name = connection.creation.create_test_db(verbosity=0, keepdb=False, serialize=False)
+    try:
+        yield connection
+    finally:
+        connection.close()
+        connection.creation.destroy_test_db(old_name, verbosity=0)
+
+
+def analyze() -> None:
+    """Fresh planner statistics after the bulk load, as autovacuum would give a real
+    database: without them PostgreSQL plans the tables as empty."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql" or connection.vendor == "sqlite":
+            cursor.execute("ANALYZE")
+
+
+def database_label() -> str:
+    from django.db import connection
+
+    if connection.vendor == "postgresql":
+        return f"PostgreSQL {connection.pg_version // 10000}"
+    return connection.vendor
+
+
+def percentile(values, pct: float) -> float:
+    """The nearest-rank percentile (pct in 0..100) of `values`."""
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    rank = max(1, min(len(ordered), -(-len(ordered) * pct // 100)))
+    return ordered[int(rank) - 1]
+
+
+def report(
+    bench: str,
+    what: str,
+    figure: float,
+    unit: str,
+    *,
+    target: str = "",
+    ok: bool | None = None,
+    baseline: str = "",
+) -> bool:
+    """Print one measured figure and hand it to `make bench`'s table.
+
+    `bench` is the script (for example "billing_page"), `what` the measure ("overview p95
+    at 1x"), `target` the issue's target in words ("<= 100 ms"), `ok` whether it was met
+    (None: a figure without a target), `baseline` the same run's reference figure where
+    there is one (the bare view's p95 for a page). Returns `ok` (True when None)."""
+    verdict = {True: "OK", False: "MISSED", None: ""}[ok]
+    text = f"{what}: {figure:,.1f} {unit}"
+    if baseline:
+        text += f" (bare: {baseline})"
+    if target:
+        text += f"; target {target}"
+    if verdict:
+        text += f" -> {verdict}"
+    print(text, flush=True)
+    path = os.environ.get("BENCH_REPORT")
+    if path:
+        row = {
+            "bench": bench,
+            "what": what,
+            "figure": figure,
+            "unit": unit,
+            "target": target,
+            "ok": ok,
+            "baseline": baseline,
+            "database": database_label() if _django_ready() else "",
+        }
+        with open(path, "a", encoding="utf-8") as out:
+            out.write(json.dumps(row) + "\n")
+    return ok is not False
+
+
+def _django_ready() -> bool:
+    from django.apps import apps
+
+    return apps.ready
