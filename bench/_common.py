@@ -34,11 +34,17 @@ def django_setup(settings: str = "config.settings.test") -> None:
 
 
 @contextmanager
-def throwaway_database():
+def throwaway_database(*, file: bool = False):
     """A test database of its own (test_<name> beside DATABASE_URL's, or SQLite in
-    memory), migrated, and dropped afterwards whatever happens."""
+    memory; in a temporary file with `file=True`, for other processes such as gunicorn's
+    workers), migrated, and dropped afterwards whatever happens."""
+    import tempfile
+
     from django.db import connection
 
+    if file and connection.vendor == "sqlite":
+        folder = tempfile.mkdtemp(prefix="bench-db-")
+        connection.settings_dict.setdefault("TEST", {})["NAME"] = f"{folder}/bench.sqlite3"
     old_name = connection.creation.create_test_db(verbosity=0, keepdb=False, serialize=False)
     try:
         yield connection
