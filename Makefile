@@ -26,7 +26,11 @@ node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund
 	@touch $@
 
+# The portal's own modules compiled too: with PYTHONDONTWRITEBYTECODE set (as on some
+# machines and images) nothing would write their bytecode, and every process would compile
+# them again (most of `manage.py check`'s start-up).
 install: .venv/.installed
+	@$(VENV_PY) -m compileall -q -j0 accounts billing config console core inbox marketplace refunds support manage.py >/dev/null
 	@if command -v npm >/dev/null 2>&1; then $(MAKE) --no-print-directory node_modules/.installed; \
 	else echo "npm not found: the accessibility (axe-core) browser tests will be skipped"; fi
 
@@ -48,11 +52,10 @@ run: demo
 test: install
 	$(VENV_PY) -m pytest $(PYTEST_ARGS)
 
+# Every bench under bench/, on the PostgreSQL of DATABASE_URL when it is set, and their
+# figures in one table (bench/run_all.py; BENCH_ARGS="--only billing_page" for one).
 bench: install
-	$(VENV_PY) bench/billing_page.py
-	$(VENV_PY) bench/policy_engine.py
-	$(VENV_PY) bench/first_run.py
-	@if [ -n "$$DATABASE_URL" ]; then $(VENV_PY) bench/deadline_sweep.py; else echo "bench/deadline_sweep.py needs DATABASE_URL (PostgreSQL)"; fi
+	$(VENV_PY) bench/run_all.py $(BENCH_ARGS)
 
 lint: install
 	.venv/bin/ruff check .

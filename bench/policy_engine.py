@@ -5,11 +5,12 @@
 
 100,000 random lines (every kind, reason, window side) across the three presets, one
 line per request, then 10,000 generated cases through the runner's load-and-check path.
-Target: at least 20,000 decisions per second.
+The generated cases are credit packs under acelle §2, each with the outcome and amount the
+text gives (expected()): every one must match, or the bench fails. Target: at least
+20,000 decisions per second.
 """
 
 import argparse
-import os
 import random
 import sys
 import tempfile
@@ -18,12 +19,9 @@ from datetime import date, timedelta
 from decimal import Decimal
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.test")
+from _common import django_setup, report
 
-import django
-
-django.setup()
+django_setup()
 
 from core.calendar import vendor_holidays  # noqa: E402
 from refunds.policy import (  # noqa: E402
@@ -70,6 +68,19 @@ def random_line(rng: random.Random, i: int) -> tuple[LineFacts, RequestFacts, Ac
     return line, request, account
 
 
+def expected(days: int, used: int, units: int = 100, amount: Decimal = Decimal("100.00")):
+    """acelle §2 for a credit pack asked for `days` after its purchase with `used` of its
+    `units` spent (policy-cases README, "Readings": nothing used within 7 days is refunded
+    in full; otherwise the unused units at unit rate within 30 days; after 30 days
+    nothing; "within N days" includes day N)."""
+    if days <= 7 and used == 0:
+        return "refund", amount
+    unused = (amount * (units - used) / units).quantize(Decimal("0.01"))
+    if days <= 30 and unused > 0:
+        return "refund", unused
+    return "none", Decimal("0.00")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--lines", type=int, default=100_000)
@@ -83,9 +94,10 @@ def main():
     for i, (line, request, account) in enumerate(work):
         decide(presets[i % 3], account=account, lines=[line], request=request, ctx=ctx)
     elapsed = time.perf_counter() - started
-    print(
-        f"engine: {args.lines:,} decisions in {elapsed:.2f} s = "
-        f"{args.lines / elapsed:,.0f} per second (target: at least 20,000)"
+    print(f"engine: {args.lines:,} decisions in {elapsed:.2f} s")
+    rate = args.lines / elapsed
+    report(
+        "policy_engine", "decisions per second", rate, "/s", target=">= 20,000", ok=rate >= 20_000
     )
 
     with tempfile.TemporaryDirectory() as folder:
@@ -93,21 +105,33 @@ def main():
         rows = ["policy: acelle", "cases:"]
         for i in range(args.cases):
             paid = date(2026, 1, 1) + timedelta(days=i % 300)
-            asked = paid + timedelta(days=i % 40)
+            days, used = i % 40, i % 101
+            asked = paid + timedelta(days=days)
+            outcome, amount = expected(days, used)
             rows += [
                 f"  - name: generated {i}",
-                f'    lines: [{{id: c, kind: credit_pack, amount: "100.00", paid: {paid}, units: 100, units_used: {i % 101}}}]',
+                f'    lines: [{{id: c, kind: credit_pack, amount: "100.00", paid: {paid}, units: 100, units_used: {used}}}]',
                 f"    request: {{date: {asked}}}",
-                "    expect: {c: {outcome: refund}}",
+                f'    expect: {{c: {{outcome: {outcome}, amount: "{amount}"}}}}',
             ]
         path.write_text("\n".join(rows) + "\n")
         started = time.perf_counter()
         results = [run(case) for case in load(str(path))]
         elapsed = time.perf_counter() - started
-    print(
-        f"runner: {len(results):,} cases loaded and checked in {elapsed:.2f} s "
-        f"({sum(r.ok for r in results):,} matched the generated expectation)"
+    matched = sum(r.ok for r in results)
+    print(f"runner: {len(results):,} cases loaded and checked in {elapsed:.2f} s")
+    report("policy_engine", "generated cases per second", len(results) / elapsed, "/s")
+    report(
+        "policy_engine",
+        "generated cases matching acelle §2",
+        100 * matched / len(results),
+        "%",
+        target="100 %",
+        ok=matched == len(results),
     )
+    if matched != len(results):
+        wrong = next(r for r in results if not r.ok)
+        sys.exit(f"{len(results) - matched:,} generated cases did not match, e.g. {wrong}")
 
 
 if __name__ == "__main__":
