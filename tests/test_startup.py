@@ -1,0 +1,27 @@
+"""What every process pays at start-up (issue 16: `manage.py check` within 1.5 s)."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_start_up_leaves_out_aiohttp_yet_it_stays_importable():
+    """stripe would import aiohttp (there only for localstripe) and build two TLS contexts
+    in every process; config/__init__.py keeps it out of stripe's import."""
+    probe = (
+        "import sys, django; django.setup(); "
+        "print('aiohttp' in sys.modules); "
+        "import stripe._http_client as c; print(c._default_async_client.__name__); "
+        "import aiohttp; print(bool(aiohttp.ClientSession))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe],
+        cwd=ROOT,
+        env={"DJANGO_SETTINGS_MODULE": "config.settings.test", "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    assert out == ["False", "NoImportFoundAsyncClient", "True"]
