@@ -47,7 +47,7 @@ from ..selectors import (
     subscription_live,
     trial_available,
 )
-from ..tax import TaxTerms, tax_preview, tax_terms_from
+from ..tax import TaxTerms, tax_preview, tax_terms, tax_terms_from
 from .common import require_billing_role, require_previewed
 from .documents import credit_note_for_credit
 from .ledger import ledger_post
@@ -64,19 +64,16 @@ def subscription_void_open_changes(
 ) -> None:
     """Unpaid seat or plan changes were priced for the period that is ending: void them."""
     # Ids first: PostgreSQL does not lock rows of a DISTINCT query.
-    ids = set(_open_changes(subscription).values_list("pk", flat=True))
+    ids = set(
+        Order.objects.filter(
+            status=Order.Status.AWAITING_PAYMENT,
+            lines__subscription=subscription,
+            lines__effect__in=[OrderLine.Effect.ADD_SEATS, OrderLine.Effect.CHANGE_PLAN],
+        ).values_list("pk", flat=True)
+    )
     orders = Order.objects.select_for_update(no_key=True).filter(pk__in=ids).order_by("pk")
     for order in orders:
         order_cancel_locked(order, account=account, actor=None, reason=reason)
-
-
-def _open_changes(subscription):
-    """The seat and plan changes of `subscription` (a row, or OuterRef) awaiting payment."""
-    return Order.objects.filter(
-        status=Order.Status.AWAITING_PAYMENT,
-        lines__subscription=subscription,
-        lines__effect__in=[OrderLine.Effect.ADD_SEATS, OrderLine.Effect.CHANGE_PLAN],
-    )
 
 
 def _require_plan(subscription: Subscription, *, field: str) -> None:
@@ -403,7 +400,14 @@ def _lock_for_renewal(pk: int) -> Subscription:
         Subscription.objects.select_for_update(of=("self",), no_key=True)
         .select_related("price__product", "account__reseller")
         .annotate(
-            open_changes=Exists(_open_changes(OuterRef("pk"))),
+            # From the plan's own lines (indexed), not from every unpaid order.
+            open_changes=Exists(
+                OrderLine.objects.filter(
+                    subscription=OuterRef("pk"),
+                    effect__in=[OrderLine.Effect.ADD_SEATS, OrderLine.Effect.CHANGE_PLAN],
+                    order__status=Order.Status.AWAITING_PAYMENT,
+                )
+            ),
             credit=Subquery(credit.values("balance_after")[:1]),
         )
         .get(pk=pk)
@@ -415,9 +419,10 @@ def _lock_for_renewal(pk: int) -> Subscription:
 
 @dataclass
 class _ChunkReads:
-    """What a chunk of renewals reads once instead of once per renewal: the accounts'
+    """What a chunk of renewals reads once instead of once per renewal: its accounts'
     billing details and the tax rates of their countries (billing.tax)."""
 
+    accounts: set[int]
     details: dict[int, BillingDetails]
     rates: list[TaxRate]
 
@@ -432,9 +437,11 @@ class _ChunkReads:
         }
         countries = {row.country for row in details.values() if row.country}
         rates = list(TaxRate.objects.filter(country__in=countries)) if countries else []
-        return cls(details=details, rates=rates)
+        return cls(accounts=accounts, details=details, rates=rates)
 
     def terms_for(self, account: Account, on) -> TaxTerms:
+        if account.pk not in self.accounts:
+            return tax_terms(account, on)
         return tax_terms_from(self.details.get(account.pk), self.rates, on)
 
 
@@ -469,7 +476,7 @@ def subscriptions_due_batches(*, now, size: int):
 
 def subscriptions_renew_chunk(*, ids: list[int], now=None) -> int:
     """Renew the due subscriptions among `ids`, each in its own transaction; returns how
-    many changed. Safe to run twice and beside another chunk: each renewal locks its
+    many changed since the chunk read them. Safe to run twice and beside another chunk: each renewal locks its
     account and subscription and checks again that it is due, so one renewed already
     (or by another worker) is left alone.
 
