@@ -23,7 +23,15 @@ def request_payment(payment_id: int) -> str:
 
 @shared_task
 def subscriptions_renew_due() -> int:
-    return services.subscriptions_renew_due(now=timezone.now())
+    """Beat's hourly run: it only reads the due ids and queues them in chunks."""
+    return services.subscriptions_renew_dispatch(now=timezone.now())
+
+
+@shared_task
+def subscriptions_renew_chunk(ids: list[int]) -> int:
+    """Renew one chunk; safe to run twice and beside other chunks. Its clock is the
+    moment it runs, like any renewal's."""
+    return services.subscriptions_renew_chunk(ids=ids, now=timezone.now())
 
 
 @shared_task

@@ -78,23 +78,35 @@ def tax_terms(account: Account, on: date) -> TaxTerms:
     )
     if details is None or not details.country:
         return NONE
+    rates = TaxRate.objects.filter(country=details.country, valid_from__lte=on)
+    return tax_terms_from(details, rates, on)
+
+
+def tax_terms_from(details: BillingDetails | None, rates, on: date) -> TaxTerms:
+    """The terms for billing details and the rates of their country (any dates: those
+    from after `on` are left out); what tax_terms reads, for a caller that read both."""
+    if details is None or not details.country:
+        return NONE
     vendor = settings.VENDOR_COUNTRY.upper()
     if details.country in EU and details.tax_id and details.country != vendor:
         return TaxTerms(name=REVERSE_CHARGE, rate=Decimal(0), reverse_charge=True)
-    rates = TaxRate.objects.filter(country=details.country, valid_from__lte=on).order_by(
-        "-valid_from"
+    valid = sorted(
+        (rate for rate in rates if rate.country == details.country and rate.valid_from <= on),
+        key=lambda rate: rate.valid_from,
+        reverse=True,
     )
-    rate = None
-    if details.region:
-        rate = rates.filter(region__iexact=details.region).first()
-    rate = rate or rates.filter(region="").first()
+    region = details.region.casefold()
+    rate = next((r for r in valid if region and r.region.casefold() == region), None)
+    rate = rate or next((r for r in valid if r.region == ""), None)
     return TaxTerms(name=rate.name, rate=rate.rate) if rate else NONE
 
 
-def lines_with_tax(account: Account, lines: list[dict], on: date) -> list[dict]:
+def lines_with_tax(
+    account: Account, lines: list[dict], on: date, *, terms: TaxTerms | None = None
+) -> list[dict]:
     """Order lines (net amounts) with their tax added: `amount` becomes what is charged,
-    `tax_amount` the tax in it."""
-    terms = tax_terms(account, on)
+    `tax_amount` the tax in it. `terms`: the account's on `on`, when the caller has them."""
+    terms = terms if terms is not None else tax_terms(account, on)
     if not terms.rate and not terms.reverse_charge:
         return lines
     taxed = []

@@ -55,6 +55,8 @@ from .subscriptions import (
     subscription_seat_quote,
     subscription_set_cancel_at_period_end,
     subscription_start,
+    subscriptions_renew_chunk,
+    subscriptions_renew_dispatch,
     subscriptions_renew_due,
 )
 from .support import support_incident_order, support_renew
@@ -105,6 +107,8 @@ __all__ = [
     "subscription_seat_quote",
     "subscription_set_cancel_at_period_end",
     "subscription_start",
+    "subscriptions_renew_chunk",
+    "subscriptions_renew_dispatch",
     "subscriptions_renew_due",
     "support_incident_order",
     "support_renew",

@@ -19,7 +19,7 @@ from ..locks import lock_account, lock_order
 from ..models import LedgerEntry, Order, OrderLine, Payment, Product, Subscription
 from ..money import Money
 from ..selectors import account_today, ledger_balance
-from ..tax import lines_with_tax
+from ..tax import TaxTerms, lines_with_tax
 from .common import require_billing_role
 from .delivery import order_mark_paid
 from .ledger import ledger_apply_to_charge, ledger_post
@@ -29,16 +29,30 @@ from .subscription_state import subscription_end
 
 
 def order_place(
-    *, account, actor, now, changes: dict, line: dict | None = None, lines: list | None = None
+    *,
+    account,
+    actor,
+    now,
+    changes: dict,
+    line: dict | None = None,
+    lines: list | None = None,
+    terms: TaxTerms | None = None,
+    balance: Money | None = None,
 ) -> Order:
     """Order one or more lines (audited), paid in one payment: credit pays first, the
     gateway the rest after commit. An order that credit covers in full is paid, and
-    delivered, at once.
+    delivered, at once. The caller holds the account's lock.
+
+    `terms` and `balance` are the account's tax terms and credit balance when the caller
+    has read them already (renewals read them for a whole chunk, the balance under the
+    account's lock); without them they are read here.
     """
     totals = order_totals(
         account=account,
         lines=lines if lines is not None else [line],
         today=account_today(account, now),
+        terms=terms,
+        balance=balance,
     )
     order = order_create(
         account=account,
@@ -50,11 +64,15 @@ def order_place(
     audit_record(
         actor=actor, action="order.created", target=order, account=account, changes=changes
     )
-    left = ledger_apply_to_charge(
-        account=account, charge=totals.total, reference=order.number, actor=actor
-    )
-    order.credit_applied = totals.total.amount - left.amount
-    order.save(update_fields=["credit_applied"])
+    if totals.credit.amount > 0 or totals.total.amount <= 0:
+        left = ledger_apply_to_charge(
+            account=account, charge=totals.total, reference=order.number, actor=actor
+        )
+        order.credit_applied = totals.total.amount - left.amount
+        order.save(update_fields=["credit_applied"])
+    else:
+        # No credit under the account's lock (order_totals read it): nothing to apply.
+        left = totals.total
     if left.amount == 0:
         order_mark_paid(order, actor=actor, now=now)
     else:
@@ -79,16 +97,24 @@ class OrderTotals:
         return self.total.currency
 
 
-def order_totals(*, account: Account, lines: list[dict], today) -> OrderTotals:
+def order_totals(
+    *,
+    account: Account,
+    lines: list[dict],
+    today,
+    terms: TaxTerms | None = None,
+    balance: Money | None = None,
+) -> OrderTotals:
     """The order's amounts, computed once for the preview and for the order itself."""
     currency = account.currency if lines[0].get("price") is None else lines[0]["price"].currency
     # Tax from the buyer's billing country on the order's day, part of what is charged.
-    taxed = lines_with_tax(account, lines, today)
+    taxed = lines_with_tax(account, lines, today, terms=terms)
     total = Money(sum((item["amount"] for item in taxed), Decimal(0)), currency).rounded()
     tax = Money(sum((item.get("tax_amount", Decimal(0)) for item in taxed), Decimal(0)), currency)
     names = {item["tax_name"] for item in taxed if item.get("tax_name")}
     # Credit pays first, as far as it goes (ledger_apply_to_charge takes the same share).
-    balance = ledger_balance(account=account, currency=currency)
+    if balance is None or balance.currency != currency:
+        balance = ledger_balance(account=account, currency=currency)
     credit = Money(
         min(max(balance.amount, Decimal(0)), max(total.amount, Decimal(0))), currency
     ).rounded()

@@ -455,6 +455,9 @@ REFUND_BILLING_LEADS = env.list("REFUND_BILLING_LEADS", default=["billing-leads@
 BILLING_GATEWAY = env.str("BILLING_GATEWAY", default="manual")
 # Length of the free trial offered with an account's first plan.
 BILLING_TRIAL_DAYS = env.int("BILLING_TRIAL_DAYS", default=14)
+# Subscriptions per renewal job: the hourly run queues the due ones this many at a time,
+# and each job renews its chunk in a few seconds, far inside the task time limits.
+RENEWAL_CHUNK_SIZE = env.int("RENEWAL_CHUNK_SIZE", default=200)
 
 # Stripe (BILLING_GATEWAY=stripe). Webhooks come to /stripe/webhook/, signed with
 # STRIPE_WEBHOOK_SECRET (the endpoint's whsec_... from the Stripe dashboard).
