@@ -6,7 +6,7 @@ The engine (refunds.policy) is pure; this module reads the database and the cloc
 import hashlib
 import logging
 import secrets
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal
 
 from django.conf import settings
@@ -342,14 +342,18 @@ def _next_deadline(request: RefundRequest):
 
 def _sweep_at(request: RefundRequest):
     """When the deadline sweep next has something to do: a business day before each
-    deadline of the state not yet reminded of, the deadline itself for a breach not yet
-    recorded. None when every reminder and breach is done (or the clock is stopped)."""
+    deadline of the state not yet reminded of, the first instant past the deadline for a
+    breach not yet recorded (a breach is `now > due`). None when every reminder and breach
+    is done (or the clock is stopped)."""
     times = []
     for name, field, states in DEADLINE_FIELDS:
         due = getattr(request, field)
         if due is None or request.state not in states or name in request.breached:
             continue
-        times.append(due if name in request.reminded else deadlines.reminder_from(due))
+        if name in request.reminded:
+            times.append(due + timedelta(microseconds=1))
+        else:
+            times.append(deadlines.reminder_from(due))
     return min(times, default=None)
 
 

@@ -229,7 +229,7 @@ def test_a_refund_reminder_is_sent_once_then_its_breach_once(django_capture_on_c
     with django_capture_on_commit_callbacks():
         assert refund_services.refund_deadlines_sweep(now=NOW) == {"reminded": 1, "breached": 0}
     request.refresh_from_db()
-    assert (request.reminded, request.sweep_at) == (["decide"], decide)
+    assert (request.reminded, request.sweep_at) == (["decide"], decide + timedelta(microseconds=1))
     assert refund_services.refund_deadlines_sweep(now=NOW + timedelta(hours=6)) == {
         "reminded": 0,
         "breached": 0,
