@@ -72,15 +72,19 @@ def _nothing(result) -> bool:
     return not result
 
 
-def _bulk(model, rows) -> list:
-    """bulk_create `rows` (an iterable) in batches; returns the saved objects."""
+def _bulk(model, rows, templates: dict | None = None, variants: int = 2) -> list:
+    """bulk_create `rows` (an iterable) in batches; returns the saved objects and notes
+    the first `variants` in `templates` (row i is variant i % variants)."""
     saved, batch = [], []
     for row in rows:
         batch.append(row)
         if len(batch) == BATCH:
             saved += model.objects.bulk_create(batch)
             batch = []
-    return saved + model.objects.bulk_create(batch)
+    saved += model.objects.bulk_create(batch)
+    if templates is not None:
+        templates[model] = [row.pk for row in saved[:variants]]
+    return saved
 
 
 def shared_rows():
@@ -130,8 +134,9 @@ def shared_rows():
     }
 
 
-def grow(shared, start: int, stop: int) -> None:
-    """Rows start..stop-1 of every population (none of them due)."""
+def build(shared, stop: int) -> dict:
+    """Rows 0..stop-1 of every population (none of them due), through bulk_create.
+    Returns each model's first rows, one per variant: the templates `replicate` copies."""
     from accounts.models import Account, Invitation
     from billing.models import OrderLine, Payment, Subscription, UsageRecord
     from core.models import OutboxMessage
@@ -140,10 +145,13 @@ def grow(shared, start: int, stop: int) -> None:
     from refunds.models import RefundRequest
     from support.models import Incident
 
-    span = range(start, stop)
+    span = range(0, stop)
+    templates = {}
     accounts = _bulk(
         Account,
         (Account(name=f"Sweep {i}", timezone=ZONES[i % 3], currency="USD") for i in span),
+        templates,
+        3,
     )
     _bulk(
         UsageRecord,
@@ -158,6 +166,7 @@ def grow(shared, start: int, stop: int) -> None:
             )
             for i, account in zip(span, accounts, strict=True)
         ),
+        templates,
     )
     _bulk(
         Subscription,
@@ -171,6 +180,7 @@ def grow(shared, start: int, stop: int) -> None:
             )
             for i, account in zip(span, accounts, strict=True)
         ),
+        templates,
     )
     _bulk(
         Installation,
@@ -185,6 +195,7 @@ def grow(shared, start: int, stop: int) -> None:
             )
             for i, account in zip(span, accounts, strict=True)
         ),
+        templates,
     )
 
     account, order = shared["account"], shared["order"]
@@ -226,6 +237,7 @@ def grow(shared, start: int, stop: int) -> None:
             )
             for i in span
         ),
+        templates,
     )
     _bulk(
         Incident,
@@ -254,6 +266,7 @@ def grow(shared, start: int, stop: int) -> None:
             )
             for i in span
         ),
+        templates,
     )
     _bulk(
         Payment,
@@ -270,6 +283,7 @@ def grow(shared, start: int, stop: int) -> None:
             )
             for i in span
         ),
+        templates,
     )
     lines = _bulk(
         OrderLine,
@@ -282,6 +296,8 @@ def grow(shared, start: int, stop: int) -> None:
             )
             for _ in span
         ),
+        templates,
+        1,
     )
     _bulk(
         Earning,
@@ -300,6 +316,7 @@ def grow(shared, start: int, stop: int) -> None:
             )
             for i, line in zip(span, lines, strict=True)
         ),
+        templates,
     )
     _bulk(
         Invitation,
@@ -313,6 +330,7 @@ def grow(shared, start: int, stop: int) -> None:
             )
             for i in span
         ),
+        templates,
     )
     statuses = (
         ("triage", NOW - timedelta(days=3)),  # processed long ago
@@ -331,6 +349,8 @@ def grow(shared, start: int, stop: int) -> None:
             )
             for i in span
         ),
+        templates,
+        3,
     )
     clock = timezone.now()
     _bulk(
@@ -344,7 +364,88 @@ def grow(shared, start: int, stop: int) -> None:
             )
             for i in span
         ),
+        templates,
     )
+    return templates
+
+
+def _series(start: int, stop: int) -> str:
+    """The integers start..stop-1 as `s(i, ref)` (ref: none)."""
+    if connection.vendor == "postgresql":
+        return f"(SELECT i, NULL AS ref FROM generate_series({start}, {stop - 1}) AS g(i)) AS s"  # noqa: S608
+    return f"""(WITH RECURSIVE g(i) AS (SELECT {start} UNION ALL SELECT i + 1 FROM g
+        WHERE i + 1 < {stop}) SELECT i, NULL AS ref FROM g) AS s"""  # noqa: S608
+
+
+def _rows_after(model, pk: int) -> str:
+    """The model's rows after `pk` as `s(i, ref)`: one copy for each (ref: its pk)."""
+    table = connection.ops.quote_name(model._meta.db_table)
+    return f"(SELECT id AS i, id AS ref FROM {table} WHERE id > {int(pk)}) AS s"  # noqa: S608
+
+
+def replicate(model, templates: list[int], driver: str, **overrides: str) -> None:
+    """INSERT ... SELECT a copy of a template row for each row of `driver`: row i copies
+    template i % len(templates), with `overrides` (column: SQL over s.i, s.ref) for what
+    must differ (unique columns, the account or line it hangs from)."""
+    qn = connection.ops.quote_name
+    columns = [f.column for f in model._meta.concrete_fields if not f.primary_key]
+    values = [overrides.get(column, f"tpl.{qn(column)}") for column in columns]
+    choose = " ".join(f"WHEN {v} THEN {pk}" for v, pk in enumerate(templates))
+    # Names are the models' own, numbers are ints: nothing comes from outside.
+    table = qn(model._meta.db_table)
+    sql = f"""INSERT INTO {table} ({", ".join(qn(c) for c in columns)})
+        SELECT {", ".join(values)} FROM {driver} JOIN {table} AS tpl
+        ON tpl.id = CASE s.i % {len(templates)} {choose} END"""  # noqa: S608
+    with connection.cursor() as cursor:
+        cursor.execute(sql)
+
+
+def grow(templates: dict, start: int, stop: int) -> None:
+    """Rows start..stop-1 of every population, copied in SQL from `build`'s templates:
+    per account (usage, subscriptions, trials) over the new accounts, the rest over a
+    series; each unique column made unique from the row's number."""
+    from accounts.models import Account, Invitation
+    from billing.models import OrderLine, Payment, Subscription, UsageRecord
+    from core.models import OutboxMessage
+    from inbox.models import InboundMail
+    from marketplace.models import Earning, Installation
+    from refunds.models import RefundRequest
+    from support.models import Incident
+
+    def text(prefix, suffix=""):
+        tail = f" || '{suffix}'" if suffix else ""
+        return f"'{prefix}' || CAST(s.i AS TEXT){tail}"
+
+    series = _series(start, stop)
+    last_account = Account.objects.order_by("-pk").values_list("pk", flat=True)[0]
+    replicate(Account, templates[Account], series, name=text("Sweep "))
+    new_accounts = _rows_after(Account, last_account)
+    replicate(
+        UsageRecord, templates[UsageRecord], new_accounts, account_id="s.ref", reference=text("u")
+    )
+    replicate(Subscription, templates[Subscription], new_accounts, account_id="s.ref")
+    replicate(Installation, templates[Installation], new_accounts, account_id="s.ref")
+    replicate(RefundRequest, templates[RefundRequest], series, number=text("RS-"))
+    replicate(Incident, templates[Incident], series, number=text("IS-"))
+    replicate(Payment, templates[Payment], series, idempotency_key=text("sweeps-"))
+    last_line = OrderLine.objects.order_by("-pk").values_list("pk", flat=True)[0]
+    replicate(OrderLine, templates[OrderLine], series)
+    replicate(Earning, templates[Earning], _rows_after(OrderLine, last_line), line_id="s.ref")
+    replicate(
+        Invitation,
+        templates[Invitation],
+        series,
+        email=text("person", "@example.com"),
+        nonce=text("nonce-"),
+    )
+    replicate(
+        InboundMail,
+        templates[InboundMail],
+        series,
+        message_id=text("<sweeps-", "@example.com>"),
+        raw=text("inbox/sweeps-", ".eml"),
+    )
+    replicate(OutboxMessage, templates[OutboxMessage], series, task_id=text("sweeps-"))
 
 
 def measure(sweeps, runs: int = 3, *, plans: bool = False) -> dict:
@@ -383,12 +484,17 @@ def main():
         sweeps = _sweeps()
         shared = shared_rows()
         figures = {}
-        built = 0
         for size in (small, large):
             started = time.perf_counter()
-            grow(shared, built, size)
-            built = size
+            if size == small:
+                templates = build(shared, small)
+            else:
+                grow(templates, small, large)
             analyze()
+            for model, pks in templates.items():
+                made = model.objects.filter(pk__gte=pks[0]).count()
+                if made != size:
+                    sys.exit(f"wrong result: {made:,} {model.__name__} rows for {size:,}")
             print(
                 f"{connection.vendor}: {size:,} rows per sweep built in "
                 f"{time.perf_counter() - started:.1f} s",
