@@ -263,9 +263,10 @@ class Installation(models.Model):
             ),
         ]
         indexes = [
-            # The trial mail sweep: trials with a mail still to send, by their end.
+            # The trial mail sweep: trials with a mail still to send, by mails sent and end
+            # (one range per mail: the first mail sent does not bring the trial back).
             models.Index(
-                fields=["trial_end"],
+                fields=["trial_mails", "trial_end"],
                 name="installation_trial_mail_due",
                 condition=Q(state="trialing", trial_mails__lt=2),
             ),

@@ -16,6 +16,6 @@ class Migration(migrations.Migration):
         ),
         migrations.AddIndex(
             model_name='installation',
-            index=models.Index(condition=models.Q(('state', 'trialing'), ('trial_mails__lt', 2)), fields=['trial_end'], name='installation_trial_mail_due'),
+            index=models.Index(condition=models.Q(('state', 'trialing'), ('trial_mails__lt', 2)), fields=['trial_mails', 'trial_end'], name='installation_trial_mail_due'),
         ),
     ]
