@@ -267,7 +267,15 @@ class Invitation(models.Model):
                 name="invitation_one_pending_per_email",
             ),
         ]
-        indexes = [models.Index(fields=["account", "status", "expires_at"])]
+        indexes = [
+            models.Index(fields=["account", "status", "expires_at"]),
+            # The expiry sweep: pending invitations by expiry, whatever the account.
+            models.Index(
+                fields=["expires_at"],
+                name="invitation_pending_expiry",
+                condition=Q(status="pending"),
+            ),
+        ]
 
     def __str__(self):
         return f"Invitation of {self.email} to {self.account}"

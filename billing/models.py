@@ -255,6 +255,14 @@ class Subscription(models.Model):
             ),
             models.CheckConstraint(condition=Q(quantity__gte=1), name="subscription_quantity_min"),
         ]
+        indexes = [
+            # The reminder sweep's windows (services/reminders.py) over live periods.
+            models.Index(
+                fields=["current_period_end"],
+                name="subscription_live_period_end",
+                condition=Q(status__in=["active", "trialing"], cancel_at_period_end=False),
+            ),
+        ]
 
     def __str__(self):
         return f"{self.price.product.name}, {self.quantity} seats, for {self.account}"
@@ -473,6 +481,14 @@ class Payment(models.Model):
                 name="payment_one_success_per_order",
             ),
         ]
+        indexes = [
+            # The retry sweep: failed payments whose next try is due.
+            models.Index(
+                fields=["next_attempt_at"],
+                name="payment_retry_due",
+                condition=Q(status="failed", next_attempt_at__isnull=False),
+            ),
+        ]
 
     def __str__(self):
         return f"{self.gateway} {self.amount} {self.currency} ({self.status})"
@@ -604,7 +620,15 @@ class UsageRecord(models.Model):
             ),
             models.CheckConstraint(condition=Q(quantity__gt=0), name="usage_quantity_positive"),
         ]
-        indexes = [models.Index(fields=["account", "line", "used_on"])]
+        indexes = [
+            models.Index(fields=["account", "line", "used_on"]),
+            # The hourly usage run's "what is due": unbilled usage before a day.
+            models.Index(
+                fields=["used_on", "account"],
+                name="usage_unbilled_by_day",
+                condition=Q(line__isnull=True),
+            ),
+        ]
 
     def __str__(self):
         return f"{self.quantity} x {self.product.name} on {self.used_on}"

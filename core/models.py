@@ -35,6 +35,10 @@ class OutboxMessage(models.Model):
                 name="outbox_pending",
                 condition=Q(sent_at__isnull=True),
             ),
+            # The relay's idle run: no pending message due, however many wait for later.
+            models.Index(
+                fields=["next_try_at"], name="outbox_pending_due", condition=Q(sent_at__isnull=True)
+            ),
             models.Index(fields=["sent_at"], name="outbox_sent"),
         ]
 

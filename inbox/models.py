@@ -1,5 +1,6 @@
 from django.conf import settings
 from django.db import models
+from django.db.models import Q
 from django.utils import timezone
 
 
@@ -73,7 +74,18 @@ class InboundMail(models.Model):
     class Meta:
         ordering = ["-received_at", "-id"]
         indexes = [
-            models.Index(fields=["mailbox", "status", "-received_at"], name="inbound_mail_queue")
+            models.Index(fields=["mailbox", "status", "-received_at"], name="inbound_mail_queue"),
+            # The stale sweep and the confirmation expiry, whatever the mailbox.
+            models.Index(
+                fields=["received_at"],
+                name="inbound_mail_unprocessed",
+                condition=Q(status="received"),
+            ),
+            models.Index(
+                fields=["received_at"],
+                name="inbound_mail_confirm_age",
+                condition=Q(status="confirm"),
+            ),
         ]
 
     def __str__(self):

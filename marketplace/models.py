@@ -262,6 +262,15 @@ class Installation(models.Model):
                 name="installation_usage_within_cap",
             ),
         ]
+        indexes = [
+            # The trial mail sweep: trials with a mail still to send, by mails sent and end
+            # (one range per mail: the first mail sent does not bring the trial back).
+            models.Index(
+                fields=["trial_mails", "trial_end"],
+                name="installation_trial_mail_due",
+                condition=Q(state="trialing", trial_mails__lt=2),
+            ),
+        ]
 
     def __str__(self):
         return f"{self.app.name} in {self.account}"
@@ -385,7 +394,13 @@ class Earning(models.Model):
                 name="earning_net_is_gross_less_fee",
             ),
         ]
-        indexes = [models.Index(fields=["developer", "status", "earned_on"])]
+        indexes = [
+            models.Index(fields=["developer", "status", "earned_on"]),
+            # The release sweep: held shares by the day their window ends.
+            models.Index(
+                fields=["available_on"], name="earning_held_until", condition=Q(status="held")
+            ),
+        ]
 
     def __str__(self):
         return f"{self.developer}: {self.net} {self.currency} ({self.status})"

@@ -11,8 +11,10 @@ import secrets
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal
+from zoneinfo import ZoneInfo
 
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from accounts import formatting
@@ -959,24 +961,36 @@ def usage_report_many(*, app: App, installation_id, entries, now=None) -> list[U
 # --- trials ------------------------------------------------------------------------------
 
 
+def _trial_mail_due(trial_end: date, today: date) -> int:
+    """Which trial mail is due on `today`: 2 from the last day, 1 from three days before."""
+    last_day = trial_end - timedelta(days=1)
+    return 2 if today >= last_day else 1 if today >= last_day - timedelta(days=3) else 0
+
+
 def trials_remind(*, now=None) -> int:
     """Mail each trial three days before its last day and on it: the first paid cycle
-    after a trial is not refundable (onecloud §4). Each mail once; safe to run twice."""
+    after a trial is not refundable (onecloud §4). Each mail once; safe to run twice.
+    Only trials with a mail due are locked: one query when none is."""
     now = now or timezone.now()
     sent = 0
-    horizon = now.date() + timedelta(days=5)
-    for pk in Installation.objects.filter(
-        state=_I.TRIALING, trial_end__lte=horizon, trial_mails__lt=2
-    ).values_list("pk", flat=True):
+    # The latest local date is a day ahead of UTC's: no mail is due before these.
+    latest = now.date() + timedelta(days=1)
+    candidates = Installation.objects.filter(
+        Q(trial_mails=0, trial_end__lte=latest + timedelta(days=4))
+        | Q(trial_mails=1, trial_end__lte=latest + timedelta(days=1)),
+        state=_I.TRIALING,
+    ).values_list("pk", "account_id", "trial_end", "trial_mails", "account__timezone")
+    for pk, account_id, trial_end, mails, zone in candidates:
+        today = timezone.localtime(now, ZoneInfo(zone)).date()
+        if _trial_mail_due(trial_end, today) <= mails:
+            continue
         with transaction.atomic():
-            inst = Installation.objects.filter(pk=pk).only("account_id").first()
-            lock_account(inst.account_id)
+            lock_account(account_id)
             inst = lock_installation(pk)
             if inst.state != _I.TRIALING or inst.trial_end is None:
                 continue
             last_day = inst.trial_end - timedelta(days=1)
-            today = account_today(inst.account, now)
-            due = 2 if today >= last_day else 1 if today >= last_day - timedelta(days=3) else 0
+            due = _trial_mail_due(inst.trial_end, account_today(inst.account, now))
             if due <= inst.trial_mails:
                 continue
             first = inst.trial_mails == 0

@@ -97,6 +97,10 @@ class RefundRequest(models.Model):
     next_deadline = models.DateTimeField(null=True, blank=True)
     reminded = models.JSONField(default=list, blank=True)  # deadlines reminded of
     breached = models.JSONField(default=list, blank=True)  # deadlines breached, once each
+    # When the deadline sweep next has something to do (a reminder or a breach still to
+    # record); None when nothing is left. The sweep selects on it alone, so finished
+    # reminders and breaches are never read again (services._sweep_at).
+    sweep_at = models.DateTimeField(null=True, blank=True, editable=False)
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -105,6 +109,20 @@ class RefundRequest(models.Model):
             models.Index(
                 fields=["next_deadline"],
                 name="refund_open_next_deadline",
+                condition=Q(
+                    state__in=[
+                        "received",
+                        "acknowledged",
+                        "in_review",
+                        "needs_info",
+                        "decided",
+                        "paying",
+                    ]
+                ),
+            ),
+            models.Index(
+                fields=["sweep_at"],
+                name="refund_open_sweep_at",
                 condition=Q(
                     state__in=[
                         "received",

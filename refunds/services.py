@@ -6,7 +6,7 @@ The engine (refunds.policy) is pure; this module reads the database and the cloc
 import hashlib
 import logging
 import secrets
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal
 
 from django.conf import settings
@@ -340,6 +340,23 @@ def _next_deadline(request: RefundRequest):
     return None
 
 
+def _sweep_at(request: RefundRequest):
+    """When the deadline sweep next has something to do: a business day before each
+    deadline of the state not yet reminded of, the first instant past the deadline for a
+    breach not yet recorded (a breach is `now > due`). None when every reminder and breach
+    is done (or the clock is stopped)."""
+    times = []
+    for name, field, states in DEADLINE_FIELDS:
+        due = getattr(request, field)
+        if due is None or request.state not in states or name in request.breached:
+            continue
+        if name in request.reminded:
+            times.append(due + timedelta(microseconds=1))
+        else:
+            times.append(deadlines.reminder_from(due))
+    return min(times, default=None)
+
+
 def _transition(request: RefundRequest, new: str, *, actor, now, note: str = "") -> None:
     """The one way a request changes state; the caller holds its lock."""
 
@@ -352,7 +369,7 @@ def _transition(request: RefundRequest, new: str, *, actor, now, note: str = "")
             State.CLOSED: "closed_at",
             State.WITHDRAWN: "closed_at",
         }.get(new)
-        fields = ["next_deadline"]
+        fields = ["next_deadline", "sweep_at"]
         if stamp and getattr(request, stamp) is None:
             setattr(request, stamp, now)
             fields.append(stamp)
@@ -370,6 +387,7 @@ def _transition(request: RefundRequest, new: str, *, actor, now, note: str = "")
             request.paused_at = None
             fields += ["ack_due_at", "decide_due_at", "paused_at"]
         request.next_deadline = _next_deadline(request)
+        request.sweep_at = _sweep_at(request)
         return fields
 
     if request.state == new:  # not a move: the table refuses it
@@ -536,7 +554,8 @@ def refund_request_submit(
         )
         request.number = f"RR-{now:%Y}-{request.pk:06d}"
         request.next_deadline = _next_deadline(request)
-        request.save(update_fields=["number", "next_deadline"])
+        request.sweep_at = _sweep_at(request)
+        request.save(update_fields=["number", "next_deadline", "sweep_at"])
         auto = settings.REFUND_AUTO_APPROVE
         for line in lines:
             decision = decisions[line.pk]
@@ -1197,19 +1216,14 @@ DEADLINE_FIELDS = (
     ("decide", "decide_due_at", (State.RECEIVED, State.ACKNOWLEDGED, State.IN_REVIEW)),
     ("pay out", "payout_due_at", (State.DECIDED, State.PAYING)),
 )
-# The furthest a business day before a deadline can be in calendar days (a weekend and
-# a holiday): the sweep's index range.
-REMINDER_REACH_DAYS = 5
 
 
 def refund_deadlines_due(*, now):
-    """Open requests whose next deadline is near or past: an index range scan."""
-    from datetime import timedelta
-
+    """Open requests with a reminder or a breach to act on now: an index range scan of
+    refund_open_sweep_at. Those already reminded and breached are not in it."""
     return RefundRequest.objects.filter(
-        state__in=RefundRequest.OPEN_STATES,
-        next_deadline__lte=now + timedelta(days=REMINDER_REACH_DAYS),
-    ).order_by("next_deadline")
+        state__in=RefundRequest.OPEN_STATES, sweep_at__lte=now
+    ).order_by("sweep_at")
 
 
 def refund_deadlines_sweep(*, now=None) -> dict:
@@ -1220,7 +1234,7 @@ def refund_deadlines_sweep(*, now=None) -> dict:
     for pk in list(refund_deadlines_due(now=now).values_list("pk", flat=True)):
         with transaction.atomic():
             request = _lock_request(pk)
-            changed = False
+            fields = []
             for name, field, states in DEADLINE_FIELDS:
                 due = getattr(request, field)
                 if due is None or request.state not in states:
@@ -1228,7 +1242,7 @@ def refund_deadlines_sweep(*, now=None) -> dict:
                 if now > due and name not in request.breached:
                     request.breached = [*request.breached, name]
                     counts["breached"] += 1
-                    changed = True
+                    fields.append("breached")
                     audit_record(
                         actor=None,
                         action="refund.deadline_breached",
@@ -1244,8 +1258,12 @@ def refund_deadlines_sweep(*, now=None) -> dict:
                 ):
                     request.reminded = [*request.reminded, name]
                     counts["reminded"] += 1
-                    changed = True
+                    fields.append("reminded")
                     _mail_on_commit(request, f"reminder:{name}")
-            if changed:
-                request.save(update_fields=["breached", "reminded"])
+            sweep_at = _sweep_at(request)
+            if sweep_at != request.sweep_at:
+                request.sweep_at = sweep_at
+                fields.append("sweep_at")
+            if fields:
+                request.save(update_fields=list(dict.fromkeys(fields)))
     return counts

@@ -71,6 +71,9 @@ class Incident(models.Model):
     update_due_at = models.DateTimeField(null=True, blank=True)
     next_deadline = models.DateTimeField(null=True, blank=True)
     breached = models.JSONField(default=list, blank=True)
+    # The next deadline while its breach is still to record, else None: the sweep selects
+    # on it, so a breach already escalated is not read again (services._sweep_at).
+    sweep_at = models.DateTimeField(null=True, blank=True, editable=False)
     resolved_at = models.DateTimeField(null=True, blank=True)
     closed_at = models.DateTimeField(null=True, blank=True)
     reopened = models.PositiveIntegerField(default=0)
@@ -81,6 +84,11 @@ class Incident(models.Model):
             models.Index(
                 fields=["next_deadline"],
                 name="incident_active_next_deadline",
+                condition=Q(state__in=["open", "in_progress", "waiting_on_customer"]),
+            ),
+            models.Index(
+                fields=["sweep_at"],
+                name="incident_active_sweep_at",
                 condition=Q(state__in=["open", "in_progress", "waiting_on_customer"]),
             ),
             models.Index(fields=["account", "support_year_start"], name="incident_account_year"),

@@ -235,12 +235,29 @@ def _next_deadline(incident: Incident):
     return None
 
 
+def _deadline_name(incident: Incident) -> str:
+    return "first response" if incident.first_response_at is None else "update"
+
+
+def _breach_key(name: str, due) -> str:
+    return f"{name} due {due.isoformat()}"
+
+
+def _sweep_at(incident: Incident):
+    """The next deadline, unless its breach is already recorded."""
+    due = incident.next_deadline
+    if due is None or _breach_key(_deadline_name(incident), due) in incident.breached:
+        return None
+    return due
+
+
 def _save(incident: Incident, fields: list[str], *, state=None, actor=None, note="") -> None:
     """Save `fields` and the next deadline; a new `state` moves through INCIDENT."""
 
     def prepare(incident: Incident, old: str) -> list[str]:
         incident.next_deadline = _next_deadline(incident)
-        return ["next_deadline"]
+        incident.sweep_at = _sweep_at(incident)
+        return ["next_deadline", "sweep_at"]
 
     if state is not None and INCIDENT.move(
         incident,
@@ -253,7 +270,8 @@ def _save(incident: Incident, fields: list[str], *, state=None, actor=None, note
     ):
         return
     incident.next_deadline = _next_deadline(incident)
-    incident.save(update_fields=list(dict.fromkeys([*fields, "next_deadline"])))
+    incident.sweep_at = _sweep_at(incident)
+    incident.save(update_fields=list(dict.fromkeys([*fields, "next_deadline", "sweep_at"])))
 
 
 def _mail(incident: Incident, event: str) -> None:
@@ -407,7 +425,7 @@ def on_order_cancelled(*, order: Order, actor) -> None:
 
 def _record_breach(incident: Incident, name: str, due) -> bool:
     """Record a missed deadline once, and tell the support leads."""
-    key = f"{name} due {due.isoformat()}"
+    key = _breach_key(name, due)
     if key in incident.breached:
         return False
     incident.breached = [*incident.breached, key]
@@ -637,21 +655,22 @@ def incident_update(
 
 
 def incident_deadlines_sweep(*, now=None) -> int:
-    """Escalate each missed first response or update to the support leads, once."""
+    """Escalate each missed first response or update to the support leads, once. Only
+    incidents whose breach is still to record are read (incident_active_sweep_at)."""
     now = now or timezone.now()
     breached = 0
-    due = Incident.objects.filter(
-        state__in=Incident.ACTIVE_STATES, next_deadline__lt=now
-    ).values_list("pk", flat=True)
+    due = Incident.objects.filter(state__in=Incident.ACTIVE_STATES, sweep_at__lt=now).values_list(
+        "pk", flat=True
+    )
     for pk in list(due):
         with transaction.atomic():
             incident = _lock(pk)
             if incident.next_deadline is None or incident.next_deadline >= now:
                 continue
-            name = "first response" if incident.first_response_at is None else "update"
-            if _record_breach(incident, name, incident.next_deadline):
-                incident.save(update_fields=["breached"])
+            if _record_breach(incident, _deadline_name(incident), incident.next_deadline):
                 breached += 1
+            incident.sweep_at = _sweep_at(incident)
+            incident.save(update_fields=["breached", "sweep_at"])
     return breached
 
 

@@ -4,9 +4,10 @@ usage recorded once per reference and charged after each month ends."""
 import logging
 from collections import defaultdict
 from datetime import timedelta
+from zoneinfo import ZoneInfo
 
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import F, Min
 from django.utils import timezone
 
 from accounts.errors import PortalError
@@ -205,7 +206,7 @@ def usage_record_batch(
     return out
 
 
-def usage_bill(*, account: Account, now=None) -> Order | None:
+def usage_bill(*, account: Account | int, now=None) -> Order | None:
     """Charge the usage of the months that have ended, one line per product and month."""
 
     now = now or timezone.now()
@@ -269,18 +270,26 @@ def usage_bill(*, account: Account, now=None) -> Order | None:
 
 
 def usage_bill_due(*, now=None) -> int:
-    """The beat job: every account with usage from a month that has ended."""
+    """The beat job: every account with unbilled usage from a month that has ended in its
+    own zone. Only those accounts are locked: a run with nothing to bill makes one query."""
     now = now or timezone.now()
-    billed = 0
-    # A day of margin either side: accounts' local dates differ from UTC's.
-    accounts = (
-        UsageRecord.objects.filter(line__isnull=True, used_on__lt=now.date() + timedelta(days=1))
-        .values_list("account_id", flat=True)
-        .distinct()
+    # The latest local date anywhere is a day ahead of UTC's: usage before the first of
+    # that date's month is all that can be due. The index usage_unbilled_by_day serves it.
+    latest_first = (now.date() + timedelta(days=1)).replace(day=1)
+    candidates = (
+        UsageRecord.objects.filter(line__isnull=True, used_on__lt=latest_first)
+        .values("account_id", "account__timezone")
+        .annotate(earliest=Min("used_on"))
+        .order_by("account_id")
     )
-    for account in Account.objects.filter(pk__in=list(accounts)):
+    billed = 0
+    for row in candidates:
+        # The exact test in the account's zone: its month must have ended there.
+        today = timezone.localtime(now, ZoneInfo(row["account__timezone"])).date()
+        if row["earliest"] >= today.replace(day=1):
+            continue
         try:
-            billed += usage_bill(account=account, now=now) is not None
+            billed += usage_bill(account=row["account_id"], now=now) is not None
         except Exception:
-            logger.exception("Usage billing of %s failed", account.pk)
+            logger.exception("Usage billing of %s failed", row["account_id"])
     return billed

@@ -131,17 +131,27 @@ def test_profile_saves_the_preferences():
     assert owner.mail_off == ["card_expiring", "renewal_coming", "support_expiring"]
 
 
-def test_the_card_expiring_next_month_is_mailed_once(
-    django_capture_on_commit_callbacks, monkeypatch
-):
-    from djstripe.models import Customer
+def test_the_card_expiring_next_month_is_mailed_once(django_capture_on_commit_callbacks):
+    from djstripe.models import Customer, PaymentMethod
 
     from billing import payment_methods
 
     account = AccountFactory(timezone="UTC")
-    Customer.objects.create(id="cus_test1", subscriber=account, livemode=False)
-    card = payment_methods.Card(brand="visa", last4="4242", exp_month=4, exp_year=2026)
-    monkeypatch.setattr(payment_methods, "card_on_file", lambda *, account: card)
+    customer = Customer.objects.create(id="cus_test1", subscriber=account, livemode=False)
+    # The card on file as card_set_default stores it: the sweep reads the stored card.
+    customer.default_payment_method = PaymentMethod.objects.create(
+        id="pm_test1",
+        livemode=False,
+        customer=customer,
+        stripe_data={
+            "type": "card",
+            "card": {"brand": "visa", "last4": "4242", "exp_month": 4, "exp_year": 2026},
+        },
+    )
+    customer.save()
+    assert str(payment_methods.card_on_file(account=account)) == str(
+        payment_methods.Card(brand="visa", last4="4242", exp_month=4, exp_year=2026)
+    )
     assert (
         run(datetime(2026, 2, 20, 12, tzinfo=UTC), django_capture_on_commit_callbacks) == 0
     )  # April is 2 months off
