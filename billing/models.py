@@ -294,6 +294,20 @@ class Order(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
+        # The account's orders newest first (the Billing pages' lists and their counts).
+        indexes = [
+            models.Index(
+                fields=["account", "-created_at", "-id"],
+                include=["status"],
+                name="order_account_by_date",
+            ),
+            # Unpaid orders, oldest first (the overview; they block other changes).
+            models.Index(
+                fields=["account", "created_at", "id"],
+                condition=Q(status="awaiting_payment"),
+                name="order_account_unpaid",
+            ),
+        ]
         constraints = [
             models.CheckConstraint(condition=Q(total__gte=0), name="order_total_not_negative"),
             models.CheckConstraint(
@@ -460,6 +474,13 @@ class Payment(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(
+                fields=["account", "-created_at", "-id"],
+                include=["order", "status"],
+                name="payment_account_by_date",
+            )
+        ]
         constraints = [
             models.CheckConstraint(condition=Q(amount__gt=0), name="payment_amount_positive"),
             models.CheckConstraint(
@@ -632,6 +653,34 @@ class CreditUse(models.Model):
         return f"{self.units} {self.product.name} units ({self.reference})"
 
 
+class CreditPackBalance(models.Model):
+    """The account's credit packs of one product, summed: units bought (in paid orders),
+    used and taken back by refunds. Kept by billing.services.credit_balance whenever a
+    pack's units change, so that pages read it instead of summing every pack; it always
+    equals the sum over the paid packs' lines (credit_balance_recount)."""
+
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="+")
+    product = models.ForeignKey(Product, on_delete=models.PROTECT, related_name="+")
+    units = models.PositiveBigIntegerField(default=0)
+    used = models.PositiveBigIntegerField(default=0)
+    refunded = models.PositiveBigIntegerField(default=0)
+
+    class Meta:
+        ordering = ["account", "product"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["account", "product"], name="credit_pack_balance_once_per_product"
+            ),
+            models.CheckConstraint(
+                condition=Q(used__lte=models.F("units") - models.F("refunded")),
+                name="credit_pack_balance_within_units",
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.account_id}: {self.units - self.used - self.refunded} {self.product_id} left"
+
+
 class BillingDetails(models.Model):
     """Who the account is on its invoices: legal name, address, tax ID, who gets billing mail."""
 
@@ -730,7 +779,13 @@ class Invoice(ImmutableDocument):
 
     class Meta:
         ordering = ["-issued_at", "-id"]
-        indexes = [models.Index(fields=["account", "-issued_at"])]
+        indexes = [
+            models.Index(
+                fields=["account", "-issued_at", "-id"],
+                include=["order"],
+                name="invoice_account_by_date",
+            )
+        ]
         constraints = [
             models.CheckConstraint(
                 condition=Q(total=models.F("credit_applied") + models.F("amount_paid")),

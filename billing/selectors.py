@@ -32,6 +32,7 @@ from .ledger import CreditLot, allocate_oldest_first
 from .models import (
     BillingDetails,
     CreditNote,
+    CreditPackBalance,
     Invoice,
     LedgerEntry,
     Licence,
@@ -425,20 +426,15 @@ def credit_packs_paid(account: Account):
 
 
 def credits_left(*, account: Account) -> list[CreditBalance]:
+    """Per pack product: the balance billing's services keep (CreditPackBalance), one row
+    each, not a sum over every pack bought."""
     rows = (
-        credit_packs_paid(account)
-        .values("product")
-        .annotate(units=Sum("units"), used=Sum("units_used"), refunded=Sum("units_refunded"))
-        .order_by("product")
+        CreditPackBalance.objects.filter(account=account)
+        .select_related("product")
+        .order_by("product_id")
     )
-    products = Product.objects.in_bulk([row["product"] for row in rows])
     return [
-        CreditBalance(
-            product=products[row["product"]],
-            units=row["units"],
-            used=row["used"],
-            refunded=row["refunded"],
-        )
+        CreditBalance(product=row.product, units=row.units, used=row.used, refunded=row.refunded)
         for row in rows
     ]
 
