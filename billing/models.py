@@ -403,6 +403,19 @@ class OrderLine(models.Model):
 
     class Meta:
         ordering = ["order", "id"]
+        indexes = [
+            # Active one-off quota add-ons (Add-ons & apps), newest first.
+            models.Index(
+                fields=["-activated_at"],
+                condition=Q(
+                    kind="quota_addon",
+                    activated_at__isnull=False,
+                    subscription__isnull=True,
+                    taken_back_at__isnull=True,
+                ),
+                name="orderline_quota_addons_active",
+            )
+        ]
         constraints = [
             models.CheckConstraint(condition=Q(amount__gte=0), name="line_amount_not_negative"),
             models.CheckConstraint(
