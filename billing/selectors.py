@@ -3,6 +3,7 @@ check, each query shaped for its caller. No writes here: those are billing.servi
 
 import hashlib
 import hmac
+from collections import Counter
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
@@ -241,11 +242,13 @@ def next_charge(*, account: Account, today: date) -> NextCharge | None:
         .order_by("current_period_end", "id")
         .values_list("quantity", "renew_amount", "renew_scheme", "renew_name")
     )
-    net, what = Money.zero(currency), []
+    what, charges = [], Counter()
     for quantity, amount, scheme, name in due:
-        seats = quantity if scheme == Price.Scheme.PER_SEAT else 1
-        net = net + Money(amount * seats, currency).rounded()
+        charges[amount * (quantity if scheme == Price.Scheme.PER_SEAT else 1)] += 1
         what.append(name)
+    net = Money.zero(currency)
+    for charge, times in charges.items():  # each subscription's charge rounded, as billed
+        net = net + Money(charge, currency).rounded() * times
     _, total, _ = tax_preview(account, net, on)
     return NextCharge(on=on, total=total, what=what)
 

@@ -83,6 +83,12 @@ def test_billing_reads_use_the_same_queries_at_2000_payments(
         stored = CreditPackBalance.objects.get(account=account)
         assert (stored.units, stored.used) == (packs * 1000, packs * 10)
         assert f"{packs * 990:,}" in second.text
+    if path == "/settings/billing/":
+        # Every add-on renewing that day is in the next charge, summed without a model each.
+        renewing = (SUBSCRIPTIONS + 2) // 2
+        charge = second.context["next_charge"]
+        assert len(charge.what) == renewing
+        assert charge.total.amount >= renewing * prices["feature"].amount
     if path.endswith("/add-ons/"):
         assert len(second.context["addons"]) == PAGE_ROWS and "?page=2" in second.text
 
