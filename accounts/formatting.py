@@ -18,6 +18,7 @@ import datetime as dt
 from contextlib import contextmanager
 from contextvars import ContextVar
 from decimal import Decimal
+from functools import lru_cache
 
 from babel.dates import format_date, format_interval, format_time
 from babel.numbers import format_currency
@@ -40,10 +41,33 @@ def override(locale: str | None):
         _locale.reset(token)
 
 
+# Babel parses the locale and the pattern on every call, a third of a long list's
+# rendering: each distinct value is formatted once per process (the output depends only
+# on the value, the currency and the locale).
+@lru_cache(maxsize=8192)
+def _money(amount: str, currency: str, locale: str) -> str:
+    return format_currency(Decimal(amount), currency, locale=locale)
+
+
+@lru_cache(maxsize=4096)
+def _date(value: dt.date, locale: str) -> str:
+    return format_date(value, format="long", locale=locale)
+
+
+@lru_cache(maxsize=4096)
+def _time(value: dt.time, locale: str) -> str:
+    return format_time(value, format="short", locale=locale)
+
+
+@lru_cache(maxsize=4096)
+def _interval(first: dt.date, last: dt.date, locale: str) -> str:
+    return format_interval(first, last, "yMMMd", locale=locale)
+
+
 def money(amount, currency: str, locale: str | None = None) -> str:
     if amount is None or amount == "":
         return ""
-    return format_currency(Decimal(amount), currency, locale=locale or current_locale())
+    return _money(str(Decimal(amount)), currency, locale or current_locale())
 
 
 def day(value, locale: str | None = None) -> str:
@@ -51,7 +75,7 @@ def day(value, locale: str | None = None) -> str:
         return ""
     if isinstance(value, dt.datetime):
         value = timezone.localtime(value).date() if timezone.is_aware(value) else value.date()
-    return format_date(value, format="long", locale=locale or current_locale())
+    return _date(value, locale or current_locale())
 
 
 def moment(value, locale: str | None = None) -> str:
@@ -59,12 +83,15 @@ def moment(value, locale: str | None = None) -> str:
         return ""
     locale = locale or current_locale()
     local = timezone.localtime(value) if timezone.is_aware(value) else value
-    return (
-        f"{day(local.date(), locale)}, {format_time(local.time(), format='short', locale=locale)}"
-    )
+    # The short time shows hours and minutes only.
+    minute = local.time().replace(second=0, microsecond=0)
+    return f"{day(local.date(), locale)}, {_time(minute, locale)}"
 
 
 def through(first, last, locale: str | None = None) -> str:
     if not first or not last:
         return day(first or last, locale)
-    return format_interval(first, last, "yMMMd", locale=locale or current_locale())
+    if isinstance(first, dt.datetime) or isinstance(last, dt.datetime):
+        # Equal instants in other zones would share a cache entry: not cached.
+        return format_interval(first, last, "yMMMd", locale=locale or current_locale())
+    return _interval(first, last, locale or current_locale())

@@ -28,7 +28,7 @@ import time
 from datetime import timedelta
 from decimal import Decimal
 
-from _common import analyze, django_setup, report, throwaway_database  # noqa: PLC2701
+from _common import analyze, django_setup, report, throwaway_database
 
 django_setup()
 

@@ -26,7 +26,7 @@ import time
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
-from _common import analyze, django_setup, report, throwaway_database  # noqa: PLC2701
+from _common import analyze, django_setup, report, throwaway_database
 
 django_setup()
 

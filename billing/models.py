@@ -302,6 +302,20 @@ class Order(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
+        # The account's orders newest first (the Billing pages' lists and their counts).
+        indexes = [
+            models.Index(
+                fields=["account", "-created_at", "-id"],
+                include=["status"],
+                name="order_account_by_date",
+            ),
+            # Unpaid orders, oldest first (the overview; they block other changes).
+            models.Index(
+                fields=["account", "created_at", "id"],
+                condition=Q(status="awaiting_payment"),
+                name="order_account_unpaid",
+            ),
+        ]
         constraints = [
             models.CheckConstraint(condition=Q(total__gte=0), name="order_total_not_negative"),
             models.CheckConstraint(
@@ -397,6 +411,19 @@ class OrderLine(models.Model):
 
     class Meta:
         ordering = ["order", "id"]
+        indexes = [
+            # Active one-off quota add-ons (Add-ons & apps), newest first.
+            models.Index(
+                fields=["-activated_at"],
+                condition=Q(
+                    kind="quota_addon",
+                    activated_at__isnull=False,
+                    subscription__isnull=True,
+                    taken_back_at__isnull=True,
+                ),
+                name="orderline_quota_addons_active",
+            )
+        ]
         constraints = [
             models.CheckConstraint(condition=Q(amount__gte=0), name="line_amount_not_negative"),
             models.CheckConstraint(
@@ -468,6 +495,19 @@ class Payment(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(
+                fields=["account", "-created_at", "-id"],
+                include=["order", "status"],
+                name="payment_account_by_date",
+            ),
+            # The retry sweep: failed payments whose next try is due.
+            models.Index(
+                fields=["next_attempt_at"],
+                name="payment_retry_due",
+                condition=Q(status="failed", next_attempt_at__isnull=False),
+            ),
+        ]
         constraints = [
             models.CheckConstraint(condition=Q(amount__gt=0), name="payment_amount_positive"),
             models.CheckConstraint(
@@ -479,14 +519,6 @@ class Payment(models.Model):
                 fields=["order"],
                 condition=Q(status="succeeded"),
                 name="payment_one_success_per_order",
-            ),
-        ]
-        indexes = [
-            # The retry sweep: failed payments whose next try is due.
-            models.Index(
-                fields=["next_attempt_at"],
-                name="payment_retry_due",
-                condition=Q(status="failed", next_attempt_at__isnull=False),
             ),
         ]
 
@@ -656,6 +688,34 @@ class CreditUse(models.Model):
         return f"{self.units} {self.product.name} units ({self.reference})"
 
 
+class CreditPackBalance(models.Model):
+    """The account's credit packs of one product, summed: units bought (in paid orders),
+    used and taken back by refunds. Kept by billing.services.credit_balance whenever a
+    pack's units change, so that pages read it instead of summing every pack; it always
+    equals the sum over the paid packs' lines (credit_balance_recount)."""
+
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="+")
+    product = models.ForeignKey(Product, on_delete=models.PROTECT, related_name="+")
+    units = models.PositiveBigIntegerField(default=0)
+    used = models.PositiveBigIntegerField(default=0)
+    refunded = models.PositiveBigIntegerField(default=0)
+
+    class Meta:
+        ordering = ["account", "product"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["account", "product"], name="credit_pack_balance_once_per_product"
+            ),
+            models.CheckConstraint(
+                condition=Q(used__lte=models.F("units") - models.F("refunded")),
+                name="credit_pack_balance_within_units",
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.account_id}: {self.units - self.used - self.refunded} {self.product_id} left"
+
+
 class BillingDetails(models.Model):
     """Who the account is on its invoices: legal name, address, tax ID, who gets billing mail."""
 
@@ -754,7 +814,13 @@ class Invoice(ImmutableDocument):
 
     class Meta:
         ordering = ["-issued_at", "-id"]
-        indexes = [models.Index(fields=["account", "-issued_at"])]
+        indexes = [
+            models.Index(
+                fields=["account", "-issued_at", "-id"],
+                include=["order"],
+                name="invoice_account_by_date",
+            )
+        ]
         constraints = [
             models.CheckConstraint(
                 condition=Q(total=models.F("credit_applied") + models.F("amount_paid")),

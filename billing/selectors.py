@@ -3,6 +3,7 @@ check, each query shaped for its caller. No writes here: those are billing.servi
 
 import hashlib
 import hmac
+from collections import Counter
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
@@ -20,6 +21,7 @@ from django.db.models import (
     Value,
     When,
 )
+from django.db.models.functions import Coalesce
 from django.http import Http404
 from django.utils import timezone
 
@@ -32,6 +34,7 @@ from .ledger import CreditLot, allocate_oldest_first
 from .models import (
     BillingDetails,
     CreditNote,
+    CreditPackBalance,
     Invoice,
     LedgerEntry,
     Licence,
@@ -212,35 +215,42 @@ class NextCharge:
 
 def next_charge(*, account: Account, today: date) -> NextCharge | None:
     """The next renewal day of the account's live subscriptions and what it charges."""
-    live = list(
-        Subscription.objects.filter(
-            account=account,
-            status__in=[Subscription.Status.ACTIVE, Subscription.Status.TRIALING],
-            cancel_at_period_end=False,
-            current_period_end__gte=today,
-        )
-        .exclude(price__product__kind=Product.Kind.APP_EXTERNAL)
-        .select_related("price__product", "pending_price__product")
-        .order_by("current_period_end", "id")
+    live = Subscription.objects.filter(
+        account=account,
+        status__in=[Subscription.Status.ACTIVE, Subscription.Status.TRIALING],
+        cancel_at_period_end=False,
+        current_period_end__gte=today,
+    ).exclude(price__product__kind=Product.Kind.APP_EXTERNAL)
+    first = (
+        live.select_related("price", "pending_price").order_by("current_period_end", "id").first()
     )
-    if not live:
+    if first is None:
         return None
-    on = live[0].current_period_end
-    currency = (live[0].pending_price or live[0].price).currency
-    due = [
-        sub
-        for sub in live
-        if sub.current_period_end == on and (sub.pending_price or sub.price).currency == currency
-    ]
-    net = Money.zero(currency)
-    for sub in due:
-        price = sub.pending_price or sub.price
-        seats = sub.quantity if price.scheme == Price.Scheme.PER_SEAT else 1
-        net = net + Money(price.amount * seats, price.currency).rounded()
-    _, total, _ = tax_preview(account, net, on)
-    return NextCharge(
-        on=on, total=total, what=[(sub.pending_price or sub.price).product.name for sub in due]
+    on = first.current_period_end
+    currency = (first.pending_price or first.price).currency
+    # Every subscription renewing that day is summed: read as plain rows, not models
+    # (an account with a thousand add-ons renews them all on one day).
+    due = (
+        live.filter(current_period_end=on)
+        .annotate(
+            renew_amount=Coalesce("pending_price__amount", "price__amount"),
+            renew_scheme=Coalesce("pending_price__scheme", "price__scheme"),
+            renew_currency=Coalesce("pending_price__currency", "price__currency"),
+            renew_name=Coalesce("pending_price__product__name", "price__product__name"),
+        )
+        .filter(renew_currency=currency)
+        .order_by("current_period_end", "id")
+        .values_list("quantity", "renew_amount", "renew_scheme", "renew_name")
     )
+    what, charges = [], Counter()
+    for quantity, amount, scheme, name in due:
+        charges[amount * (quantity if scheme == Price.Scheme.PER_SEAT else 1)] += 1
+        what.append(name)
+    net = Money.zero(currency)
+    for charge, times in charges.items():  # each subscription's charge rounded, as billed
+        net = net + Money(charge, currency).rounded() * times
+    _, total, _ = tax_preview(account, net, on)
+    return NextCharge(on=on, total=total, what=what)
 
 
 def line_refunds(*, line_ids) -> dict[int, list[LineRefund]]:
@@ -425,20 +435,15 @@ def credit_packs_paid(account: Account):
 
 
 def credits_left(*, account: Account) -> list[CreditBalance]:
+    """Per pack product: the balance billing's services keep (CreditPackBalance), one row
+    each, not a sum over every pack bought."""
     rows = (
-        credit_packs_paid(account)
-        .values("product")
-        .annotate(units=Sum("units"), used=Sum("units_used"), refunded=Sum("units_refunded"))
-        .order_by("product")
+        CreditPackBalance.objects.filter(account=account)
+        .select_related("product")
+        .order_by("product_id")
     )
-    products = Product.objects.in_bulk([row["product"] for row in rows])
     return [
-        CreditBalance(
-            product=products[row["product"]],
-            units=row["units"],
-            used=row["used"],
-            refunded=row["refunded"],
-        )
+        CreditBalance(product=row.product, units=row.units, used=row.used, refunded=row.refunded)
         for row in rows
     ]
 

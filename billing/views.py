@@ -2,12 +2,15 @@
 seats, add-ons and apps, invoices, credits and usage, refunds). Changes go through a
 preview page that shows every amount the order charges, then a confirmation."""
 
+from dataclasses import dataclass
+
 from django.conf import settings
 from django.contrib import messages
 from django.core.paginator import Paginator
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.text import capfirst
 
 from accounts import formatting, selectors
 from accounts.errors import PortalError
@@ -160,24 +163,89 @@ def billing_addons(request):
     )
 
 
+@dataclass(frozen=True)
+class PaymentRow:
+    """A payment as its table row shows it, formatted once here rather than per lookup in
+    the template."""
+
+    when: str
+    reference: str
+    amount: str
+    refunded: str  # "" when nothing came back
+    gateway: str
+    status: str
+    covered: str  # the order and what its lines bought
+    credit: str  # the order's credit used, "" for none
+
+
+def _payment_rows(payments) -> list[PaymentRow]:
+    rows = []
+    for p in payments:
+        order = p.order
+        if order.status == order.Status.CANCELLED and p.status == p.Status.FAILED:
+            status = "Not taken: the order was cancelled"
+        else:
+            status = p.get_status_display() + (
+                f": {p.failure_message}" if p.failure_message else ""
+            )
+        rows.append(
+            PaymentRow(
+                when=formatting.day(p.succeeded_at or p.created_at),
+                reference=p.reference,
+                amount=formatting.money(p.amount, p.currency),
+                refunded=formatting.money(p.refunded, p.currency) if p.refunded else "",
+                gateway=capfirst(p.gateway),
+                status=status,
+                covered=f"{order.number}: "
+                + "; ".join(line.description for line in order.lines.all()),
+                credit=(
+                    formatting.money(order.credit_applied, p.currency)
+                    if order.credit_applied
+                    else ""
+                ),
+            )
+        )
+    return rows
+
+
+@dataclass(frozen=True)
+class InvoiceRow:
+    number: str
+    issued: str
+    order: str
+    total: str
+
+
 @member_view(need="billing", on_licence_screen=True)
 def billing_invoices(request):
     account = request.portal.account
     orders = _paginate(request, billing_selectors.order_list(account=account, limit=None), "orders")
+    invoices = _paginate(
+        request, billing_selectors.invoice_list(account=account, limit=None), "invoices"
+    )
+    payments = _paginate(
+        request, billing_selectors.payment_list(account=account, limit=None), "payments"
+    )
     return _render(
         request,
         "billing/invoices.html",
         "invoices",
         {
             "details": billing_selectors.billing_details_get(account=account),
-            "invoices": _paginate(
-                request, billing_selectors.invoice_list(account=account, limit=None), "invoices"
-            ),
+            "invoices": invoices,
+            "invoice_rows": [
+                InvoiceRow(
+                    number=i.number,
+                    issued=formatting.day(i.issued_at),
+                    order=i.order.number,
+                    total=formatting.money(i.total, i.currency),
+                )
+                for i in invoices
+            ],
             "credit_notes": billing_selectors.credit_note_list(account=account),
             "orders": orders,
-            "payments": _paginate(
-                request, billing_selectors.payment_list(account=account, limit=None), "payments"
-            ),
+            "payments": payments,
+            "payment_rows": _payment_rows(payments),
             "bank_details": settings.VENDOR_BANK_DETAILS,
             **_extensions(account, list(orders.object_list)),
         },

@@ -134,7 +134,12 @@ class RefundRequest(models.Model):
                     ]
                 ),
             ),
-            models.Index(fields=["account", "-received_at"], name="refund_account_recent"),
+            # The account's requests newest first (Billing > Refunds, the overview).
+            models.Index(
+                fields=["account", "-received_at", "-id"],
+                include=["state"],
+                name="refund_account_by_date",
+            ),
         ]
 
     def __str__(self):

@@ -11,6 +11,7 @@ from accounts.services import audit_record, require_staff
 from ..hooks import ORDER_PAID_HOOKS
 from ..locks import lock_account, lock_order_lines, lock_subscription
 from ..models import LedgerEntry, Order, OrderLine, Product, Subscription
+from .credit_balance import credit_balance_paid
 from .documents import invoice_issue
 from .ledger import ledger_post
 from .licences import licence_issue
@@ -47,6 +48,7 @@ def order_mark_paid(order: Order, *, actor, now) -> None:
         )
 
     lines = list(order.lines.select_related("order__account", "product"))
+    credit_balance_paid(order, lines)
     support_held = False
     # Subscriptions first: a licence is issued only if the support it needs applies.
     for line in sorted(lines, key=lambda item: item.subscription_id is None):

@@ -22,8 +22,18 @@ from accounts.services import audit_record
 
 from ..hooks import LINE_REFUNDED_HOOKS
 from ..locks import lock_account, lock_order_lines, lock_payment, lock_subscription
-from ..models import LedgerEntry, Licence, LineRefund, OrderLine, Payment, Product, Subscription
+from ..models import (
+    LedgerEntry,
+    Licence,
+    LineRefund,
+    Order,
+    OrderLine,
+    Payment,
+    Product,
+    Subscription,
+)
 from ..money import Money
+from .credit_balance import credit_balance_move
 from .documents import credit_note_for_refunds
 from .ledger import ledger_post
 from .licences import licence_revoke
@@ -180,6 +190,10 @@ def _take_units(line: OrderLine, target: int, *, actor, ref: str) -> list[str]:
         return []
     line.units_refunded += units
     line.save(update_fields=["units_refunded"])
+    if line.order.status == Order.Status.PAID:
+        credit_balance_move(
+            account_id=line.order.account_id, product_id=line.product_id, refunded=units
+        )
     audit_record(
         actor=actor,
         action="credits.taken_back",

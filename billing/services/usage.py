@@ -20,6 +20,7 @@ from ..money import Money
 from ..periods import first_of_next_month
 from ..selectors import account_today, credit_packs_paid, usage_price
 from .common import whole_number
+from .credit_balance import credit_balance_move
 from .orders import order_place
 
 logger = logging.getLogger(__name__)
@@ -67,6 +68,7 @@ def credits_use(
             need -= take
             if need == 0:
                 break
+        credit_balance_move(account_id=account.pk, product_id=product.pk, used=units)
         use = CreditUse.objects.create(
             account=account, product=product, units=units, reference=reference, created_at=now
         )

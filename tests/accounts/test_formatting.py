@@ -44,3 +44,33 @@ def test_staff_lists_show_stored_amounts_to_the_cent_with_their_currency():
         amount=Decimal("0.5000"), installation=SimpleNamespace(plan=SimpleNamespace(currency="EUR"))
     )
     assert money_column("amount", "installation__plan__currency")(usage) == "€0.50"
+
+
+def test_the_cached_formats_are_babels_own_for_every_value_and_locale():
+    """money, day, moment and through keep each distinct value's text once per process:
+    the text is what Babel gives for that value, whatever was formatted before."""
+    from babel.dates import format_date, format_interval, format_time
+    from babel.numbers import format_currency
+
+    amounts = ["0", "-0", "100", "100.0000", "1234.5", "0.005", "-12.3456", "99999999.99"]
+    days = [dt.date(2026, 1, 31), dt.date(2026, 12, 1), dt.date(2027, 2, 28)]
+    for locale in ("en_US", "de_DE", "ja_JP", "fr_CA"):
+        for amount in amounts:
+            for currency in ("USD", "EUR", "JPY"):
+                for _ in range(2):  # the second call comes from the cache
+                    assert formatting.money(Decimal(amount), currency, locale) == (
+                        format_currency(Decimal(amount), currency, locale=locale)
+                    )
+        for first in days:
+            assert formatting.day(first, locale) == format_date(first, "long", locale=locale)
+            for last in days:
+                if last >= first:
+                    assert formatting.through(first, last, locale) == format_interval(
+                        first, last, "yMMMd", locale=locale
+                    )
+        at = dt.datetime(2026, 12, 1, 11, 13, 59, tzinfo=dt.UTC)
+        for _ in range(2):
+            assert formatting.moment(at, locale) == (
+                f"{format_date(at.date(), 'long', locale=locale)}, "
+                f"{format_time(at.time(), 'short', locale=locale)}"
+            )

@@ -16,6 +16,7 @@ from billing.models import (
     Subscription,
     UsageRecord,
 )
+from billing.services.credit_balance import credit_balance_recount
 
 SUBSCRIPTIONS, PAYMENTS = 200, 2000
 
@@ -81,6 +82,7 @@ def grow(account, prices, *, subscriptions: int, payments: int) -> None:
         )
         for i, order in enumerate(orders)
     )
+    credit_balance_recount(account.pk)  # as the services keep it when packs are paid
     Payment.objects.bulk_create(
         Payment(
             account=account,
@@ -109,3 +111,50 @@ def grow(account, prices, *, subscriptions: int, payments: int) -> None:
         )
         for i in range(100)
     )
+
+
+def invoice_paid_orders(account) -> list:
+    """An invoice (with its lines) for each of the account's paid orders that has none, as
+    the payment's receipt would issue it; the invoices, oldest order first."""
+    from billing.models import Invoice, InvoiceLine
+    from billing.services.documents import buyer_snapshot, seller_snapshot
+
+    seller, buyer, now = seller_snapshot(), buyer_snapshot(account), timezone.now()
+    orders = list(
+        Order.objects.filter(account=account, status="paid", invoice__isnull=True)
+        .order_by("created_at", "id")
+        .prefetch_related("lines")
+    )
+    base = Invoice.objects.count()
+    invoices = Invoice.objects.bulk_create(
+        Invoice(
+            number=f"INV-2026-{base + n + 1:06d}",
+            account=account,
+            order=order,
+            issued_at=order.paid_at or now,
+            currency=order.currency,
+            seller=seller,
+            buyer=buyer,
+            subtotal=order.total,
+            total=order.total,
+            credit_applied=order.credit_applied,
+            amount_paid=order.total - order.credit_applied,
+            payment_method="Bank transfer",
+            paid_at=order.paid_at or now,
+        )
+        for n, order in enumerate(orders)
+    )
+    InvoiceLine.objects.bulk_create(
+        InvoiceLine(
+            invoice=invoice,
+            order_line=line,
+            description=line.description,
+            quantity=line.quantity,
+            unit_price=line.amount,
+            amount=line.amount,
+            total=line.amount,
+        )
+        for invoice, order in zip(invoices, orders, strict=True)
+        for line in order.lines.all()
+    )
+    return invoices

@@ -7,7 +7,7 @@ from django.test import Client
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from billing.models import OrderLine
+from billing.models import CreditPackBalance, Order, OrderLine
 from billing.selectors import PAGE_ROWS
 from tests.billing.scale import PAYMENTS, SUBSCRIPTIONS, catalogue, grow
 from tests.factories import AccountFactory, owner_of
@@ -42,6 +42,7 @@ MAX_QUERIES = {"page": 29, "api": 7}
         ("/settings/billing/invoices/", "page"),
         ("/settings/billing/credits/", "page"),
         ("/settings/billing/refunds/", "page"),
+        ("/settings/billing/orders/{order}/", "page"),
         ("/api/v1/accounts/{id}/billing/", "api"),
         ("/api/v1/accounts/{id}/orders/", "api"),
         ("/api/v1/accounts/{id}/payments/", "api"),
@@ -57,7 +58,8 @@ def test_billing_reads_use_the_same_queries_at_2000_payments(
     client = Client() if kind == "page" else APIClient()
     client.force_login(owner_of(account))
     client.get("/")  # settle the session first
-    path = path.format(id=account.pk)
+    newest = Order.objects.filter(account=account).order_by("-created_at", "-id").first()
+    path = path.format(id=account.pk, order=newest.pk)
     with django_assert_max_num_queries(MAX_QUERIES[kind]) as small:
         first = client.get(path)
     assert first.status_code == 200, first.content[:300]
@@ -67,8 +69,8 @@ def test_billing_reads_use_the_same_queries_at_2000_payments(
     assert second.status_code == 200
     if path.endswith("/payments/"):
         assert second.json()["count"] == PAYMENTS + 3
+    packs = OrderLine.objects.filter(order__account=account, kind="credit_pack").count()
     if kind == "api" and path.endswith("/credits/"):
-        packs = OrderLine.objects.filter(order__account=account, kind="credit_pack").count()
         assert packs > 600 and second.json()[0]["left"] == packs * 990
     if path.endswith("/invoices/"):
         assert len(second.context["payments"]) == PAGE_ROWS  # and a page link to the rest
@@ -76,6 +78,17 @@ def test_billing_reads_use_the_same_queries_at_2000_payments(
         assert len(second.context["orders"]) == PAGE_ROWS
         assert second.context["payments"].paginator.count == PAYMENTS + 3
         assert "?payments=2" in second.text and "?orders=2" in second.text
+    if kind == "page" and path.endswith("/credits/"):
+        # The page reads the stored balance, which is the sum over the packs.
+        stored = CreditPackBalance.objects.get(account=account)
+        assert (stored.units, stored.used) == (packs * 1000, packs * 10)
+        assert f"{packs * 990:,}" in second.text
+    if path == "/settings/billing/":
+        # Every add-on renewing that day is in the next charge, summed without a model each.
+        renewing = (SUBSCRIPTIONS + 2) // 2
+        charge = second.context["next_charge"]
+        assert len(charge.what) == renewing
+        assert charge.total.amount >= renewing * prices["feature"].amount
     if path.endswith("/add-ons/"):
         assert len(second.context["addons"]) == PAGE_ROWS and "?page=2" in second.text
 

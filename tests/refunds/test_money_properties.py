@@ -10,6 +10,8 @@ notifications, manual payouts and credits used. After every step:
 - for every payment, what was refunded is the sum of its records and at most its amount,
   and the gateway was never asked to give back more than it took;
 - every ledger balance is the sum of its entries and never below zero;
+- the stored credit-pack balance (units bought, used, taken back) is the sum over the
+  account's paid packs;
 - the money out (refunded on payments plus refund credit) is the sum of the payouts that
   succeeded, and of the refund records.
 """
@@ -26,6 +28,7 @@ from hypothesis.extra.django import TestCase
 
 from accounts.errors import PortalError
 from billing import gateways
+from billing import selectors as billing_selectors
 from billing import services as billing_services
 from billing.gateways import ChargeResult
 from billing.models import LedgerEntry, LineRefund, Order, OrderLine, Payment, Price, Product
@@ -284,7 +287,27 @@ class MoneyMovesOnce(TestCase):
 
     # --- the invariants ---------------------------------------------------------------
 
+    def _credits_summed(self):
+        rows = (
+            OrderLine.objects.filter(
+                order__account=self.account,
+                order__status="paid",
+                kind="credit_pack",
+                units__isnull=False,
+            )
+            .values("product")
+            .annotate(u=Sum("units"), used=Sum("units_used"), back=Sum("units_refunded"))
+            .order_by("product")
+        )
+        return [(r["product"], r["u"], r["used"], r["back"]) for r in rows]
+
     def _check(self):
+        # The stored credit-pack balance is the sum over the paid packs, whatever moved.
+        stored = [
+            (c.product.pk, c.units, c.used, c.refunded)
+            for c in billing_selectors.credits_left(account=self.account)
+        ]
+        assert stored == self._credits_summed(), stored
         for line in OrderLine.objects.filter(order__account=self.account):
             records = LineRefund.objects.filter(line=line).aggregate(s=Sum("amount"))["s"] or 0
             assert line.refunded == records, (line, line.refunded, records)
