@@ -10,6 +10,7 @@ most once (answered_at / confirm_sent_at are set before sending).
 import datetime as dt
 import hashlib
 import logging
+import secrets
 from contextlib import contextmanager, nullcontext
 
 from django.conf import settings
@@ -56,14 +57,12 @@ def mail_receive(
     message = read(raw)  # the one parse: the handler gets it too
     digest = hashlib.sha256(raw).hexdigest()
     message_id = message_id_of(message, raw, digest)
-    existing = InboundMail.objects.filter(message_id=message_id).first()
-    if existing is not None:
-        return existing, False
     row = InboundMail(
         mailbox=mailbox,
         message_id=message_id,
         source=source,
-        raw=ContentFile(raw, name=f"{digest}.eml"),
+        # A name of its own, so that a duplicate's file can go without touching another's.
+        raw=ContentFile(raw, name=f"{digest[:32]}-{secrets.token_hex(6)}.eml"),
         size=len(raw),
         sender=(message.sender_email or "")[:320],
         subject=message.subject[:500],
@@ -72,10 +71,12 @@ def mail_receive(
     )
     try:
         # One statement, committed on its own (autocommit); a savepoint only inside a
-        # caller's transaction, so that a duplicate does not break it.
+        # caller's transaction, so that a duplicate does not break it. The unique
+        # Message-ID finds a duplicate: no look-up before, for the many new mails.
         with transaction.atomic() if connection.in_atomic_block else nullcontext():
             row.save(force_insert=True)
-    except IntegrityError:  # the same mail arrived twice at once
+    except IntegrityError:  # stored already (or arriving twice at once)
+        row.raw.delete(save=False)
         return InboundMail.objects.get(message_id=message_id), False
     return mail_process(row, message=message, now=now), True
 

@@ -48,8 +48,8 @@ def queries_for(raw: bytes) -> int:
 
 # Inside the test's transaction the store takes a savepoint (two statements) that it
 # does not need in production, and no answer is sent (that comes after the commit).
-TRIAGE_QUERIES = 10  # look-up, savepoint, insert, release, lock, sender, outbox, outcome...
-REQUEST_QUERIES = 24  # ...the sender's accounts, the order, its lines, and the filing
+TRIAGE_QUERIES = 9  # savepoint, insert, release, savepoint, lock, sender, outbox, outcome...
+REQUEST_QUERIES = 23  # ...the sender's accounts, the order, its lines, and the filing
 
 
 @pytest.mark.parametrize("stored", [5, 50])
