@@ -10,12 +10,14 @@ most once (answered_at / confirm_sent_at are set before sending).
 import datetime as dt
 import hashlib
 import logging
+import secrets
+from contextlib import contextmanager, nullcontext
 
 from django.conf import settings
 from django.core import signing
 from django.core.files.base import ContentFile
 from django.core.mail import EmailMessage
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.urls import reverse
 from django.utils import timezone
 
@@ -36,47 +38,52 @@ CONFIRM_SALT = "inbox.mail-confirm"
 CONFIRM_MAX_AGE = 14 * 24 * 3600
 
 
-def message_id_of(message: MailMessage, raw: bytes) -> str:
+def message_id_of(message: MailMessage, raw: bytes, digest: str | None = None) -> str:
     # A mail without a Message-ID is still stored once: its content names it.
-    return (message.message_id or f"sha256:{hashlib.sha256(raw).hexdigest()}")[:998]
+    if message.message_id:
+        return message.message_id[:998]
+    return f"sha256:{digest or hashlib.sha256(raw).hexdigest()}"
 
 
 def mail_receive(
     *, raw: bytes, source: str, mailbox: str, verdict: str = "", now=None
 ) -> tuple[InboundMail, bool]:
     """Store a mail as received (once per Message-ID), then process it. Returns the row
-    and whether it was new. Never raises for a bad mail: it lands in triage. `verdict`
-    is the provider's own sender verdict (proof.provider_verdict), when it gave one."""
+    as its outcome left it (what jobs do after the commit is not in it) and whether it
+    was new. Never raises for a bad mail: it lands in triage. `verdict` is the
+    provider's own sender verdict (proof.provider_verdict), when it gave one."""
     now = now or timezone.now()
     handler_for(mailbox)  # an unknown mailbox is a programming error: before storing
-    message = read(raw)
-    message_id = message_id_of(message, raw)
-    existing = InboundMail.objects.filter(message_id=message_id).first()
-    if existing is not None:
-        return existing, False
+    message = read(raw)  # the one parse: the handler gets it too
     digest = hashlib.sha256(raw).hexdigest()
+    message_id = message_id_of(message, raw, digest)
+    row = InboundMail(
+        mailbox=mailbox,
+        message_id=message_id,
+        source=source,
+        # A name of its own, so that a duplicate's file can go without touching another's.
+        raw=ContentFile(raw, name=f"{digest[:32]}-{secrets.token_hex(6)}.eml"),
+        size=len(raw),
+        sender=(message.sender_email or "")[:320],
+        subject=message.subject[:500],
+        proof=proof.server_verdict(message) or verdict,
+        received_at=now,
+    )
     try:
-        with transaction.atomic():
-            mail = InboundMail.objects.create(
-                mailbox=mailbox,
-                message_id=message_id,
-                source=source,
-                raw=ContentFile(raw, name=f"{digest}.eml"),
-                size=len(raw),
-                sender=(message.sender_email or "")[:320],
-                subject=message.subject[:500],
-                proof=proof.server_verdict(message) or verdict,
-                received_at=now,
-            )
-    except IntegrityError:  # the same mail arrived twice at once
+        # One statement, committed on its own (autocommit); a savepoint only inside a
+        # caller's transaction, so that a duplicate does not break it. The unique
+        # Message-ID finds a duplicate: no look-up before, for the many new mails.
+        with transaction.atomic() if connection.in_atomic_block else nullcontext():
+            row.save(force_insert=True)
+    except IntegrityError:  # stored already (or arriving twice at once)
+        row.raw.delete(save=False)
         return InboundMail.objects.get(message_id=message_id), False
-    mail_process(mail, message=message, now=now)
-    mail.refresh_from_db()
-    return mail, True
+    return mail_process(row, message=message, now=now), True
 
 
-def mail_process(mail: InboundMail, *, message: MailMessage | None = None, now=None) -> None:
-    """Hand a stored mail to its handler, in one transaction with its outcome."""
+def mail_process(mail: InboundMail, *, message: MailMessage | None = None, now=None) -> InboundMail:
+    """Hand a stored mail to its handler, in one transaction with its outcome. Returns
+    the row as the outcome left it."""
     now = now or timezone.now()
     if message is None:
         with mail.raw.open("rb") as file:
@@ -85,8 +92,10 @@ def mail_process(mail: InboundMail, *, message: MailMessage | None = None, now=N
         with transaction.atomic():
             locked = InboundMail.objects.select_for_update().get(pk=mail.pk)
             if locked.status != InboundMail.Status.RECEIVED:
-                return  # processed meanwhile
-            handler_for(locked.mailbox).handle(locked, message, now)
+                return locked  # processed meanwhile
+            with _settled_once(locked):
+                handler_for(locked.mailbox).handle(locked, message, now)
+            return locked
     except Exception as exc:  # one bad mail never blocks the ones after it
         logger.exception("Inbound mail %s could not be processed", mail.pk)
         with transaction.atomic():
@@ -95,6 +104,21 @@ def mail_process(mail: InboundMail, *, message: MailMessage | None = None, now=N
                 InboundMail.Status.TRIAGE,
                 reasons=[f"The portal could not process this mail ({type(exc).__name__})."],
             )
+        return mail
+
+
+@contextmanager
+def _settled_once(mail: InboundMail):
+    """What the handler settles (mail_settle, mail_answer...) is written in one UPDATE
+    when it returns, rather than one per call: the same transaction, fewer queries."""
+    mail._settling = {}
+    try:
+        yield
+        fields = mail._settling
+    finally:
+        del mail._settling
+    if fields:
+        InboundMail.objects.filter(pk=mail.pk).update(**fields)
 
 
 def mail_process_stale(now=None) -> int:
@@ -126,9 +150,13 @@ def mail_confirm_expire(now=None) -> int:
 def mail_settle(mail: InboundMail, status: str, **fields) -> None:
     """Record what a mail became (status, reasons, thread, account, parsed)."""
     fields["status"] = status
-    InboundMail.objects.filter(pk=mail.pk).update(**fields)
     for name, value in fields.items():
         setattr(mail, name, value)
+    pending = getattr(mail, "_settling", None)
+    if pending is not None:  # inside mail_process: written once the handler returns
+        pending.update(fields)
+        return
+    InboundMail.objects.filter(pk=mail.pk).update(**fields)
 
 
 def mail_answer(mail: InboundMail, *, body: str, subject: str = "") -> None:

@@ -33,7 +33,7 @@ from django.urls import reverse
 from accounts.errors import PortalError
 from accounts.models import Membership, User
 from accounts.services import audit_record
-from accounts.uploads import files_check, mail_uploads
+from accounts.uploads import mail_uploads
 from billing.locks import lock_account
 from inbox import proof
 from inbox.handlers import Handler
@@ -203,24 +203,24 @@ def _thread_of(message: MailMessage) -> Incident | None:
 
 
 def _files(message: MailMessage):
-    """The mail's text and its attachments as checked uploads; the refused ones are named
-    in the text (type from content, size, count: accounts.uploads)."""
-    uploads, refused = mail_uploads(message.attachments, field="attachments")
+    """The mail's text and its attachments, checked once (type from content, size, count:
+    accounts.uploads); the refused ones are named in the text."""
+    checked, refused = mail_uploads(message.attachments, field="attachments")
     body = message.body.strip()
     if refused:
         body = f"{body}\n\n[Attachments not kept: {' '.join(refused)}]".strip()
-    return body, uploads
+    return body, checked
 
 
 def _post(mail, message, incident, user, now) -> None:
     """The mail's text and files as the member's message on the incident."""
-    body, uploads = _files(message)
+    body, checked = _files(message)
     services.incident_reply(
         actor=user,
         incident=incident,
         body=body,
         message_id=mail.message_id,
-        attachments=uploads,
+        attachments=checked,
         now=now,
     )
 
@@ -300,7 +300,7 @@ def _incident_open(mail, message, account, user, now) -> Incident:
     # incident_open locks the account too; the mail's unique row already makes the same
     # mail delivered twice at once wait, then find it handled.
     lock_account(account)
-    description, uploads = _files(message)
+    description, checked = _files(message)
     incident = services.incident_open(
         actor=user,
         account=account,
@@ -310,7 +310,7 @@ def _incident_open(mail, message, account, user, now) -> Incident:
         channel=Incident.Channel.EMAIL,
         now=now,
     )
-    services.attachments_save(incident, files_check(uploads, field="attachments"), now=now)
+    services.attachments_save(incident, checked, now=now)
     return incident
 
 

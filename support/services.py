@@ -503,7 +503,8 @@ def incident_reply(
     *, actor, incident: Incident, body: str, message_id: str = "", attachments=(), now=None
 ):
     """The customer writes; a waiting incident resumes, a resolved one reopens within
-    SUPPORT_REOPEN_DAYS. `attachments` (uploads) are checked as refund evidence is."""
+    SUPPORT_REOPEN_DAYS. `attachments` (uploads) are checked as refund evidence is; those
+    checked already (accounts.uploads.Checked, from a mail) are not read again."""
     now = now or timezone.now()
     body = (body or "").strip()
     checked = files_check(attachments, field="attachments", default_name="attachment")

@@ -153,27 +153,35 @@ def _post(mail, parsed, request, user, now) -> list[str]:
     return refused
 
 
-def _order_of(parsed: ParsedMail, user) -> Order | None:
+def _order_of(parsed: ParsedMail, user, billing_accounts=None) -> Order | None:
+    """The order the mail names, when `user` acts on its account's billing
+    (`billing_accounts`: the ids of the accounts they do, when already known)."""
     if not parsed.order_number:
         return None
     order = Order.objects.filter(number=parsed.order_number).select_related("account").first()
-    if order is not None and not acts_on_billing(user=user, account=order.account):
+    if order is None:
         return None
-    return order
+    if billing_accounts is not None:
+        return order if order.account_id in billing_accounts else None
+    return order if acts_on_billing(user=user, account=order.account) else None
 
 
 def _new_request(mail, parsed, user, now) -> None:
     # Who may ask comes first, and the answers reveal nothing: a stranger hears the same
     # thing whether or not an order exists, and a customer learns only of their own.
-    if (
-        user is None
-        or not Membership.objects.filter(user=user, is_active=True, role__in=BILLING_ROLES).exists()
-    ):
+    billing_accounts = set()
+    if user is not None:
+        billing_accounts = set(
+            Membership.objects.filter(
+                user=user, is_active=True, role__in=BILLING_ROLES
+            ).values_list("account_id", flat=True)
+        )
+    if not billing_accounts:
         _triage(
             mail, ["The sender is not an owner or billing admin of any account."], tell="sender"
         )
         return
-    order = _order_of(parsed, user)
+    order = _order_of(parsed, user, billing_accounts)
     missing = []
     if not parsed.order_number:
         missing.append("the order number (for example ORD-2026-000123)")
@@ -204,7 +212,11 @@ def _lines(parsed: ParsedMail, order: Order) -> list[int]:
     return named or [line.pk for line in purchases]
 
 
-def _submit(mail, parsed, user, order, now, *, status=_S.REQUEST) -> RefundRequest:
+def _submit_arguments(
+    parsed: ParsedMail, user, order: Order, *, reason: str = ""
+) -> tuple[dict, list[str]]:
+    """refund_request_submit's arguments for a mail, whoever files it (the mail itself,
+    its confirmation, staff completing it), and the names of the attachments refused."""
     evidence, refused = _uploads(parsed)
     # The customer's whole message (without quoted history and signature) is kept.
     text = parsed.body or parsed.reason_text
@@ -219,18 +231,23 @@ def _submit(mail, parsed, user, order, now, *, status=_S.REQUEST) -> RefundReque
         text += "\n\nThe mail says: " + ", ".join(f for f in facts if f) + "."
     if refused:
         text += "\n\nAttachments not kept: " + " ".join(refused)
-    request = services.refund_request_submit(
-        actor=user,
-        account=order.account,
-        line_ids=_lines(parsed, order),
+    arguments = {
+        "actor": user,
+        "account": order.account,
+        "line_ids": _lines(parsed, order),
         # The customer's words are kept; an unclear reason is read as the plain one.
-        reason=parsed.reason_code or "no_longer_needed",
-        payout_method=RefundRequest.Payout.ORIGINAL,  # acelle §5: the same method
-        text=text[:5000],
-        channel=RefundRequest.Channel.EMAIL,
-        evidence=evidence,
-        now=now,
-    )
+        "reason": reason or parsed.reason_code or "no_longer_needed",
+        "payout_method": RefundRequest.Payout.ORIGINAL,  # acelle §5: the same method
+        "text": text[:5000],
+        "channel": RefundRequest.Channel.EMAIL,
+        "evidence": evidence,
+    }
+    return arguments, refused
+
+
+def _submit(mail, parsed, user, order, now, *, status=_S.REQUEST) -> RefundRequest:
+    arguments, refused = _submit_arguments(parsed, user, order)
+    request = services.refund_request_submit(**arguments, now=now)
     mail_settle(mail, status, thread=request.number, account=order.account)
     if refused:
         mail_settle(mail, status, reasons=refused)
@@ -287,19 +304,9 @@ def mail_complete(
             field="requester_email",
         )
     _, parsed = _parsed(mail)
-    evidence, _ = _uploads(parsed)
+    arguments, _refused = _submit_arguments(parsed, user, order, reason=reason)
     with transaction.atomic():
-        request = services.refund_request_submit(
-            actor=user,
-            account=order.account,
-            line_ids=_lines(parsed, order),
-            reason=reason,
-            payout_method=RefundRequest.Payout.ORIGINAL,
-            text=(parsed.body or parsed.reason_text)[:5000],
-            channel=RefundRequest.Channel.EMAIL,
-            evidence=evidence,
-            now=now,
-        )
+        request = services.refund_request_submit(**arguments, now=now)
         mail_settle(
             mail,
             _S.DONE,
