@@ -6,12 +6,15 @@ import datetime as dt
 import functools
 import zoneinfo
 
-import holidays
 from django.conf import settings
 
 
 @functools.cache
 def _holidays(country: str, subdivision: str | None):
+    # Imported on first use: the package loads every country's calendar (0.1 s), which a
+    # process that counts no business day need not pay at start-up.
+    import holidays
+
     return holidays.country_holidays(country, subdiv=subdivision)
 
 
