@@ -73,7 +73,13 @@ class InboundMail(models.Model):
     class Meta:
         ordering = ["-received_at", "-id"]
         indexes = [
-            models.Index(fields=["mailbox", "status", "-received_at"], name="inbound_mail_queue")
+            models.Index(fields=["mailbox", "status", "-received_at"], name="inbound_mail_queue"),
+            # The console's list (newest first) and its status filter (the triage, held and
+            # awaiting-confirmation tiles), read in index order.
+            models.Index(fields=["-received_at", "-id"], name="inbound_mail_console_recent"),
+            models.Index(
+                fields=["status", "-received_at", "-id"], name="inbound_mail_console_status"
+            ),
         ]
 
     def __str__(self):
