@@ -421,10 +421,12 @@ def console_user():
     return user
 
 
-def pages(now) -> list[tuple[str, str, object]]:
-    """(label, path, the queryset whose count the page must show) of every page measured."""
+def pages() -> list[tuple[str, str, object]]:
+    """(label, path, the queryset whose count the page must show, or a function giving it
+    now) of every page measured."""
     from django.db.models import Exists, OuterRef
     from django.urls import reverse
+    from django.utils import timezone
 
     from accounts.admin import deadline_q
     from core.calendar import vendor_tz
@@ -447,7 +449,10 @@ def pages(now) -> list[tuple[str, str, object]]:
                 (
                     f"{label} ?deadline={which}",
                     f"{url}?deadline={which}",
-                    model.objects.filter(deadline_q(which, now=now, tz=tz)),
+                    # Counted at the time of asking, as the page counts.
+                    lambda model=model, which=which: model.objects.filter(
+                        deadline_q(which, now=timezone.now(), tz=tz)
+                    ),
                 )
             )
         if model is RefundRequest:
@@ -538,7 +543,7 @@ def main() -> int:
             + f" over {min(args.accounts, rows):,} accounts"
         )
         user = console_user()
-        paths = pages(now)
+        paths = pages()
         if args.explain:
             if not postgres:
                 print("--explain reads PostgreSQL's plans: set DATABASE_URL.")
@@ -555,9 +560,10 @@ def main() -> int:
                 said = ""
                 if queryset is not None:
                     # Counted just before and after the page: a deadline may pass between.
-                    before = queryset.count()
+                    matching = queryset if callable(queryset) else lambda q=queryset: q
+                    before = matching().count()
                     count = shown_count(server._get(path, cookie)[1])
-                    after = queryset.count()
+                    after = matching().count()
                     said = f", shows {count:,} (database: {after:,})"
                     if count not in (before, after):
                         wrong.append(f"{label}: the page says {count}, the database {after}")
