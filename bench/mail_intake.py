@@ -43,7 +43,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from email.message import EmailMessage
 
-from _common import (  # noqa: PLC2701 (the benches' shared module, beside this script)
+from _common import (
     ROOT,
     analyze,
     database_label,

@@ -2,6 +2,8 @@
 with an export of the selected period as CSV for the accountant; billing details."""
 
 import csv
+from collections.abc import Callable
+from operator import attrgetter
 
 from django.contrib import admin
 from django.http import HttpResponse
@@ -12,14 +14,62 @@ from accounts.admin import AuditedAdmin, ReadOnlyAdmin
 from .models import BillingDetails, CreditNote, CreditNoteLine, Invoice, InvoiceLine, TaxRate
 
 
-def _csv(filename: str, header: list[str], rows) -> HttpResponse:
-    response = HttpResponse(content_type="text/csv; charset=utf-8")
-    response["Content-Disposition"] = f'attachment; filename="{filename}"'
-    writer = csv.writer(response)
-    writer.writerow(header)
-    for row in rows:
-        writer.writerow(row)
-    return response
+def _issued_on(document) -> str:
+    return timezone.localtime(document.issued_at).date().isoformat()
+
+
+def _amount(field: str):
+    return lambda document: f"{getattr(document, field):.2f}"
+
+
+def csv_export(filename: str, columns: list[tuple[str, Callable]], *, related: list[str]):
+    """The action "Export the selected as CSV (for the accountant)" of a document list
+    (invoices, credit notes): a header of `columns`' names, then one row per document
+    in number order, each cell its column's function of the document."""
+
+    @admin.action(description="Export the selected as CSV (for the accountant)")
+    def export_csv(modeladmin, request, queryset):
+        response = HttpResponse(content_type="text/csv; charset=utf-8")
+        response["Content-Disposition"] = f'attachment; filename="{filename}"'
+        writer = csv.writer(response)
+        writer.writerow([name for name, _ in columns])
+        for document in queryset.select_related(*related).order_by("number"):
+            writer.writerow([value(document) for _, value in columns])
+        return response
+
+    return export_csv
+
+
+INVOICE_COLUMNS = [
+    ("number", attrgetter("number")),
+    ("date", _issued_on),
+    ("buyer", attrgetter("account.name")),
+    ("buyer_tax_id", lambda invoice: invoice.buyer.get("tax_id", "")),
+    ("order", attrgetter("order.number")),
+    ("currency", attrgetter("currency")),
+    ("subtotal", _amount("subtotal")),
+    ("tax", _amount("tax_total")),
+    ("total", _amount("total")),
+    ("paid_by_credit", _amount("credit_applied")),
+    ("paid_by_payment", _amount("amount_paid")),
+    ("method", attrgetter("payment_method")),
+    ("reference", attrgetter("payment_reference")),
+]
+
+CREDIT_NOTE_COLUMNS = [
+    ("number", attrgetter("number")),
+    ("date", _issued_on),
+    ("buyer", attrgetter("account.name")),
+    ("invoice", attrgetter("invoice.number")),
+    ("currency", attrgetter("currency")),
+    ("subtotal", _amount("subtotal")),
+    ("tax", _amount("tax_total")),
+    ("total", _amount("total")),
+    ("refunded_to_card", _amount("refunded_to_card")),
+    ("credited_to_balance", _amount("credited_to_balance")),
+    ("reference", attrgetter("reference")),
+    ("reason", attrgetter("reason")),
+]
 
 
 class InvoiceLineInline(admin.TabularInline):
@@ -69,44 +119,7 @@ class InvoiceAdmin(ReadOnlyAdmin):
     date_hierarchy = "issued_at"
     list_select_related = ["account", "order"]
     inlines = [InvoiceLineInline]
-    actions = ["export_csv"]
-
-    @admin.action(description="Export the selected as CSV (for the accountant)")
-    def export_csv(self, request, queryset):
-        rows = (
-            [
-                i.number,
-                timezone.localtime(i.issued_at).date().isoformat(),
-                i.account.name,
-                i.buyer.get("tax_id", ""),
-                i.order.number,
-                i.currency,
-                f"{i.subtotal:.2f}",
-                f"{i.tax_total:.2f}",
-                f"{i.total:.2f}",
-                f"{i.credit_applied:.2f}",
-                f"{i.amount_paid:.2f}",
-                i.payment_method,
-                i.payment_reference,
-            ]
-            for i in queryset.select_related("account", "order").order_by("number")
-        )
-        header = [
-            "number",
-            "date",
-            "buyer",
-            "buyer_tax_id",
-            "order",
-            "currency",
-            "subtotal",
-            "tax",
-            "total",
-            "paid_by_credit",
-            "paid_by_payment",
-            "method",
-            "reference",
-        ]
-        return _csv("invoices.csv", header, rows)
+    actions = [csv_export("invoices.csv", INVOICE_COLUMNS, related=["account", "order"])]
 
 
 @admin.register(CreditNote)
@@ -126,42 +139,7 @@ class CreditNoteAdmin(ReadOnlyAdmin):
     date_hierarchy = "issued_at"
     list_select_related = ["account", "invoice"]
     inlines = [CreditNoteLineInline]
-    actions = ["export_csv"]
-
-    @admin.action(description="Export the selected as CSV (for the accountant)")
-    def export_csv(self, request, queryset):
-        rows = (
-            [
-                n.number,
-                timezone.localtime(n.issued_at).date().isoformat(),
-                n.account.name,
-                n.invoice.number,
-                n.currency,
-                f"{n.subtotal:.2f}",
-                f"{n.tax_total:.2f}",
-                f"{n.total:.2f}",
-                f"{n.refunded_to_card:.2f}",
-                f"{n.credited_to_balance:.2f}",
-                n.reference,
-                n.reason,
-            ]
-            for n in queryset.select_related("account", "invoice").order_by("number")
-        )
-        header = [
-            "number",
-            "date",
-            "buyer",
-            "invoice",
-            "currency",
-            "subtotal",
-            "tax",
-            "total",
-            "refunded_to_card",
-            "credited_to_balance",
-            "reference",
-            "reason",
-        ]
-        return _csv("credit-notes.csv", header, rows)
+    actions = [csv_export("credit-notes.csv", CREDIT_NOTE_COLUMNS, related=["account", "invoice"])]
 
 
 @admin.register(BillingDetails)

@@ -8,6 +8,7 @@ from django.http import Http404
 from django.shortcuts import get_object_or_404
 from django.urls import path, reverse
 
+from accounts.admin import QueueAdmin
 from accounts.errors import PortalError
 
 from . import services
@@ -15,11 +16,32 @@ from .handlers import HANDLERS
 from .models import InboundMail
 
 
+class SourceFilter(admin.SimpleListFilter):
+    """Mails by how they were fetched (?source=imap): the sources the intake writes,
+    without reading the distinct values of every mail ever received."""
+
+    title = "source"
+    parameter_name = "source"
+
+    def lookups(self, request, model_admin):
+        return [
+            ("imap", "IMAP"),
+            ("maildir", "Maildir"),
+            ("mbox", "mbox"),
+            ("webhook", "Provider webhook"),
+        ]
+
+    def queryset(self, request, queryset):
+        return queryset if self.value() is None else queryset.filter(source=self.value())
+
+
 @admin.register(InboundMail)
-class InboundMailAdmin(admin.ModelAdmin):
+class InboundMailAdmin(QueueAdmin):
     list_display = ["received_at", "mailbox", "sender", "subject", "status", "proof", "thread"]
-    list_filter = ["mailbox", "status", "source", "proof"]
+    list_filter = ["mailbox", "status", SourceFilter, "proof"]
     search_fields = ["sender", "subject", "message_id", "thread"]
+    # The stored parse (up to 20,000 characters of body) and the answer are not listed.
+    list_defer = ("parsed", "answer", "reasons")
     readonly_fields = [f.name for f in InboundMail._meta.fields]
     actions = ["accept", "dismiss"]
 

@@ -86,6 +86,12 @@ class InboundMail(models.Model):
                 name="inbound_mail_confirm_age",
                 condition=Q(status="confirm"),
             ),
+            # The console's list (newest first) and its status filter (the triage, held and
+            # awaiting-confirmation tiles), read in index order.
+            models.Index(fields=["-received_at", "-id"], name="inbound_mail_console_recent"),
+            models.Index(
+                fields=["status", "-received_at", "-id"], name="inbound_mail_console_status"
+            ),
         ]
 
     def __str__(self):

@@ -140,6 +140,16 @@ class RefundRequest(models.Model):
                 include=["state"],
                 name="refund_account_by_date",
             ),
+            # The console's queue (RefundRequestAdmin.ordering: the next deadline first,
+            # none last, then id), its state filter, and its breached filter and tile: each
+            # page of the queue reads its rows in index order.
+            models.Index(fields=["next_deadline", "id"], name="refund_console_queue"),
+            models.Index(fields=["state", "next_deadline", "id"], name="refund_console_state"),
+            models.Index(
+                fields=["next_deadline", "id"],
+                name="refund_console_breached",
+                condition=~Q(breached=[]),
+            ),
         ]
 
     def __str__(self):
@@ -279,6 +289,15 @@ class RefundPayout(models.Model):
             models.CheckConstraint(condition=Q(amount__gt=0), name="refund_payout_positive"),
             models.UniqueConstraint(
                 fields=["request", "method"], name="refund_payout_once_per_method"
+            ),
+        ]
+        indexes = [
+            # The console's "payout pending / failed" filter and tiles: the few payouts
+            # still open, not every payout ever made.
+            models.Index(
+                fields=["status", "request"],
+                name="refund_payout_console_open",
+                condition=Q(status__in=["pending", "failed"]),
             ),
         ]
 

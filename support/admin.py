@@ -10,7 +10,13 @@ from django.template.response import TemplateResponse
 from django.urls import path
 from django.utils import timezone
 
-from accounts.admin import AuditedAdmin, DeadlineFilter, ReviewPageAdmin, StaffStateFilter
+from accounts.admin import (
+    AuditedAdmin,
+    DeadlineFilter,
+    ReviewPageAdmin,
+    StaffFilter,
+    StaffStateFilter,
+)
 from accounts.errors import PortalError
 from accounts.uploads import download
 from core.calendar import vendor_tz
@@ -66,10 +72,12 @@ class IncidentAdmin(ReviewPageAdmin):
         "severity",
         "scope",
         "billing",
-        ("assignee", admin.RelatedOnlyFieldListFilter),
+        ("assignee", StaffFilter),
     ]
     search_fields = ["number", "subject", "account__name"]
     list_select_related = ["account", "assignee"]
+    list_defer = ("description",)
+    # The index incident_console_queue holds the rows in this order.
     ordering = [F("next_deadline").asc(nulls_last=True), "id"]
     actions = ["assign_to_me"]
     review_template = "admin/support/incident/review.html"

@@ -92,6 +92,15 @@ class Incident(models.Model):
                 condition=Q(state__in=["open", "in_progress", "waiting_on_customer"]),
             ),
             models.Index(fields=["account", "support_year_start"], name="incident_account_year"),
+            # The console's queue (IncidentAdmin.ordering: the next deadline first, none
+            # last, then id), its state filter, and its breached filter and tile.
+            models.Index(fields=["next_deadline", "id"], name="incident_console_queue"),
+            models.Index(fields=["state", "next_deadline", "id"], name="incident_console_state"),
+            models.Index(
+                fields=["next_deadline", "id"],
+                name="incident_console_breached",
+                condition=~Q(breached=[]),
+            ),
         ]
 
     def __str__(self):

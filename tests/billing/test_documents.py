@@ -9,6 +9,7 @@ import pytest
 from django.core import mail
 from django.db import transaction
 from django.test import Client
+from django.utils import timezone
 from pypdf import PdfReader
 
 from accounts.errors import PortalError
@@ -367,15 +368,27 @@ def test_staff_export_a_period_as_csv(prices, billing_staff, client):
     url = reverse("admin:billing_invoice_changelist")
     assert client.get(url + "?issued_at__year=2026").status_code == 200
     export = client.post(url, {"action": "export_csv", "_selected_action": [order.invoice.pk]})
-    rows = export.content.decode().splitlines()
-    assert rows[0].startswith("number,date,buyer") and rows[1].startswith(
-        "INV-2026-000001,2026-03-02,Acme,"
+    assert export["Content-Type"] == "text/csv; charset=utf-8"
+    assert export["Content-Disposition"] == 'attachment; filename="invoices.csv"'
+    assert export.content.decode() == (
+        "number,date,buyer,buyer_tax_id,order,currency,subtotal,tax,total,paid_by_credit,"
+        "paid_by_payment,method,reference\r\n"
+        "INV-2026-000001,2026-03-02,Acme,,ORD-2026-000001,USD,49.00,0.00,49.00,0.00,49.00,"
+        "Payment recorded by our billing team,WIRE-7\r\n"
     )
+    note = CreditNote.objects.get()
     notes = client.post(
         reverse("admin:billing_creditnote_changelist"),
-        {"action": "export_csv", "_selected_action": [CreditNote.objects.get().pk]},
+        {"action": "export_csv", "_selected_action": [note.pk]},
     )
-    assert "CN-2026-000001" in notes.content.decode() and ",10.00," in notes.content.decode()
+    assert notes["Content-Disposition"] == 'attachment; filename="credit-notes.csv"'
+    issued_on = timezone.localtime(note.issued_at).date().isoformat()
+    assert notes.content.decode() == (
+        "number,date,buyer,invoice,currency,subtotal,tax,total,refunded_to_card,"
+        "credited_to_balance,reference,reason\r\n"
+        f"CN-2026-000001,{issued_on},Acme,INV-2026-000001,USD,10.00,0.00,10.00,0.00,10.00,"
+        "RR-1,Refund RR-1\r\n"
+    )
 
 
 def test_a_staff_credit_tied_to_an_order_gets_a_credit_note(prices, billing_staff):

@@ -48,16 +48,15 @@ def make_app(staff, developer):
             webhook_url=webhook_url,
             webhook_secret="whsec_test" if webhook_url else "",
         )
-        defaults = {"interval": "month"} if model == "subscription" else {}
-        row = Plan.objects.create(
-            app=app,
+        plan_create(
+            staff,
+            app,
             code=plan.pop("code", "main"),
             name=plan.pop("name", "Main"),
-            pricing_model=model,
-            amount=Decimal(amount),
-            **{**defaults, **plan},
+            model=model,
+            amount=amount,
+            **{"interval": "month", **plan},
         )
-        services.plan_product_sync(actor=staff, plan=row)
         if publish:
             services.app_set_status(actor=staff, app=app, status=App.Status.IN_REVIEW)
             services.app_set_status(actor=staff, app=app, status=App.Status.PUBLISHED)
@@ -65,6 +64,38 @@ def make_app(staff, developer):
         return app
 
     return make
+
+
+def plan_create(staff, app, *, code, name, model, amount, sync=True, **fields) -> Plan:
+    """A plan of `app`, put in billing's catalogue (its product and price) as saving it in
+    the console does, unless `sync` is false. `interval` counts for subscriptions only."""
+    if model != "subscription":
+        fields.pop("interval", None)
+    plan = Plan.objects.create(
+        app=app, code=code, name=name, pricing_model=model, amount=Decimal(amount), **fields
+    )
+    if sync:
+        services.plan_product_sync(actor=staff, plan=plan)
+    return plan
+
+
+@pytest.fixture
+def add_plan(staff):
+    """Another plan for an app made by make_app: by default the yearly subscription at 300
+    that plan changes move to."""
+
+    def add(app, code="yearly", name="Yearly", model="subscription", amount="300", **fields):
+        return plan_create(
+            staff,
+            app,
+            code=code,
+            name=name,
+            model=model,
+            amount=amount,
+            **{"interval": "year", **fields},
+        )
+
+    return add
 
 
 @pytest.fixture

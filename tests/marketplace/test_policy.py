@@ -339,21 +339,12 @@ def test_a_prorated_refund_ends_the_app_at_once(api_client, owner, account, make
 
 
 def test_a_plan_switch_takes_effect_with_the_renewal_it_is_paid_in(
-    api_client, owner, account, make_app, pay, staff
+    api_client, owner, account, make_app, add_plan, pay
 ):
     from billing.services import subscriptions_renew_due
-    from marketplace.models import Plan
 
     app = make_app("digest", "subscription", "30")
-    yearly = Plan.objects.create(
-        app=app,
-        code="yearly",
-        name="Yearly",
-        pricing_model="subscription",
-        amount=300,
-        interval="year",
-    )
-    services.plan_product_sync(actor=staff, plan=yearly)
+    add_plan(app)
     inst, _line = _paid_subscription(api_client, owner, account, app, pay)
     api_client.force_authenticate(owner)
     changed = api_client.patch(

@@ -11,7 +11,7 @@ from accounts.errors import PortalError
 from billing import services as billing
 from billing.models import Order, Price, Product, Subscription
 from marketplace import services
-from marketplace.models import Earning, Installation, Plan, WebhookDelivery
+from marketplace.models import Earning, Installation, WebhookDelivery
 
 from .conftest import DAY_ONE, plan_of
 
@@ -72,18 +72,10 @@ def test_a_paid_install_after_a_used_trial_is_not_refundable(owner, account, mak
 
 
 def test_a_planned_move_can_be_undone_and_a_cancelled_one_cannot_move(
-    owner, account, make_app, pay, staff
+    owner, account, make_app, add_plan, pay
 ):
     app = make_app("digest", "subscription", "30")
-    yearly = Plan.objects.create(
-        app=app,
-        code="yearly",
-        name="Yearly",
-        pricing_model="subscription",
-        amount=300,
-        interval="year",
-    )
-    services.plan_product_sync(actor=staff, plan=yearly)
+    yearly = add_plan(app)
     main = app.plans.get(code="main")
     with time_machine.travel(DAY_ONE, tick=False):
         out = _install(owner, account, app, plan=main)
@@ -192,7 +184,9 @@ def test_developers_hear_when_a_renewal_goes_unpaid(owner, account, make_app, pa
     assert WebhookDelivery.objects.filter(event="installation.suspended").exists()
 
 
-def test_odd_seats_and_unsold_plans_are_refused_cleanly(owner, account, make_app, developer):
+def test_odd_seats_and_unsold_plans_are_refused_cleanly(
+    owner, account, make_app, add_plan, developer
+):
     from django.test import Client
 
     make_app("digest", "subscription", "30", scheme="per_seat")
@@ -206,9 +200,7 @@ def test_odd_seats_and_unsold_plans_are_refused_cleanly(owner, account, make_app
     )
     assert response.status_code == 200 and "whole number of seats" in response.text
     app = make_app("unsold", "free")
-    unsold = Plan.objects.create(
-        app=app, code="paid", name="Paid", pricing_model="one_time", amount=5
-    )
+    unsold = add_plan(app, code="paid", name="Paid", model="one_time", amount="5", sync=False)
     with pytest.raises(PortalError, match="not for sale yet"):
         _install(owner, account, app, plan=unsold)
 
