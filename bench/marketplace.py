@@ -17,17 +17,13 @@ import argparse
 import gc
 import os
 import statistics
-import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.test")
 os.environ.setdefault("MARKETPLACE_APP_API_RATE", "100000000/hour")
 
-import django
+from _common import analyze, django_setup, report
 
-django.setup()
+django_setup()
 
 from django.db import connection  # noqa: E402
 from django.test import Client  # noqa: E402
@@ -114,9 +110,11 @@ def main():
     old_name = connection.creation.create_test_db(verbosity=0, keepdb=False)
     try:
         owner, inst, secret = build()
+        analyze()
         client = Client()
         client.force_login(owner)
         print(f"database: {connection.vendor}; 500 published apps")
+        bare = None
         for label, path in (
             ("bare view (/healthz)", "/healthz"),
             ("listing page", "/marketplace/"),
@@ -125,6 +123,18 @@ def main():
         ):
             median, p95, queries = timed(client, path, args.requests)
             print(f"{label:28} median {median:7.1f} ms   p95 {p95:7.1f} ms   {queries} queries")
+            if bare is None:
+                bare = f"p95 {p95:.1f} ms"
+            else:
+                report(
+                    "marketplace",
+                    f"{label} p95 (test client)",
+                    p95,
+                    "ms",
+                    target="< 150 ms",
+                    ok=p95 < 150,
+                    baseline=bare,
+                )
         api = Client(headers={"Authorization": f"Bearer {secret}"})
         url = f"/api/v1/developer/installations/{inst.pk}/usage/"
         start = time.perf_counter()
@@ -148,8 +158,14 @@ def main():
             response = api.post(batch, {"records": records}, content_type="application/json")
             assert response.status_code == 201, response.content
         elapsed = time.perf_counter() - start
-        print(
-            f"usage ingest, 500 records a request: {args.records / elapsed:,.0f} records/s (target 1,000/s)"
+        rate = args.records / elapsed
+        report(
+            "marketplace",
+            "usage ingest, 500 records a request",
+            rate,
+            "records/s",
+            target=">= 1,000/s",
+            ok=rate >= 1000,
         )
     finally:
         connection.creation.destroy_test_db(old_name, verbosity=0)

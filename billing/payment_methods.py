@@ -44,7 +44,8 @@ def _field(obj, key):
     return obj[key] if obj is not None and key in obj else None
 
 
-def _card(method) -> Card | None:
+def card_of(method) -> Card | None:
+    """The card of a stored dj-stripe payment method (its stripe_data), or None."""
     card = _field(method, "card")
     if not card:
         return None
@@ -67,7 +68,7 @@ def card_on_file(*, account) -> Card | None:
         .first()
     )
     method = customer.default_payment_method if customer else None
-    return _card(method.stripe_data) if method else None
+    return card_of(method.stripe_data) if method else None
 
 
 def card_setup_start(*, actor, account):
@@ -130,7 +131,7 @@ def card_set_default(*, actor, account, setup_intent_id: str) -> Card:
             logger.warning("Could not detach the replaced card %s of %s", previous, customer_id)
     PaymentMethod.sync_from_stripe_data(method, api_key=settings.STRIPE_SECRET_KEY)
     customer = Customer.sync_from_stripe_data(stripe_customer, api_key=settings.STRIPE_SECRET_KEY)
-    card = _card(method)
+    card = card_of(method)
     with transaction.atomic():
         audit_record(
             actor=actor,

@@ -141,7 +141,7 @@ def _cards_expiring(now) -> int:
     today are read."""
     from djstripe.models import Customer
 
-    from ..payment_methods import _card
+    from ..payment_methods import card_of
 
     months = set()
     for day in (now.date() - timedelta(days=1), now.date() + timedelta(days=1)):
@@ -164,7 +164,7 @@ def _cards_expiring(now) -> int:
     claims = []
     for customer in customers:
         account = customer.subscriber
-        card = _card(customer.default_payment_method.stripe_data)
+        card = card_of(customer.default_payment_method.stripe_data)
         today = account_today(account, now)
         nxt = (today.replace(day=1) + timedelta(days=32)).replace(day=1)
         if card is None or (card.exp_year, card.exp_month) != (nxt.year, nxt.month):
