@@ -67,6 +67,9 @@ def database_label() -> str:
     from django.db import connection
 
     if connection.vendor == "postgresql":
+        # A bench that never opened the database (policy_engine) is not made to open it.
+        if connection.connection is None:
+            return "PostgreSQL"
         return f"PostgreSQL {connection.pg_version // 10000}"
     return connection.vendor
 
