@@ -41,7 +41,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
-from _common import analyze, django_setup, report, throwaway_database  # noqa: PLC2701
+from _common import analyze, django_setup, report, throwaway_database
 
 BENCH = "renewals"
 # The periods end on 1 April 2026; the runs happen at noon UTC that day.

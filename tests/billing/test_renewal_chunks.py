@@ -29,11 +29,12 @@ from tests.races import run_together
 pytestmark = pytest.mark.django_db
 
 # Queries one renewal makes in a chunk (an active per-seat plan, no credit, left awaiting
-# its payment), as measured: the two locks; the order, its number, its line, its audit;
-# the payment and its job; the plan lapsed, its audit and the marketplace's look-up; the
-# licence screen (its savepoint, lock, write, audit and release); and, in a test, the
-# savepoint and release of the renewal's own transaction (a real one is BEGIN/COMMIT).
-PER_RENEWAL = 18
+# its payment), as measured: the two locks; the order, its number, its line; the payment
+# and its job; the plan lapsed; the account put on the licence screen (with the lock the
+# renewal holds); the renewal's audit rows in one insert; and, in a test, the savepoint
+# and release of the renewal's own transaction (a real one is BEGIN/COMMIT). No
+# marketplace look-up: the plan is not an app's.
+PER_RENEWAL = 12
 # A chunk's own reads: its subscriptions and the accounts' billing details (and the tax
 # rates, when one of them has a country).
 PER_CHUNK = 2
