@@ -8,6 +8,9 @@ goes out through Celery once the transaction has committed.
 
 import secrets
 import unicodedata
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
@@ -33,9 +36,20 @@ Role = Membership.Role
 # --- audit ---------------------------------------------------------------------------
 
 
+@dataclass
+class _AuditBatch:
+    depth: int  # how many atomic blocks were open when it began
+    events: list[AuditEvent]
+
+
+# The open audit_batch(), if any: its rows are written together when it ends.
+_BATCH: ContextVar[_AuditBatch | None] = ContextVar("audit_batch", default=None)
+
+
 def audit_record(*, actor, action: str, target, account=None, changes=None) -> AuditEvent:
-    """Write the audit row for a change; call inside the change's transaction."""
-    return AuditEvent.objects.create(
+    """Write the audit row for a change; call inside the change's transaction. Inside
+    audit_batch() the row is written when the batch ends (its pk is unset until then)."""
+    event = AuditEvent(
         actor=actor if actor is not None and actor.pk else None,
         actor_email=getattr(actor, "email", "") or "",
         account=account,
@@ -46,6 +60,37 @@ def audit_record(*, actor, action: str, target, account=None, changes=None) -> A
         changes=changes or {},
         ip_address=client_ip.get(),
     )
+    batch = _BATCH.get()
+    # Inside an atomic block opened within the batch, the row is written now: a savepoint
+    # rolled back must take its audit rows with it.
+    if batch is not None and len(transaction.get_connection().atomic_blocks) == batch.depth:
+        batch.events.append(event)
+    else:
+        event.save(force_insert=True)
+    return event
+
+
+@contextmanager
+def audit_batch():
+    """Open inside a change's transaction: the audit rows recorded directly in it (not in
+    a savepoint within) are written in one INSERT when the block ends without an error,
+    still in the transaction: the same rows, in the order recorded, each with the time it
+    was recorded. On an error none is written, as the transaction rolls back. A batch
+    within a batch leaves the rows to the outer one."""
+    atomic_blocks = transaction.get_connection().atomic_blocks
+    if not atomic_blocks:
+        raise RuntimeError("audit_batch() needs the change's transaction around it")
+    if _BATCH.get() is not None:
+        yield
+        return
+    batch = _AuditBatch(depth=len(atomic_blocks), events=[])
+    token = _BATCH.set(batch)
+    try:
+        yield
+    finally:
+        _BATCH.reset(token)
+    if batch.events:
+        AuditEvent.objects.bulk_create(batch.events)
 
 
 def staff_object_save(*, actor, obj, form=None, changed_fields=(), created=False):
@@ -296,19 +341,27 @@ def require_staff(actor, perm: str) -> None:
         raise NotAllowed("Only vendor staff can do this.")
 
 
-def account_set_licence_screen(*, account: Account, on: bool, reason: str, actor=None) -> Account:
+def account_set_licence_screen(
+    *, account: Account, on: bool, reason: str, actor=None, locked: bool = False
+) -> Account:
     """Billing puts an account on the licence screen when its plan lapses, and lifts it
     when a renewal is paid (1CRM terms: the system stays on the licence screen awaiting
-    an updated licence). Suspended or deactivated accounts are left as they are."""
+    an updated licence). Suspended or deactivated accounts are left as they are.
+
+    `locked`: `account` is the row the caller locked in its open transaction (and has
+    not changed behind it): it is used as it is, with no second lock or savepoint."""
+    if locked:
+        if not transaction.get_connection().in_atomic_block:
+            raise RuntimeError("locked=True needs the caller's transaction around it")
+        return _set_licence_screen(account, on=on, reason=reason, actor=actor)
     with transaction.atomic():
-        account = _lock_account(account)
-        current, new = (
-            account.status,
-            (Account.Status.LICENSE_SCREEN if on else Account.Status.ACTIVE),
-        )
-        expected = Account.Status.ACTIVE if on else Account.Status.LICENSE_SCREEN
-        if current != expected:
-            return account
+        return _set_licence_screen(_lock_account(account), on=on, reason=reason, actor=actor)
+
+
+def _set_licence_screen(account: Account, *, on: bool, reason: str, actor) -> Account:
+    new = Account.Status.LICENSE_SCREEN if on else Account.Status.ACTIVE
+    expected = Account.Status.ACTIVE if on else Account.Status.LICENSE_SCREEN
+    if account.status == expected:
         _write_status(account, new, actor=actor, reason=reason)
     return account
 

@@ -12,7 +12,10 @@ to its end is not run again (core.task_base.OutboxTask).
 """
 
 import logging
-from contextlib import contextmanager, nullcontext
+import time
+from contextlib import contextmanager, nullcontext, suppress
+from contextvars import ContextVar
+from dataclasses import dataclass
 from datetime import timedelta
 from functools import partial
 
@@ -20,6 +23,7 @@ from celery import current_app
 from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
+from kombu import pools
 from kombu.exceptions import OperationalError as BrokerUnreachable
 
 from .models import OutboxMessage
@@ -57,6 +61,57 @@ def enqueue(task, *args, countdown: float | None = None, **kwargs) -> OutboxMess
     return message
 
 
+@dataclass
+class _SentMarks:
+    pks: list[int]
+    since: float  # time.monotonic() of the oldest mark held
+
+
+# The marks held by the open sent_marks_batch(), if any.
+_SENT_MARKS: ContextVar[_SentMarks | None] = ContextVar("outbox_sent_marks", default=None)
+# A batch writes the marks it holds at least this often: well inside PUBLISH_GRACE, so
+# the relay never takes a published message for one that was lost.
+SENT_MARKS_MAX_AGE = 5.0
+
+
+@contextmanager
+def sent_marks_batch():
+    """For a loop of short transactions that each queue a job (a chunk of renewals):
+    each job is still published as its transaction commits, but the "sent" marks of
+    those published are written in one UPDATE when the block ends, however it ends (and
+    every SENT_MARKS_MAX_AGE seconds). A mark lost with its process only means that the
+    relay publishes the message again, as when a process dies before its publish:
+    delivery is at least once, and a message whose task ran is not run again."""
+    if _SENT_MARKS.get() is not None:
+        yield
+        return
+    marks = _SentMarks(pks=[], since=0.0)
+    token = _SENT_MARKS.set(marks)
+    try:
+        yield
+    finally:
+        _SENT_MARKS.reset(token)
+        _write_sent_marks(marks)
+
+
+def _write_sent_marks(marks: _SentMarks) -> None:
+    if marks.pks:
+        _mark_sent(*marks.pks)
+        marks.pks.clear()
+
+
+def _sent(message: OutboxMessage) -> None:
+    marks = _SENT_MARKS.get()
+    if marks is None:
+        _mark_sent(message.pk)
+        return
+    if not marks.pks:
+        marks.since = time.monotonic()
+    marks.pks.append(message.pk)
+    if time.monotonic() - marks.since >= SENT_MARKS_MAX_AGE:
+        _write_sent_marks(marks)
+
+
 def publish(message: OutboxMessage) -> bool:
     """Hand a message to the broker now. False if the broker refused it: the message
     stays pending, for the relay."""
@@ -64,7 +119,7 @@ def publish(message: OutboxMessage) -> bool:
     if app.conf.task_always_eager:
         # Tests run tasks in-process: the task runs here and its errors propagate.
         _send(app, message, producer=None)
-        _mark_sent(message)
+        _sent(message)
         return True
     try:
         with _producer(app) as producer:
@@ -79,7 +134,7 @@ def publish(message: OutboxMessage) -> bool:
         )
         _mark_failed(message, exc, wait=timedelta(0))
         return False
-    _mark_sent(message)
+    _sent(message)
     return True
 
 
@@ -133,7 +188,7 @@ def _relay_one(app, producer, *, eager: bool) -> str | None:
             _mark_failed(message, exc, wait=_failed_wait(message))
             logger.exception("Outbox relay: message %s (%s) failed", message.pk, message.task)
             return "failed"
-        _mark_sent(message)
+        _mark_sent(message.pk)
         return "published"
 
 
@@ -154,11 +209,20 @@ def _next_due(now) -> OutboxMessage | None:
 
 @contextmanager
 def _producer(app):
-    with app.connection_for_write() as conn:
-        # One attempt: a broker that is down costs one connect timeout, not kombu's
-        # default loop of retries.
-        conn.ensure_connection(max_retries=0)
-        yield app.amqp.Producer(conn)
+    """A producer on a broker connection from the process's pool (the one Celery's own
+    publishing uses, per broker address): a connection opened once is reused by every
+    later publish, not opened and closed per message."""
+    with pools.connections[app.connection_for_write()].acquire(block=True) as conn:
+        try:
+            # One attempt: a broker that is down costs one connect timeout, not kombu's
+            # default loop of retries. A connection still open returns at once.
+            conn.ensure_connection(max_retries=0)
+            yield app.amqp.Producer(conn)
+        except BaseException:
+            # Whatever failed, the next user of this pooled connection connects afresh.
+            with suppress(Exception):
+                conn.close()
+            raise
 
 
 class UnknownTask(LookupError):
@@ -174,8 +238,8 @@ def _send(app, message: OutboxMessage, producer) -> None:
     )
 
 
-def _mark_sent(message: OutboxMessage) -> None:
-    OutboxMessage.objects.filter(pk=message.pk, sent_at__isnull=True).update(
+def _mark_sent(*pks: int) -> None:
+    OutboxMessage.objects.filter(pk__in=pks, sent_at__isnull=True).update(
         sent_at=timezone.now(), attempts=F("attempts") + 1, last_error=""
     )
 

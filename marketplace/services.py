@@ -683,9 +683,11 @@ SUBSCRIPTION_STATE = {
 
 
 def on_subscription_moved(subscription: Subscription, old: str, new: str, actor) -> None:
-    inst = Installation.objects.filter(subscription_id=subscription.pk).first()
     target = SUBSCRIPTION_STATE.get(new)
-    if inst is None or target is None:
+    if target is None or not _may_be_app_subscription(subscription):
+        return
+    inst = Installation.objects.filter(subscription_id=subscription.pk).first()
+    if inst is None:
         return
     inst = lock_installation(inst)
     if inst.state == _I.UNINSTALLED or not INSTALLATION.allows(inst.state, target):
@@ -706,6 +708,18 @@ def on_subscription_moved(subscription: Subscription, old: str, new: str, actor)
             _I.CANCELLED: WebhookDelivery.Event.CANCELLED,
         }[target]
         webhook_emit(app=inst.app, installation=inst, event=event)
+
+
+def _may_be_app_subscription(subscription: Subscription) -> bool:
+    """False only when the plan's product, already loaded, is not of an app kind: an
+    installation holds only an app plan's subscription (its Plan.product), so every other
+    plan's move (a renewal's, say) is passed over without a query."""
+    if not Subscription.price.is_cached(subscription):
+        return True
+    price = subscription.price
+    if not type(price).product.is_cached(price):
+        return True
+    return price.product.kind in Product.APP_KINDS
 
 
 def on_line_refunded(line: OrderLine, refund) -> None:

@@ -8,7 +8,7 @@ import secrets
 from dataclasses import dataclass
 from decimal import Decimal
 
-from django.db import transaction
+from django.db import connection, transaction
 
 from accounts.errors import PortalError
 from accounts.models import Account
@@ -131,20 +131,50 @@ def order_totals(
 
 def order_create(*, account, currency, lines, actor, now) -> Order:
     total = sum((line["amount"] for line in lines), Decimal(0))
-    order = Order.objects.create(
+    order = Order(
         account=account,
-        number=f"tmp-{secrets.token_hex(6)}",
         currency=currency,
         status=Order.Status.AWAITING_PAYMENT,
         total=total,
         created_at=now,
         created_by=actor if actor is not None and actor.pk else None,
     )
-    order.number = f"ORD-{now:%Y}-{order.pk:06d}"
-    order.save(update_fields=["number"])
+    # The number is the year and the order's id (ORD-2026-000042).
+    prefix = f"ORD-{now:%Y}-"
+    if connection.vendor == "postgresql":
+        _insert_numbered(order, prefix)
+    else:
+        order.number = f"tmp-{secrets.token_hex(6)}"
+        order.save(force_insert=True)
+        order.number = f"{prefix}{order.pk:06d}"
+        order.save(update_fields=["number"])
     for line in lines:
         OrderLine.objects.create(order=order, **line)
     return order
+
+
+def _insert_numbered(order: Order, prefix: str) -> None:
+    """Insert `order` with its number in the one statement (PostgreSQL): the id is taken
+    from the table's sequence first and the number made from it, as `{prefix}{id:06d}`
+    would be. Every other column as Django would write it."""
+    quote = connection.ops.quote_name
+    fields = [f for f in Order._meta.concrete_fields if f.name not in ("id", "number")]
+    values = [f.get_db_prep_save(f.pre_save(order, add=True), connection) for f in fields]
+    table = Order._meta.db_table
+    # Only the model's own table and column names are spliced in; every value is a parameter.
+    columns = ", ".join(quote(f.column) for f in fields)
+    placeholders = ", ".join(["%s"] * len(fields))
+    sql = (
+        "WITH n AS (SELECT nextval(pg_get_serial_sequence(%s, 'id')) AS id) "  # noqa: S608
+        f"INSERT INTO {quote(table)} (id, number, {columns}) "
+        "SELECT n.id, %s || lpad(n.id::text, greatest(6, length(n.id::text)), '0'), "
+        f"{placeholders} FROM n RETURNING id, number"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [table, prefix, *values])
+        order.pk, order.number = cursor.fetchone()
+    order._state.adding = False
+    order._state.db = connection.alias
 
 
 def order_cancel(*, actor, order: Order, now=None) -> Order:

@@ -22,7 +22,8 @@ from accounts import selectors as account_selectors
 from accounts import services as account_services
 from accounts.errors import PortalError
 from accounts.models import Account
-from accounts.services import audit_record
+from accounts.services import audit_batch, audit_record
+from core import outbox
 
 from ..locks import lock_account, lock_subscription
 from ..models import (
@@ -297,7 +298,7 @@ def subscription_renew(*, subscription: Subscription, now=None) -> Subscription:
     """
     now = now or timezone.now()
     prefetched = _CHUNK.get()
-    with transaction.atomic():
+    with transaction.atomic(), audit_batch():
         account = lock_account(subscription.account_id)
         subscription = _lock_for_renewal(subscription.pk)
         today = account_today(account, now)
@@ -380,8 +381,12 @@ def subscription_renew(*, subscription: Subscription, now=None) -> Subscription:
             changes={"awaiting": order.number},
         )
         if is_plan and account.status == Account.Status.ACTIVE:
+            # `account` is this transaction's locked row: nothing since changed its status.
             account_services.account_set_licence_screen(
-                account=account, on=True, reason=f"renewal {order.number} awaits payment"
+                account=account,
+                on=True,
+                reason=f"renewal {order.number} awaits payment",
+                locked=True,
             )
     return subscription
 
@@ -493,19 +498,22 @@ def subscriptions_renew_chunk(*, ids: list[int], now=None) -> int:
         return 0
     token = _CHUNK.set(_ChunkReads.load(subscriptions))
     changed = 0
+    # Each renewal's payment job is published as its renewal commits; their "sent" marks
+    # are written together (core.outbox.sent_marks_batch).
     try:
-        for before in subscriptions:
-            try:
-                after = subscription_renew(subscription=before, now=now)
-            except SoftTimeLimitExceeded:
-                raise
-            except Exception:
-                logger.exception("Renewal of subscription %s failed", before.pk)
-                continue
-            changed += (after.current_period_end, after.status) != (
-                before.current_period_end,
-                before.status,
-            )
+        with outbox.sent_marks_batch():
+            for before in subscriptions:
+                try:
+                    after = subscription_renew(subscription=before, now=now)
+                except SoftTimeLimitExceeded:
+                    raise
+                except Exception:
+                    logger.exception("Renewal of subscription %s failed", before.pk)
+                    continue
+                changed += (after.current_period_end, after.status) != (
+                    before.current_period_end,
+                    before.status,
+                )
     finally:
         _CHUNK.reset(token)
     return changed

@@ -3,13 +3,15 @@ published once that commits, left pending (for the relay) when the broker refuse
 and run once per message."""
 
 import time
+from contextlib import contextmanager
 from datetime import timedelta
 
 import pytest
 import time_machine
 from django.core import mail
 from django.core.management import call_command
-from django.db import transaction
+from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
@@ -21,7 +23,7 @@ from core.tasks import outbox_relay, relay_when_a_worker_starts
 from tests.accounts.test_hardening import staff_client
 from tests.factories import AccountFactory, owner_of
 from tests.outage_tasks import RUNS, note
-from tests.redis_server import free_port
+from tests.redis_server import RedisServer, free_port, needs_redis_server
 
 pytestmark = pytest.mark.django_db
 
@@ -33,9 +35,9 @@ def _runs():
     RUNS.clear()
 
 
-@pytest.fixture
-def broker_down():
-    """Jobs really go to a broker, which nothing answers (a closed port)."""
+@contextmanager
+def _jobs_sent_to(broker_url):
+    """Jobs really go to the broker at `broker_url`, not run in-process."""
     from config.celery import app
 
     saved = {
@@ -43,10 +45,19 @@ def broker_down():
         for key in ("task_always_eager", "broker_url", "broker_transport_options")
     }
     app.conf.task_always_eager = False
-    app.conf.broker_url = f"redis://127.0.0.1:{free_port()}/0"
-    app.conf.broker_transport_options = {"socket_connect_timeout": 0.5}
-    yield
-    app.conf.update(saved)
+    app.conf.broker_url = broker_url
+    app.conf.broker_transport_options = {"socket_connect_timeout": 0.5, "socket_timeout": 2}
+    try:
+        yield
+    finally:
+        app.conf.update(saved)
+
+
+@pytest.fixture
+def broker_down():
+    """Jobs really go to a broker, which nothing answers (a closed port)."""
+    with _jobs_sent_to(f"redis://127.0.0.1:{free_port()}/0"):
+        yield
 
 
 def pending(*args, task=None, created_at=None, **fields):
@@ -209,3 +220,95 @@ def test_staff_read_the_outbox_in_the_console(client):
     detail = client.get(reverse("admin:core_outboxmessage_change", args=[waiting.pk]))
     assert b"Connection refused" in detail.content
     assert client.get(reverse("admin:core_outboxmessage_add")).status_code == 403
+
+
+def test_a_batch_publishes_each_job_at_its_commit_and_marks_them_sent_in_one_update(
+    django_capture_on_commit_callbacks,
+):
+    with CaptureQueriesContext(connection) as queries, outbox.sent_marks_batch():
+        for word in ("one", "two", "three"):
+            with django_capture_on_commit_callbacks(execute=True), transaction.atomic():
+                outbox.enqueue(note, word)
+            assert RUNS[-1] == ((word,), {})  # published at its commit, not at the end
+        assert not OutboxMessage.objects.filter(sent_at__isnull=False).exists()
+    marks = [
+        q["sql"]
+        for q in queries.captured_queries
+        if q["sql"].startswith('UPDATE "core_outboxmessage" SET "sent_at"')
+    ]
+    assert len(marks) == 1
+    assert set(OutboxMessage.objects.values_list("attempts", "last_error")) == {(1, "")}
+    assert not OutboxMessage.objects.filter(sent_at__isnull=True).exists()
+
+
+def test_a_batch_that_ends_in_an_error_still_marks_what_it_published(
+    django_capture_on_commit_callbacks,
+):
+    with pytest.raises(RuntimeError), outbox.sent_marks_batch():
+        with django_capture_on_commit_callbacks(execute=True), transaction.atomic():
+            message = outbox.enqueue(note, 1)
+        raise RuntimeError("the next renewal fails")
+    message.refresh_from_db()
+    assert message.sent_at is not None and message.attempts == 1
+
+
+def test_a_long_batch_writes_its_marks_before_the_relay_would_take_them_for_lost(
+    django_capture_on_commit_callbacks, monkeypatch
+):
+    assert outbox.PUBLISH_GRACE.total_seconds() / 2 > outbox.SENT_MARKS_MAX_AGE
+    monkeypatch.setattr(outbox, "SENT_MARKS_MAX_AGE", 0)
+    with outbox.sent_marks_batch():
+        with django_capture_on_commit_callbacks(execute=True), transaction.atomic():
+            message = outbox.enqueue(note, 1)
+        message.refresh_from_db()
+        assert message.sent_at is not None  # written at once: its mark was due
+
+
+@pytest.fixture
+def own_broker(tmp_path):
+    """A broker of the test's own (a redis-server), which it can stop and start again."""
+    server = RedisServer(tmp_path)
+    server.start()
+    with _jobs_sent_to(server.url(0)):
+        yield server
+    server.stop()
+
+
+def _queued(server) -> int:
+    import redis
+
+    client = redis.Redis(port=server.port)
+    try:
+        return client.llen("celery")
+    finally:
+        client.close()
+
+
+@needs_redis_server
+def test_publishing_reuses_one_broker_connection_and_recovers_from_a_restart(
+    own_broker, django_capture_on_commit_callbacks
+):
+    def job(n):
+        with django_capture_on_commit_callbacks(execute=True):
+            message = outbox.enqueue(note, n)
+        message.refresh_from_db()
+        return message
+
+    import redis
+
+    watcher = redis.Redis(port=own_broker.port)  # one connection, counted once
+    assert job(1).sent_at is not None
+    opened = watcher.info("stats")["total_connections_received"]
+    assert all(job(n).sent_at is not None for n in (2, 3, 4))
+    assert watcher.info("stats")["total_connections_received"] == opened  # none per message
+    watcher.close()
+    assert _queued(own_broker) == 4
+
+    own_broker.stop()
+    refused = job(5)
+    assert refused.sent_at is None and refused.attempts == 1  # waits for the relay
+    own_broker.start()  # empty again: nothing is kept on disk
+    assert job(6).sent_at is not None  # the pooled connection connects afresh
+    assert outbox.relay() == 1
+    refused.refresh_from_db()
+    assert refused.sent_at is not None and _queued(own_broker) == 2
