@@ -98,11 +98,11 @@ def report(
     `bench` is the script (for example "billing_page"), `what` the measure ("overview p95
     at 1x"), `target` the issue's target in words ("<= 100 ms"), `ok` whether it was met
     (None: a figure without a target), `baseline` the same run's reference figure where
-    there is one (the bare view's p95 for a page). Returns `ok` (True when None)."""
+    there is one (the bare view's p95 for a page, the 1x figure for a 10x one). Returns `ok` (True when None)."""
     verdict = {True: "OK", False: "MISSED", None: ""}[ok]
     text = f"{what}: {figure:,.1f} {unit}"
     if baseline:
-        text += f" (bare: {baseline})"
+        text += f" (reference: {baseline})"
     if target:
         text += f"; target {target}"
     if verdict:

@@ -125,7 +125,7 @@ def main() -> int:
                 f"{label:14} {one.p50:8.1f} {one.p95:8.1f} {ten.p50:8.1f} {ten.p95:8.1f}  "
                 f"{queries[(label, 1)]} / {queries[(label, 10)]}"
             )
-        baseline = f"{bare.p95:.1f} ms p95"
+        baseline = f"bare view p95 {bare.p95:.1f} ms"
         for label, _ in PAGES:
             one, ten = timings[(label, 1)], timings[(label, 10)]
             report(
@@ -145,7 +145,7 @@ def main() -> int:
                 "x",
                 target="<= 1.3x",
                 ok=ratio <= 1.3,
-                baseline=f"{ten.p95:.1f} ms at 10x",
+                baseline=f"p95 {ten.p95:.1f} ms at 10x",
             )
         for row in memory:
             print(

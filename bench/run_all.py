@@ -78,7 +78,7 @@ def main() -> int:
         outcomes[name] += f" in {took:.0f} s"
     rows = [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
     Path(path).unlink(missing_ok=True)
-    cells = [["bench", "measure", "figure", "bare view", "target", "result", "database"]]
+    cells = [["bench", "measure", "figure", "reference (same run)", "target", "result", "database"]]
     for row in rows:
         figure = f"{row['figure']:,.1f} {row['unit']}".strip()
         result = {True: "ok", False: "MISSED", None: ""}[row["ok"]]

@@ -575,7 +575,7 @@ def main() -> int:
                     "ms",
                     target=f"<= {TARGET_MS:.0f} ms",
                     ok=timing.p95 <= TARGET_MS,
-                    baseline=f"{bare.p95:.1f} ms",
+                    baseline=f"bare view p95 {bare.p95:.1f} ms",
                 )
             for worker in server.memory():
                 print(
