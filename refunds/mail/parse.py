@@ -180,11 +180,12 @@ NO_ORDER = "No order number in the subject or the body."
 # --- patterns -------------------------------------------------------------------------
 
 _DASH = r"[-\u2010\u2011\u2012\u2013\u2014_]"
+# Six digits or more: numbers are the id padded to six (ORD-2026-1000000 after a million).
 _ORDER_RX = re.compile(
-    rf"(?<![A-Za-z0-9])ORD\s*{_DASH}\s*(\d{{4}})\s*{_DASH}\s*(\d{{6}})(?!\d)", re.I
+    rf"(?<![A-Za-z0-9])ORD\s*{_DASH}\s*(\d{{4}})\s*{_DASH}\s*(\d{{6,}})(?!\d)", re.I
 )
 _REQUEST_RX = re.compile(
-    rf"(?<![A-Za-z0-9])RR\s*{_DASH}\s*(\d{{4}})\s*{_DASH}\s*(\d{{6}})(?!\d)", re.I
+    rf"(?<![A-Za-z0-9])RR\s*{_DASH}\s*(\d{{4}})\s*{_DASH}\s*(\d{{6,}})(?!\d)", re.I
 )
 _REFUND_SUBJECT_RX = re.compile(r"\brefund[\s_-]*request\b", re.I)
 _BULLET_RX = re.compile(r"^[ \t]*[-*\u2022][ \t]")

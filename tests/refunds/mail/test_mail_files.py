@@ -84,3 +84,16 @@ def test_staff_completion_files_what_the_mail_itself_would(customer, monkeypatch
     assert by_mail["evidence"] == [("statement.pdf", "application/pdf", PDF)]
     assert "The mail says: paid on 2 March 2026, 149.00 USD, by Visa." in by_mail["text"]
     assert "Attachments not kept: tool.exe" in by_mail["text"]
+
+
+def test_an_order_number_past_six_digits_is_read():
+    """Order numbers are the id padded to six digits: the millionth and later have seven."""
+    from refunds.mail.parse import parse
+
+    raw = (
+        b"From: a@b.example\r\nTo: billing@vendor.example\r\n"
+        b"Subject: Refund request - Order #ORD-2026-1000001\r\n"
+        b"Message-ID: <seven@b.example>\r\n\r\nPlease refund RR-2026-1234567.\r\n"
+    )
+    parsed = parse(raw)
+    assert parsed.order_number == "ORD-2026-1000001"
