@@ -22,6 +22,12 @@ class RefundSimulation(OrderLine):
         verbose_name_plural = "refund policy and simulator"
 
 
+# RefundRequest.OPEN_STATES, for the sweeps' partial indexes (Meta cannot name the class).
+_STILL_OPEN = Q(
+    state__in=["received", "acknowledged", "in_review", "needs_info", "decided", "paying"]
+)
+
+
 class RefundRequest(models.Model):
     class State(models.TextChoices):
         RECEIVED = "received", "Received"
@@ -109,30 +115,12 @@ class RefundRequest(models.Model):
             models.Index(
                 fields=["next_deadline"],
                 name="refund_open_next_deadline",
-                condition=Q(
-                    state__in=[
-                        "received",
-                        "acknowledged",
-                        "in_review",
-                        "needs_info",
-                        "decided",
-                        "paying",
-                    ]
-                ),
+                condition=_STILL_OPEN,
             ),
             models.Index(
                 fields=["sweep_at"],
                 name="refund_open_sweep_at",
-                condition=Q(
-                    state__in=[
-                        "received",
-                        "acknowledged",
-                        "in_review",
-                        "needs_info",
-                        "decided",
-                        "paying",
-                    ]
-                ),
+                condition=_STILL_OPEN,
             ),
             # The account's requests newest first (Billing > Refunds, the overview).
             models.Index(
