@@ -25,3 +25,21 @@ def test_start_up_leaves_out_aiohttp_yet_it_stays_importable():
         check=True,
     ).stdout.split()
     assert out == ["False", "NoImportFoundAsyncClient", "True"]
+
+
+def test_manage_py_freezes_what_start_up_built_and_keeps_collecting_the_rest():
+    """manage.py sets Django up with the cyclic collector paused, then freezes the result:
+    walking those objects while they were made, and again at exit, was half of `check`."""
+    probe = (
+        "import gc; print(gc.isenabled(), gc.get_freeze_count() > 100_000); "
+        "print(gc.collect() >= 0)"
+    )
+    out = subprocess.run(
+        [sys.executable, "manage.py", "shell", "-v", "0", "-c", probe],
+        cwd=ROOT,
+        env={"DJANGO_SETTINGS_MODULE": "config.settings.test", "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    assert out == ["True", "True", "True"]
