@@ -48,17 +48,32 @@ def enqueue(task, *args, countdown: float | None = None, **kwargs) -> OutboxMess
     With `countdown` (seconds) the relay publishes it once that time has passed, rather
     than the broker holding it: on Redis, a message held longer than the visibility
     timeout is handed out a second time (settings, CELERY_BROKER_TRANSPORT_OPTIONS)."""
+    message = _message(task, args, kwargs, timezone.now(), countdown=countdown)
+    message.save(force_insert=True)
+    if not countdown:
+        transaction.on_commit(partial(publish, message))
+    return message
+
+
+def enqueue_many(task, calls: list[tuple]) -> list[OutboxMessage]:
+    """Queue `task(*args)` for each `args` in `calls` with the caller's transaction, in
+    one INSERT (a chunk of renewals, each queuing its payment job); each message is
+    published once the transaction commits, as enqueue() does."""
     now = timezone.now()
-    message = OutboxMessage.objects.create(
+    messages = OutboxMessage.objects.bulk_create([_message(task, args, {}, now) for args in calls])
+    if messages:
+        transaction.on_commit(partial(publish_all, messages))
+    return messages
+
+
+def _message(task, args, kwargs, now, *, countdown: float | None = None) -> OutboxMessage:
+    return OutboxMessage(
         task=task.name,
         args=list(args),
         kwargs=kwargs,
         created_at=now,
         next_try_at=now + (timedelta(seconds=countdown) if countdown else PUBLISH_GRACE),
     )
-    if not countdown:
-        transaction.on_commit(partial(publish, message))
-    return message
 
 
 @dataclass
@@ -115,27 +130,42 @@ def _sent(message: OutboxMessage) -> None:
 def publish(message: OutboxMessage) -> bool:
     """Hand a message to the broker now. False if the broker refused it: the message
     stays pending, for the relay."""
+    return publish_all([message]) == 1
+
+
+def publish_all(messages: list[OutboxMessage]) -> int:
+    """Hand messages to the broker now, in their order, over one producer; returns how
+    many it took. The one the broker refused is marked for the relay's next run, and
+    those after it stay pending: the relay publishes them once their grace is over."""
     app = current_app
     if app.conf.task_always_eager:
-        # Tests run tasks in-process: the task runs here and its errors propagate.
-        _send(app, message, producer=None)
-        _sent(message)
-        return True
+        # Tests run tasks in-process: each task runs here and its errors propagate.
+        for message in messages:
+            _send(app, message, producer=None)
+            _sent(message)
+        return len(messages)
+    taken: list[OutboxMessage] = []
     try:
         with _producer(app) as producer:
-            _send(app, message, producer)
+            for message in messages:
+                _send(app, message, producer)
+                taken.append(message)
     except Exception as exc:
         # After the commit: the change stands, and its job waits for the relay.
+        refused = messages[len(taken)]
         logger.warning(
-            "Job %s (outbox message %s) not queued, the relay will try again: %s",
-            message.task,
-            message.pk,
+            "Job %s (outbox message %s) not queued, the relay will try again: %s%s",
+            refused.task,
+            refused.pk,
             exc,
+            f" ({len(messages) - len(taken) - 1} more wait for it)"
+            if len(messages) - len(taken) > 1
+            else "",
         )
-        _mark_failed(message, exc, wait=timedelta(0))
-        return False
-    _sent(message)
-    return True
+        _mark_failed(refused, exc, wait=timedelta(0))
+    for message in taken:
+        _sent(message)
+    return len(taken)
 
 
 def relay(*, limit: int = 500) -> int:

@@ -84,6 +84,44 @@ def test_a_job_is_written_with_the_change_and_published_when_it_commits(
     assert message.sent_at and message.done_at and message.attempts == 1
 
 
+def test_jobs_queued_together_are_written_in_one_insert_and_published_at_the_commit(
+    django_capture_on_commit_callbacks,
+):
+    with django_capture_on_commit_callbacks(execute=False) as hooks, transaction.atomic():
+        with CaptureQueriesContext(connection) as writes:
+            messages = outbox.enqueue_many(note, [(1,), (2,), (3,)])
+        assert len(writes) == 1
+        assert OutboxMessage.objects.filter(sent_at__isnull=True).count() == 3
+    assert RUNS == [] and len(hooks) == 1  # one publish for them all
+    hooks[0]()
+    assert RUNS == [((1,), {}), ((2,), {}), ((3,), {})]
+    for message in messages:
+        message.refresh_from_db()
+        assert message.sent_at and message.done_at and message.attempts == 1
+
+
+def test_jobs_queued_together_that_the_broker_refuses_all_reach_the_relay(
+    django_capture_on_commit_callbacks, caplog
+):
+    with (
+        _jobs_sent_to(f"redis://127.0.0.1:{free_port()}/0"),  # nothing answers there
+        django_capture_on_commit_callbacks(execute=True),
+    ):
+        first, *rest = outbox.enqueue_many(note, [(1,), (2,), (3,)])
+    first.refresh_from_db()
+    assert first.sent_at is None and first.attempts == 1 and first.last_error
+    assert "not queued, the relay will try again" in caplog.text
+    assert "(2 more wait for it)" in caplog.text
+    for message in rest:  # not tried: pending, for the relay once their grace is over
+        message.refresh_from_db()
+        assert message.sent_at is None and message.attempts == 0
+    assert RUNS == []
+    # The broker is back (here: the test settings run each job in-process).
+    with time_machine.travel(timezone.now() + outbox.PUBLISH_GRACE + timedelta(seconds=1)):
+        assert outbox.relay() == 3
+    assert sorted(RUNS) == [((1,), {}), ((2,), {}), ((3,), {})]
+
+
 def test_a_job_asked_for_by_a_change_that_rolls_back_is_neither_kept_nor_sent(
     django_capture_on_commit_callbacks,
 ):
