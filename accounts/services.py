@@ -366,13 +366,36 @@ def _set_licence_screen(account: Account, *, on: bool, reason: str, actor) -> Ac
     return account
 
 
-def _write_status(account: Account, status: str, *, actor, reason: str | None = None) -> None:
-    """The one audited write of an account's status; the caller holds its lock and checked."""
+def accounts_set_licence_screen_locked(*, accounts: list[tuple[Account, str]], actor=None):
+    """account_set_licence_screen(on=True, locked=True) for several accounts, each with
+    its reason, that the caller locked in its open transaction (a chunk of renewals):
+    those still active go on the licence screen, their status written in one UPDATE and
+    each audited. An account listed twice moves once, with its first reason."""
+    if not transaction.get_connection().in_atomic_block:
+        raise RuntimeError("accounts_set_licence_screen_locked needs the caller's transaction")
+    moving: dict[int, tuple[Account, str]] = {}
+    for account, reason in accounts:
+        if account.status == Account.Status.ACTIVE and account.pk not in moving:
+            moving[account.pk] = (account, reason)
+    if not moving:
+        return
+    new = Account.Status.LICENSE_SCREEN
+    Account.objects.filter(pk__in=list(moving)).update(status=new)
+    for account, reason in moving.values():
+        _write_status(account, new, actor=actor, reason=reason, saved=True)
+
+
+def _write_status(
+    account: Account, status: str, *, actor, reason: str | None = None, saved: bool = False
+) -> None:
+    """The one audited write of an account's status; the caller holds its lock and checked
+    (`saved`: the caller has written the new status to the row already)."""
     changes = {"status": [account.status, status]}
     if reason:
         changes["reason"] = reason
     account.status = status
-    account.save(update_fields=["status"])
+    if not saved:
+        account.save(update_fields=["status"])
     audit_record(
         actor=actor,
         action="account.status_changed",

@@ -71,6 +71,45 @@ class StateMachine:
         setattr(obj, self.field, new)
         fields = [self.field, *also, *(prepare(obj, old) if prepare else ())]
         obj.save(update_fields=list(dict.fromkeys(fields)))
+        self._moved(obj, old, new, actor=actor, action=action, account=account, changes=changes)
+        return True
+
+    def move_many(
+        self,
+        objs: list,
+        new: str,
+        *,
+        actor,
+        action: str,
+        account_of: Callable[[object], object],
+        changes_of: Callable[[object], dict],
+    ) -> list:
+        """move() for several rows of one model bound for the same state (a chunk of
+        renewals), their state written in one UPDATE; each is checked and audited as
+        move() would, and the hooks follow each. Refuses them all if one may not move.
+        Returns the rows that moved."""
+        moving = [(obj, self.check(obj, new)) for obj in objs if getattr(obj, self.field) != new]
+        if not moving:
+            return []
+        type(moving[0][0])._base_manager.filter(pk__in=[obj.pk for obj, _ in moving]).update(
+            **{self.field: new}
+        )
+        for obj, _ in moving:
+            setattr(obj, self.field, new)
+        for obj, old in moving:
+            self._moved(
+                obj,
+                old,
+                new,
+                actor=actor,
+                action=action,
+                account=account_of(obj),
+                changes=changes_of(obj),
+            )
+        return [obj for obj, _ in moving]
+
+    def _moved(self, obj, old: str, new: str, *, actor, action, account, changes) -> None:
+        """A move's audit row and its hooks, once its state is written."""
         audit_record(
             actor=actor,
             action=action,
@@ -80,7 +119,6 @@ class StateMachine:
         )
         for hook in self.after:
             hook(obj, old, new, actor)
-        return True
 
 
 def machine_for(

@@ -7,7 +7,8 @@ credit, renewed with the manual gateway, so each is left awaiting its payment: t
 case. Then:
 
 (a) one process renews --renew of them through `subscriptions_renew_chunk`, chunk by
-    chunk, and counts its queries per renewal. Target: <= 10. The payment jobs the
+    chunk (each chunk of this common case in one transaction), and counts its queries
+    per renewal. Target: <= 10. The payment jobs the
     renewals queue go to a real broker when Redis answers on 127.0.0.1:6379 (its
     database 11, emptied after each run), as in production, where any worker runs them;
     without Redis the test settings run them here at commit, and their queries are
@@ -26,7 +27,8 @@ case. Then:
 
 The issue's renewal targets are per renewal and per second, so the default size is the one
 that finishes in about three minutes; --due 100000 is the size of the dispatcher's target
-(the renewal runs still renew --renew of them, 1,000 by default).
+(the renewal runs still renew --renew of them, 3,000 by default: 15 chunks, so that
+two processes share them evenly).
 """
 
 from __future__ import annotations
@@ -266,7 +268,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--due", type=int, default=3000, help="subscriptions due (3,000)")
     parser.add_argument(
-        "--renew", type=int, default=1000, help="of them renewed by each run (1,000)"
+        "--renew", type=int, default=3000, help="of them renewed by each run (3,000)"
     )
     args = parser.parse_args()
     redis = use_redis_broker()

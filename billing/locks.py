@@ -8,8 +8,12 @@ The order:
 
 The account comes first, always, and is held to the end of the transaction: it
 serialises every change to one account's money (its ledger, orders, payments, seats,
-refunds, incidents). No transaction locks two accounts. So two changes of one account
-never interleave, and below the account they cannot wait on each other: billing's rows
+refunds, incidents). No transaction locks two accounts, but one: a chunk of renewals
+(billing.services.subscriptions._renew_together) locks all its accounts in one
+statement, in id order, before any other row, so two chunks take them in the same
+order, and a change of one account never waits for a second account while holding the
+first. So two changes of one account never interleave, and below the account they
+cannot wait on each other: billing's rows
 are locked in the order each use case meets them (an order before the subscription it
 renews, the lines a refund paid back before the subscription they paid for). Jobs and
 sweeps that change one row of an account (a deadline reminder, an incident's breach)

@@ -130,17 +130,8 @@ def order_totals(
 
 
 def order_create(*, account, currency, lines, actor, now) -> Order:
-    total = sum((line["amount"] for line in lines), Decimal(0))
-    order = Order(
-        account=account,
-        currency=currency,
-        status=Order.Status.AWAITING_PAYMENT,
-        total=total,
-        created_at=now,
-        created_by=actor if actor is not None and actor.pk else None,
-    )
-    # The number is the year and the order's id (ORD-2026-000042).
-    prefix = f"ORD-{now:%Y}-"
+    order = _new_order(account, currency, lines, actor, now)
+    prefix = _number_prefix(now)
     if connection.vendor == "postgresql":
         _insert_numbered(order, prefix)
     else:
@@ -151,6 +142,55 @@ def order_create(*, account, currency, lines, actor, now) -> Order:
     for line in lines:
         OrderLine.objects.create(order=order, **line)
     return order
+
+
+def orders_create_many(*, orders: list[tuple[Account, str, list[dict]]], actor, now) -> list:
+    """order_create for several orders at once, each (account, currency, lines): the
+    orders in one INSERT, numbered from their ids as order_create numbers them, and all
+    their lines in another (a chunk of renewals)."""
+    made = [_new_order(account, currency, lines, actor, now) for account, currency, lines in orders]
+    if not made:
+        return made
+    prefix = _number_prefix(now)
+    if connection.vendor == "postgresql":
+        # The ids taken from the table's sequence first, so each insert carries its number.
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)",
+                [Order._meta.db_table, len(made)],
+            )
+            for order, (pk,) in zip(made, cursor.fetchall(), strict=True):
+                order.pk, order.number = pk, f"{prefix}{pk:06d}"
+        Order.objects.bulk_create(made)
+    else:
+        for order in made:
+            order.number = f"tmp-{secrets.token_hex(6)}"
+        Order.objects.bulk_create(made)
+        for order in made:
+            order.number = f"{prefix}{order.pk:06d}"
+        Order.objects.bulk_update(made, ["number"])
+    OrderLine.objects.bulk_create(
+        OrderLine(order=order, **line)
+        for order, (_, _, lines) in zip(made, orders, strict=True)
+        for line in lines
+    )
+    return made
+
+
+def _new_order(account, currency, lines, actor, now) -> Order:
+    return Order(
+        account=account,
+        currency=currency,
+        status=Order.Status.AWAITING_PAYMENT,
+        total=sum((line["amount"] for line in lines), Decimal(0)),
+        created_at=now,
+        created_by=actor if actor is not None and actor.pk else None,
+    )
+
+
+def _number_prefix(now) -> str:
+    # The number is the year and the order's id (ORD-2026-000042).
+    return f"ORD-{now:%Y}-"
 
 
 def _insert_numbered(order: Order, prefix: str) -> None:

@@ -36,19 +36,31 @@ def idempotency_key(order: Order, attempt: int | str) -> str:
 
 def payment_charge_on_commit(order: Order, *, attempt: int = 1) -> Payment | None:
     """Ask the gateway for what credit did not cover, by a job once the order is committed."""
-    due = order.amount_due
-    if due <= 0:
-        return None
-    payment = Payment.objects.create(
-        account=order.account,
-        order=order,
-        gateway=get_gateway().name,
-        amount=due,
-        currency=order.currency,
-        idempotency_key=idempotency_key(order, attempt),
+    payments = payments_charge_on_commit([order], attempt=attempt)
+    return payments[0] if payments else None
+
+
+def payments_charge_on_commit(orders: list[Order], *, attempt: int = 1) -> list[Payment]:
+    """payment_charge_on_commit for several orders at once (a chunk of renewals): their
+    payments in one INSERT and their jobs in another."""
+    gateway = get_gateway().name
+    payments = Payment.objects.bulk_create(
+        [
+            Payment(
+                account=order.account,
+                order=order,
+                gateway=gateway,
+                amount=order.amount_due,
+                currency=order.currency,
+                idempotency_key=idempotency_key(order, attempt),
+            )
+            for order in orders
+            if order.amount_due > 0
+        ]
     )
-    outbox.enqueue(tasks.request_payment, payment.pk)
-    return payment
+    if payments:
+        outbox.enqueue_many(tasks.request_payment, [(payment.pk,) for payment in payments])
+    return payments
 
 
 def payment_retry(*, actor, order: Order) -> Payment:

@@ -51,7 +51,14 @@ from ..tax import TaxTerms, tax_preview, tax_terms, tax_terms_from
 from .common import require_billing_role, require_previewed
 from .documents import credit_note_for_credit
 from .ledger import ledger_post
-from .orders import OrderTotals, order_cancel_locked, order_place, order_totals
+from .orders import (
+    OrderTotals,
+    order_cancel_locked,
+    order_place,
+    order_totals,
+    orders_create_many,
+)
+from .payments import payments_charge_on_commit
 from .seats import seats_paid_sync
 from .states import SUBSCRIPTION
 from .subscription_state import subscription_end, subscription_open, subscription_set_quantity
@@ -300,12 +307,12 @@ def subscription_renew(*, subscription: Subscription, now=None) -> Subscription:
     prefetched = _CHUNK.get()
     with transaction.atomic(), audit_batch():
         account = lock_account(subscription.account_id)
-        subscription = _lock_for_renewal(subscription.pk)
+        subscription = _renewal_rows().get(pk=subscription.pk)
+        subscription.account = account
+        if subscription.credit is None:
+            subscription.credit = Decimal(0)
         today = account_today(account, now)
-        if today < subscription.current_period_end or subscription.status in (
-            Subscription.Status.CANCELLED,
-            Subscription.Status.LAPSED,
-        ):
+        if not _is_due(subscription, today):
             return subscription
         if subscription.open_changes:
             subscription_void_open_changes(
@@ -335,32 +342,13 @@ def subscription_renew(*, subscription: Subscription, now=None) -> Subscription:
                     account=account, on=True, reason="subscription ended"
                 )
             return subscription
-        price = subscription.pending_price or subscription.price
-        first_paid = subscription.status == Subscription.Status.TRIALING
-        start = subscription.current_period_end
-        end = next_period_end(start, price.interval)
-        seats = subscription.quantity if price.scheme == Price.Scheme.PER_SEAT else 1
-        amount = Money(price.amount * seats, price.currency).rounded()
+        line, changes = _renewal_line(subscription, kind)
         order = order_place(
             account=account,
-            line={
-                "product": price.product,
-                "price": price,
-                "subscription": subscription,
-                "kind": kind,
-                "description": (
-                    f"{price.product.name}, {seats} seat(s), {start:%d %b %Y} to {end:%d %b %Y}"
-                ),
-                "quantity": seats,
-                "amount": amount.amount,
-                "period_start": start,
-                "period_end": end,
-                "first_purchase": first_paid,
-                "effect": OrderLine.Effect.RENEW,
-            },
+            line=line,
             actor=None,
             now=now,
-            changes={"renewal": [str(start), str(end)], "total": str(amount)},
+            changes=changes,
             terms=prefetched.terms_for(account, today) if prefetched else None,
             balance=(
                 Money(subscription.credit, subscription.price.currency)
@@ -385,24 +373,60 @@ def subscription_renew(*, subscription: Subscription, now=None) -> Subscription:
             account_services.account_set_licence_screen(
                 account=account,
                 on=True,
-                reason=f"renewal {order.number} awaits payment",
+                reason=_awaits(order),
                 locked=True,
             )
     return subscription
 
 
-def _lock_for_renewal(pk: int) -> Subscription:
-    """The subscription locked (billing.locks order: its account is locked already), with
-    what renewing it reads in the same query: whether a seat or plan change awaits payment
-    (`open_changes`) and the account's credit balance in the plan's currency (`credit`,
-    None without a ledger entry). Both are read after the account's lock was taken, and
-    both change only under it, so they are current."""
+def _is_due(subscription: Subscription, today) -> bool:
+    return today >= subscription.current_period_end and subscription.status not in (
+        Subscription.Status.CANCELLED,
+        Subscription.Status.LAPSED,
+    )
+
+
+def _awaits(order: Order) -> str:
+    return f"renewal {order.number} awaits payment"
+
+
+def _renewal_line(subscription: Subscription, kind: str) -> tuple[dict, dict]:
+    """The renewal order's one line, for the next period at the plan's price (the one it
+    moves to, if a downgrade waits), and the changes its audit row records."""
+    price = subscription.pending_price or subscription.price
+    start = subscription.current_period_end
+    end = next_period_end(start, price.interval)
+    seats = subscription.quantity if price.scheme == Price.Scheme.PER_SEAT else 1
+    amount = Money(price.amount * seats, price.currency).rounded()
+    line = {
+        "product": price.product,
+        "price": price,
+        "subscription": subscription,
+        "kind": kind,
+        "description": f"{price.product.name}, {seats} seat(s), {start:%d %b %Y} to {end:%d %b %Y}",
+        "quantity": seats,
+        "amount": amount.amount,
+        "period_start": start,
+        "period_end": end,
+        "first_purchase": subscription.status == Subscription.Status.TRIALING,
+        "effect": OrderLine.Effect.RENEW,
+    }
+    return line, {"renewal": [str(start), str(end)], "total": str(amount)}
+
+
+def _renewal_rows():
+    """Subscriptions locked (billing.locks order: their accounts are locked already),
+    with what renewing them reads in the same query: whether a seat or plan change awaits
+    payment (`open_changes`) and the account's credit balance in the plan's currency
+    (`credit`, None without a ledger entry). Both are read after the account's lock was
+    taken, and both change only under it, so they are current. The caller sets each
+    one's `account` to the row it locked, and `credit` to 0 where it is None."""
     credit = LedgerEntry.objects.filter(
         account=OuterRef("account_id"), currency=OuterRef("price__currency")
     ).order_by("-sequence")
-    subscription = (
+    return (
         Subscription.objects.select_for_update(of=("self",), no_key=True)
-        .select_related("price__product", "account__reseller")
+        .select_related("price__product")
         .annotate(
             # From the plan's own lines (indexed), not from every unpaid order.
             open_changes=Exists(
@@ -414,11 +438,7 @@ def _lock_for_renewal(pk: int) -> Subscription:
             ),
             credit=Subquery(credit.values("balance_after")[:1]),
         )
-        .get(pk=pk)
     )
-    if subscription.credit is None:
-        subscription.credit = Decimal(0)
-    return subscription
 
 
 @dataclass
@@ -479,12 +499,16 @@ def subscriptions_due_batches(*, now, size: int):
 
 
 def subscriptions_renew_chunk(*, ids: list[int], now=None) -> int:
-    """Renew the due subscriptions among `ids`, each in its own transaction; returns how
-    many changed since the chunk read them. Safe to run twice and beside another chunk:
-    each renewal locks its account and subscription and checks again that it is due, so
-    one renewed already (or by another worker) is left alone.
+    """Renew the due subscriptions among `ids`; returns how many changed since the chunk
+    read them. Safe to run twice and beside another chunk: renewing locks the accounts
+    and subscriptions and checks again that each is due, so one renewed already (or by
+    another worker) is left alone.
 
-    One subscription's failure must not hold back the others: it is logged and the next
+    The common case, a plan left awaiting the payment of its renewal, is renewed for the
+    whole chunk in one transaction (_renew_together); the others (cancelled at the period
+    end, credit to apply, a change awaiting payment, support), and all of them if that
+    transaction fails, are renewed one by one, each in its own transaction. One
+    subscription's failure there must not hold back the others: it is logged and the next
     run retries it. A soft time limit is not a failure of one subscription: it ends the
     chunk, and the next dispatch queues what is left.
     """
@@ -496,13 +520,26 @@ def subscriptions_renew_chunk(*, ids: list[int], now=None) -> int:
     )
     if not subscriptions:
         return 0
-    token = _CHUNK.set(_ChunkReads.load(subscriptions))
+    reads = _ChunkReads.load(subscriptions)
+    token = _CHUNK.set(reads)
     changed = 0
     # Each renewal's payment job is published as its renewal commits; their "sent" marks
     # are written together (core.outbox.sent_marks_batch).
     try:
         with outbox.sent_marks_batch():
-            for before in subscriptions:
+            try:
+                changed, left = _renew_together(subscriptions, now=now, reads=reads)
+            except SoftTimeLimitExceeded:
+                raise
+            except Exception:
+                logger.warning(
+                    "Renewing chunk %s..%s together failed; renewing one by one",
+                    subscriptions[0].pk,
+                    subscriptions[-1].pk,
+                    exc_info=True,
+                )
+                left = subscriptions
+            for before in left:
                 try:
                     after = subscription_renew(subscription=before, now=now)
                 except SoftTimeLimitExceeded:
@@ -517,6 +554,86 @@ def subscriptions_renew_chunk(*, ids: list[int], now=None) -> int:
     finally:
         _CHUNK.reset(token)
     return changed
+
+
+def _renew_together(
+    subscriptions: list[Subscription], *, now, reads: "_ChunkReads"
+) -> tuple[int, list[Subscription]]:
+    """What subscription_renew does for a plan whose renewal is left awaiting payment, for
+    a whole chunk in one transaction and a fixed number of statements: the accounts and
+    subscriptions locked (accounts first, each set in id order, so two chunks agree), the
+    orders and their lines, the payments and their jobs, the plans lapsed and the accounts
+    put on the licence screen, each change audited as one renewal audits it. Returns how
+    many it renewed, and the due subscriptions it leaves to subscription_renew."""
+    with transaction.atomic(), audit_batch():
+        accounts = {
+            account.pk: account
+            for account in Account.objects.select_for_update(no_key=True)
+            .filter(pk__in=reads.accounts)
+            .order_by("pk")
+        }
+        common, left = [], []
+        for subscription in (
+            _renewal_rows().filter(pk__in=[s.pk for s in subscriptions]).order_by("pk")
+        ):
+            account = accounts[subscription.account_id]
+            subscription.account = account
+            today = account_today(account, now)
+            if not _is_due(subscription, today):
+                continue
+            kind = subscription.price.product.kind
+            if (
+                subscription.open_changes
+                or subscription.cancel_at_period_end
+                or kind == Product.Kind.SUPPORT_CONTRACT
+            ):
+                left.append(subscription)
+                continue
+            line, changes = _renewal_line(subscription, kind)
+            totals = order_totals(
+                account=account,
+                lines=[line],
+                today=today,
+                terms=reads.terms_for(account, today),
+                balance=Money(subscription.credit or Decimal(0), subscription.price.currency),
+            )
+            if totals.credit.amount > 0 or totals.total.amount <= 0:
+                left.append(subscription)  # credit pays first, and may pay it all
+                continue
+            common.append((subscription, kind, totals, changes))
+        if not common:
+            return 0, left
+        orders = orders_create_many(
+            orders=[(s.account, totals.currency, totals.lines) for s, _, totals, _ in common],
+            actor=None,
+            now=now,
+        )
+        for order, (subscription, _, _, changes) in zip(orders, common, strict=True):
+            audit_record(
+                actor=None,
+                action="order.created",
+                target=order,
+                account=subscription.account,
+                changes=changes,
+            )
+        payments_charge_on_commit(orders)
+        awaiting = {s.pk: order for order, (s, _, _, _) in zip(orders, common, strict=True)}
+        SUBSCRIPTION.move_many(
+            [subscription for subscription, _, _, _ in common],
+            Subscription.Status.LAPSED,
+            actor=None,
+            action="subscription.lapsed",
+            account_of=lambda subscription: subscription.account,
+            changes_of=lambda subscription: {"awaiting": awaiting[subscription.pk].number},
+        )
+        account_services.accounts_set_licence_screen_locked(
+            accounts=[
+                (subscription.account, _awaits(awaiting[subscription.pk]))
+                for subscription, kind, _, _ in common
+                if kind == Product.Kind.SUBSCRIPTION
+            ]
+        )
+    return len(common), left
 
 
 def subscriptions_renew_due(*, now=None, chunk_size: int | None = None) -> int:

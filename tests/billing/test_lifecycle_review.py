@@ -129,14 +129,17 @@ def test_ending_a_plan_forgets_its_pending_downgrade(account, subscription):
 
 
 def test_the_renewal_job_survives_one_broken_plan(account, subscription, monkeypatch):
-    calls = []
-    real = services.subscription_renew
+    from billing.services import orders
 
-    def flaky(*, subscription, now=None):
-        calls.append(subscription.pk)
-        if len(calls) == 1:
+    calls = []
+    real = orders.lines_with_tax
+
+    def flaky(priced, lines, today, **kwargs):
+        # Pricing `account`'s renewal fails: in the chunk's common path, then on its own.
+        calls.append(priced.pk)
+        if priced.pk == account.pk:
             raise RuntimeError("boom")
-        return real(subscription=subscription, now=now)
+        return real(priced, lines, today, **kwargs)
 
     from tests.factories import AccountFactory
 
@@ -148,8 +151,9 @@ def test_the_renewal_job_survives_one_broken_plan(account, subscription, monkeyp
         current_period_start=date(2026, 3, 1),
         current_period_end=date(2026, 4, 1),
     )
-    monkeypatch.setattr("billing.services.subscriptions.subscription_renew", flaky)
+    monkeypatch.setattr(orders, "lines_with_tax", flaky)
     services.subscriptions_renew_due(now=AFTER_END)
-    assert len(calls) == 2
+    assert calls.count(account.pk) == 2  # once in the chunk's transaction, once alone
     assert Order.objects.count() == 1
+    assert not Order.objects.filter(account=account).exists()
     assert selectors.ledger_balance(account=account, currency="USD") == usd("0")

@@ -28,17 +28,17 @@ from tests.races import run_together
 
 pytestmark = pytest.mark.django_db
 
-# Queries one renewal makes in a chunk (an active per-seat plan, no credit, left awaiting
-# its payment), as measured: the two locks; the order with its number (on SQLite, the
-# number is a second statement); its line; the payment and its job; the plan lapsed; the
-# account put on the licence screen (with the lock the renewal holds); the renewal's
-# audit rows in one insert; and, in a test, the savepoint and release of the renewal's
-# own transaction (a real one is BEGIN/COMMIT). No marketplace look-up: the plan is not
-# an app's. (After the commits, one "sent" mark for the chunk's jobs.)
-PER_RENEWAL = 11 if connection.vendor == "postgresql" else 12
-# A chunk's own reads: its subscriptions and the accounts' billing details (and the tax
-# rates, when one of them has a country).
-PER_CHUNK = 2
+# A chunk of the common case (active per-seat plans, no credit, each left awaiting its
+# payment) is renewed in one transaction of fixed statements, whatever its size: its
+# savepoint in a test (a real one is BEGIN/COMMIT); the accounts locked, then the
+# subscriptions; the orders with their numbers (PostgreSQL takes their ids from the
+# sequence first, SQLite writes the numbers after); their lines; the payments; their
+# jobs; the plans lapsed; the accounts put on the licence screen; the audit rows; and the
+# release. Before it, the chunk's own reads: its subscriptions and the accounts' billing
+# details (and the tax rates, when one of them has a country). No marketplace look-up:
+# the plans are not an app's. (After the commit, one "sent" mark for the chunk's jobs.)
+PER_RENEWAL = 0
+PER_CHUNK = 2 + 12
 
 
 def plan_subscription(plan, *, end=date(2026, 4, 1), status="active", **account):
@@ -166,40 +166,60 @@ def test_queries_per_renewal_stay_fixed_as_chunks_and_the_customer_base_grow(pla
     assert set(amounts) == {Decimal("110.67") if taxed else Decimal("93.00")}
 
 
+def _priced_with(monkeypatch, fail):
+    """Every renewal's order priced as usual, except that `fail(account)` may raise: the
+    chunk's common path and a single renewal both price their lines through it."""
+    from billing.services import orders
+
+    real = orders.lines_with_tax
+
+    def pricing(account, lines, today, **kwargs):
+        fail(account)
+        return real(account, lines, today, **kwargs)
+
+    monkeypatch.setattr(orders, "lines_with_tax", pricing)
+
+
 def test_a_soft_time_limit_inside_a_renewal_is_not_swallowed(plan, monkeypatch):
     subscriptions = [plan_subscription(plan) for _ in range(3)]
     calls = []
 
-    def slow(*, subscription, now=None):
-        calls.append(subscription.pk)
+    def slow(account):
+        calls.append(account.pk)
         raise SoftTimeLimitExceeded()
 
-    monkeypatch.setattr("billing.services.subscriptions.subscription_renew", slow)
+    _priced_with(monkeypatch, slow)
     with pytest.raises(SoftTimeLimitExceeded):
         services.subscriptions_renew_chunk(
             ids=[subscription.pk for subscription in subscriptions], now=AFTER_END
         )
     assert len(calls) == 1  # the chunk stops; the next dispatch queues what is left
+    assert not Order.objects.exists()
     with time_machine.travel(AFTER_END, tick=False), pytest.raises(SoftTimeLimitExceeded):
         tasks.subscriptions_renew_chunk.delay([subscriptions[0].pk])
 
 
 def test_one_failing_renewal_does_not_hold_back_the_rest_of_its_chunk(plan, monkeypatch, caplog):
     subscriptions = [plan_subscription(plan) for _ in range(3)]
-    real = services.subscription_renew
-    broken = subscriptions[1].pk
+    broken = subscriptions[1]
 
-    def flaky(*, subscription, now=None):
-        if subscription.pk == broken:
+    def flaky(account):
+        if account.pk == broken.account_id:
             raise RuntimeError("boom")
-        return real(subscription=subscription, now=now)
 
-    monkeypatch.setattr("billing.services.subscriptions.subscription_renew", flaky)
+    _priced_with(monkeypatch, flaky)
     ids = [subscription.pk for subscription in subscriptions]
     assert services.subscriptions_renew_chunk(ids=ids, now=AFTER_END) == 2
-    assert Order.objects.count() == 2
-    assert not Order.objects.filter(account=subscriptions[1].account).exists()
-    assert f"Renewal of subscription {broken} failed" in caplog.text
+    # The chunk's one transaction failed with it and was rolled back; one by one, the
+    # other two renewed and it was logged.
+    assert Order.objects.count() == 2 and Payment.objects.count() == 2
+    assert not Order.objects.filter(account=broken.account).exists()
+    assert f"Renewal of subscription {broken.pk} failed" in caplog.text
+    broken.refresh_from_db()
+    assert broken.status == "active"
+    assert set(Subscription.objects.exclude(pk=broken.pk).values_list("status", flat=True)) == {
+        "lapsed"
+    }
 
 
 @pytest.mark.skipif(
