@@ -167,6 +167,10 @@ VIEWS = [
 ]
 
 
+# Rows on a queue's page (QueueAdmin.list_per_page).
+PER_PAGE = 50
+
+
 def shown(html: str) -> int:
     """The rows on the page (one checkbox each)."""
     return html.count('name="_selected_action"')
@@ -213,7 +217,7 @@ def test_each_queue_makes_the_same_queries_for_5_as_for_50_rows(client, changeli
         html, queries = visit(client, url)
         expected = size + 1 if bare else size
         assert stated(html) == expected
-        assert shown(html) == expected
+        assert shown(html) == min(expected, PER_PAGE)  # the bare queue's 51st on page 2
         counted.append(len(queries))
         # One count, of the rows the filters match: none of the whole table beside it,
         # none of a column's distinct values for a filter's choices.
