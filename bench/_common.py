@@ -28,9 +28,14 @@ def django_setup(settings: str = "config.settings.test") -> None:
     if str(ROOT) not in sys.path:
         sys.path.insert(0, str(ROOT))
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", settings)
+    import gc
+
     import django
 
     django.setup()
+    # As every portal process does after start-up (config/wsgi.py, manage.py, a Celery
+    # worker's start: core.tasks): what it loaded is left out of the collector's walks.
+    gc.freeze()
 
 
 @contextmanager

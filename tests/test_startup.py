@@ -43,3 +43,18 @@ def test_manage_py_freezes_what_start_up_built_and_keeps_collecting_the_rest():
         check=True,
     ).stdout.split()
     assert out == ["True", "True", "True"]
+
+
+def test_a_celery_worker_freezes_what_start_up_built_before_its_pool_forks():
+    import gc
+
+    from celery.signals import worker_init
+
+    import core.tasks  # noqa: F401  (where the worker's start-up hooks are connected)
+
+    before = gc.get_freeze_count()
+    try:
+        worker_init.send(sender=None)
+        assert gc.get_freeze_count() > before
+    finally:
+        gc.unfreeze()
