@@ -15,7 +15,8 @@ from decimal import Decimal
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Exists, OuterRef, Subquery
+from django.db.models import Exists, OuterRef, Subquery, Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from accounts import selectors as account_selectors
@@ -309,8 +310,6 @@ def subscription_renew(*, subscription: Subscription, now=None) -> Subscription:
         account = lock_account(subscription.account_id)
         subscription = _renewal_rows().get(pk=subscription.pk)
         subscription.account = account
-        if subscription.credit is None:
-            subscription.credit = Decimal(0)
         today = account_today(account, now)
         if not _is_due(subscription, today):
             return subscription
@@ -418,9 +417,9 @@ def _renewal_rows():
     """Subscriptions locked (billing.locks order: their accounts are locked already),
     with what renewing them reads in the same query: whether a seat or plan change awaits
     payment (`open_changes`) and the account's credit balance in the plan's currency
-    (`credit`, None without a ledger entry). Both are read after the account's lock was
+    (`credit`, 0 without a ledger entry). Both are read after the account's lock was
     taken, and both change only under it, so they are current. The caller sets each
-    one's `account` to the row it locked, and `credit` to 0 where it is None."""
+    one's `account` to the row it locked."""
     credit = LedgerEntry.objects.filter(
         account=OuterRef("account_id"), currency=OuterRef("price__currency")
     ).order_by("-sequence")
@@ -436,7 +435,11 @@ def _renewal_rows():
                     order__status=Order.Status.AWAITING_PAYMENT,
                 )
             ),
-            credit=Subquery(credit.values("balance_after")[:1]),
+            credit=Coalesce(
+                Subquery(credit.values("balance_after")[:1]),
+                Value(Decimal(0)),
+                output_field=LedgerEntry._meta.get_field("balance_after"),
+            ),
         )
     )
 
@@ -595,7 +598,7 @@ def _renew_together(
                 lines=[line],
                 today=today,
                 terms=reads.terms_for(account, today),
-                balance=Money(subscription.credit or Decimal(0), subscription.price.currency),
+                balance=Money(subscription.credit, subscription.price.currency),
             )
             if totals.credit.amount > 0 or totals.total.amount <= 0:
                 left.append(subscription)  # credit pays first, and may pay it all
