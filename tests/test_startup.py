@@ -7,6 +7,18 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def printed(*args: str) -> list[str]:
+    """The words a fresh `python *args` prints, on the test settings."""
+    return subprocess.run(
+        [sys.executable, *args],
+        cwd=ROOT,
+        env={"DJANGO_SETTINGS_MODULE": "config.settings.test", "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+
+
 def test_start_up_leaves_out_aiohttp_yet_it_stays_importable():
     """stripe would import aiohttp (there only for localstripe) and build two TLS contexts
     in every process; config/__init__.py keeps it out of stripe's import."""
@@ -16,15 +28,7 @@ def test_start_up_leaves_out_aiohttp_yet_it_stays_importable():
         "import stripe._http_client as c; print(c._default_async_client.__name__); "
         "import aiohttp; print(bool(aiohttp.ClientSession))"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", probe],
-        cwd=ROOT,
-        env={"DJANGO_SETTINGS_MODULE": "config.settings.test", "PATH": "/usr/bin:/bin"},
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.split()
-    assert out == ["False", "NoImportFoundAsyncClient", "True"]
+    assert printed("-c", probe) == ["False", "NoImportFoundAsyncClient", "True"]
 
 
 def test_manage_py_freezes_what_start_up_built_and_keeps_collecting_the_rest():
@@ -34,15 +38,7 @@ def test_manage_py_freezes_what_start_up_built_and_keeps_collecting_the_rest():
         "import gc; print(gc.isenabled(), gc.get_freeze_count() > 100_000); "
         "print(gc.collect() >= 0)"
     )
-    out = subprocess.run(
-        [sys.executable, "manage.py", "shell", "-v", "0", "-c", probe],
-        cwd=ROOT,
-        env={"DJANGO_SETTINGS_MODULE": "config.settings.test", "PATH": "/usr/bin:/bin"},
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.split()
-    assert out == ["True", "True", "True"]
+    assert printed("manage.py", "shell", "-v", "0", "-c", probe) == ["True", "True", "True"]
 
 
 def test_a_celery_worker_freezes_what_start_up_built_before_its_pool_forks():
