@@ -51,7 +51,7 @@ def enqueue(task, *args, countdown: float | None = None, **kwargs) -> OutboxMess
     message = _message(task, args, kwargs, timezone.now(), countdown=countdown)
     message.save(force_insert=True)
     if not countdown:
-        transaction.on_commit(partial(publish, message))
+        transaction.on_commit(partial(_release, [message]))
     return message
 
 
@@ -62,7 +62,7 @@ def enqueue_many(task, calls: list[tuple]) -> list[OutboxMessage]:
     now = timezone.now()
     messages = OutboxMessage.objects.bulk_create([_message(task, args, {}, now) for args in calls])
     if messages:
-        transaction.on_commit(partial(publish_all, messages))
+        transaction.on_commit(partial(_release, messages))
     return messages
 
 
@@ -115,34 +115,64 @@ def _write_sent_marks(marks: _SentMarks) -> None:
         marks.pks.clear()
 
 
-def _sent(message: OutboxMessage) -> None:
+def _sent(messages: list[OutboxMessage]) -> None:
+    if not messages:
+        return
     marks = _SENT_MARKS.get()
     if marks is None:
-        _mark_sent(message.pk)
+        _mark_sent(*(message.pk for message in messages))
         return
     if not marks.pks:
         marks.since = time.monotonic()
-    marks.pks.append(message.pk)
+    marks.pks.extend(message.pk for message in messages)
     if time.monotonic() - marks.since >= SENT_MARKS_MAX_AGE:
         _write_sent_marks(marks)
 
 
-def publish(message: OutboxMessage) -> bool:
-    """Hand a message to the broker now. False if the broker refused it: the message
-    stays pending, for the relay."""
-    return publish_all([message]) == 1
+# The messages held by the open published_together(), if any.
+_HELD: ContextVar[list[OutboxMessage] | None] = ContextVar("outbox_held", default=None)
+
+
+@contextmanager
+def published_together():
+    """For a transaction that queues many jobs (a batch of mails, most of them
+    answered): the messages its commit releases are published when the block ends, in
+    their order, over one producer and with one "sent" UPDATE, rather than each as it
+    is queued. Wrap the transaction in it; a message whose transaction commits after
+    the block (an outer one) is published at that commit, as usual."""
+    if _HELD.get() is not None:
+        yield
+        return
+    held: list[OutboxMessage] = []
+    token = _HELD.set(held)
+    try:
+        yield
+    finally:
+        _HELD.reset(token)
+        publish_all(held)
+
+
+def _release(messages: list[OutboxMessage]) -> None:
+    """On commit: publish the messages now, or hold them for published_together()."""
+    held = _HELD.get()
+    if held is None:
+        publish_all(messages)
+    else:
+        held.extend(messages)
 
 
 def publish_all(messages: list[OutboxMessage]) -> int:
     """Hand messages to the broker now, in their order, over one producer; returns how
     many it took. The one the broker refused is marked for the relay's next run, and
     those after it stay pending: the relay publishes them once their grace is over."""
+    if not messages:
+        return 0
     app = current_app
     if app.conf.task_always_eager:
         # Tests run tasks in-process: each task runs here and its errors propagate.
         for message in messages:
             _send(app, message, producer=None)
-            _sent(message)
+            _sent([message])
         return len(messages)
     taken: list[OutboxMessage] = []
     try:
@@ -163,8 +193,7 @@ def publish_all(messages: list[OutboxMessage]) -> int:
             else "",
         )
         _mark_failed(refused, exc, wait=timedelta(0))
-    for message in taken:
-        _sent(message)
+    _sent(taken)
     return len(taken)
 
 

@@ -100,6 +100,33 @@ def test_jobs_queued_together_are_written_in_one_insert_and_published_at_the_com
         assert message.sent_at and message.done_at and message.attempts == 1
 
 
+def test_jobs_several_commits_release_inside_published_together_go_at_its_end_at_once(
+    django_capture_on_commit_callbacks,
+):
+    with _jobs_sent_to("memory://"):  # kombu's in-process broker: published, not run
+        block = outbox.published_together()
+        block.__enter__()
+        for n in range(3):
+            with django_capture_on_commit_callbacks(execute=True):  # a commit each
+                outbox.enqueue(note, n)
+        assert OutboxMessage.objects.filter(sent_at__isnull=True).count() == 3  # held
+        with CaptureQueriesContext(connection) as marks:
+            block.__exit__(None, None, None)
+    assert [query["sql"].split()[0] for query in marks] == ["UPDATE"]  # one mark for all
+    assert OutboxMessage.objects.filter(sent_at__isnull=False).count() == 3
+    assert RUNS == []
+
+
+def test_a_commit_after_published_together_ended_publishes_at_once(
+    django_capture_on_commit_callbacks,
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        with outbox.published_together():
+            outbox.enqueue(note, 1)  # its transaction is the test's: it commits later
+        assert RUNS == []
+    assert RUNS == [((1,), {})]
+
+
 def test_jobs_queued_together_that_the_broker_refuses_all_reach_the_relay(
     django_capture_on_commit_callbacks, caplog
 ):
