@@ -66,7 +66,18 @@ class UserManager(BaseUserManager):
         return self._create_user(email, password, **extra_fields)
 
     def get_by_natural_key(self, username):
-        return self.get(email__iexact=username)
+        return self.with_email(username).get()
+
+    def with_email(self, email: str):
+        """The user of this address, whatever its case, found through the index of the
+        lower-cased addresses (user_email_ci_unique), which `email__iexact` cannot use."""
+        return self.alias(email_lower=Lower("email")).filter(email_lower=email.lower())
+
+    def with_emails(self, emails):
+        """with_email for several addresses at once."""
+        return self.alias(email_lower=Lower("email")).filter(
+            email_lower__in={email.lower() for email in emails}
+        )
 
 
 class User(AbstractBaseUser, PermissionsMixin):

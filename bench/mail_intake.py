@@ -5,17 +5,20 @@ memory parsing a 30 MB mail takes.
     .venv/bin/python bench/mail_intake.py [--mails 500] [--big-mb 30] [--eager]
 
 Builds N varied mails from the .eml files of tests/refunds/mail/eml (each given a
-unique Message-ID; files over 1 MB are left out) and hands each to
-inbox.services.mail_receive (the billing mailbox) in a throwaway test database (SQLite in
-memory, or the PostgreSQL of DATABASE_URL), the raw mails written to a temporary folder
-as in production. One mail in five is a complete request from an account's owner, which
-becomes a refund request. Runs, each on its own mails:
+unique Message-ID; files over 1 MB are left out) and hands them to the billing mailbox
+as a fetch does (inbox.fetch: batches of inbox.services.BATCH mails, each stored in one
+INSERT and processed in one transaction, mail_receive_many) in a throwaway test database
+(SQLite in memory, or the PostgreSQL of DATABASE_URL), the raw mails written to a
+temporary folder as in production. One mail in five is a complete request from an
+account's owner, which becomes a refund request. Runs, each on its own mails:
 
-- stored only: the row and the raw file, the decision step skipped;
+- stored only: the rows and the raw files, the decision step skipped;
 - stored and processed, the issue's target (>= 150 mails/s on PostgreSQL, one process):
   the handler run and its answer queued, as an intake process does it: the outbox row
   committed with the outcome and handed to a broker (kombu's in-memory one), not sent
   here. The answers are then sent as a worker would, and counted: one per answered mail;
+- one by one: the same, each mail stored and processed on its own (mail_receive), as
+  the inbound webhook takes them;
 - with --eager, stored, processed and answered in-process (Celery eager, the test
   settings' default), the figure earlier versions of this bench printed.
 
@@ -157,13 +160,21 @@ def mix(shapes: list[bytes], people: list, count: int, tag: str) -> list[bytes]:
     return mails
 
 
-def run(mails: list[bytes]) -> float:
+def run(mails: list[bytes], *, one_by_one: bool = False) -> float:
+    """Seconds to take `mails` in as a fetch does (inbox.fetch: batches of
+    inbox.services.BATCH, each stored and processed together), or, `one_by_one`, as the
+    inbound webhook does (mail_receive for each)."""
+    from inbox.fetch import drain
     from inbox.services import mail_receive
 
     gc.collect()
     started, cpu = time.perf_counter(), time.process_time()
-    for raw in mails:
-        mail_receive(raw=raw, source="bench", mailbox="refunds")
+    if one_by_one:
+        for raw in mails:
+            mail_receive(raw=raw, source="bench", mailbox="refunds")
+    else:
+        counts = drain(enumerate(mails), source="bench", mailbox="refunds", remove=lambda key: None)
+        assert counts["failed"] == 0, counts
     run.cpu = time.process_time() - cpu
     return time.perf_counter() - started
 
@@ -185,12 +196,13 @@ def queued_jobs():
 def stored_only():
     from inbox import services
 
-    real = services.mail_process
+    real = services.mail_process, services.mail_process_many
     services.mail_process = lambda mail, **kwargs: mail
+    services.mail_process_many = lambda mails, **kwargs: mails
     try:
         yield
     finally:
-        services.mail_process = real
+        services.mail_process, services.mail_process_many = real
 
 
 def _rss() -> int:
@@ -337,7 +349,11 @@ def measure(args, shapes: list[bytes], requests: int) -> bool:
     print(f"database: {database}; {len(shapes)} template mails; {args.mails} mails a run")
     right = True
     with queued_jobs():
-        sets = {"queued": customers(requests), "sample": customers(10)}
+        sets = {
+            "queued": customers(requests),
+            "one by one": customers(requests),
+            "sample": customers(10),
+        }
         if args.eager:
             sets["eager"] = customers(requests)
         run([with_message_id(raw, f"warm-{i}@bench") for i, raw in enumerate(shapes)])
@@ -370,6 +386,14 @@ def measure(args, shapes: list[bytes], requests: int) -> bool:
             ok=rate >= TARGET_RATE if on_postgres else None,
         )
         right = check_answers(list(new.values_list("pk", flat=True))) and right
+
+        seconds = run(mix(shapes, sets["one by one"], args.mails, "single"), one_by_one=True)
+        report(
+            BENCH,
+            "mails processed one by one (the webhook's way)",
+            args.mails / seconds,
+            "mails/s",
+        )
 
         sample = mix(shapes, sets["sample"], 50, "sample")
         with CaptureQueriesContext(connection) as captured:

@@ -8,11 +8,18 @@ The order:
 
 The account comes first, always, and is held to the end of the transaction: it
 serialises every change to one account's money (its ledger, orders, payments, seats,
-refunds, incidents). No transaction locks two accounts, but one: a chunk of renewals
-(billing.services.subscriptions._renew_together) locks all its accounts in one
-statement, in id order, before any other row, so two chunks take them in the same
-order, and a change of one account never waits for a second account while holding the
-first. So two changes of one account never interleave, and below the account they
+refunds, incidents). No transaction locks two accounts, but two:
+
+- a chunk of renewals (billing.services.subscriptions._renew_together) locks all its
+  accounts in one statement, in id order, before any other row, so two chunks take them
+  in the same order, and a change of one account never waits for a second account while
+  holding the first;
+- a batch of inbound mails (inbox.services.mail_process_many) locks the account of each
+  mail that files a request or opens an incident, in the mails' order, which it cannot
+  know before. Against a renewal chunk holding two of those accounts in the other order
+  it can deadlock: PostgreSQL then cancels one of the two transactions, and that one is
+  redone one row at a time (the chunk one renewal per transaction, the batch one mail
+  per transaction), each locking one account. Nothing is lost; both are slower, once. So two changes of one account never interleave, and below the account they
 cannot wait on each other: billing's rows
 are locked in the order each use case meets them (an order before the subscription it
 renews, the lines a refund paid back before the subscription they paid for). Jobs and

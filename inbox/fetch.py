@@ -1,6 +1,6 @@
-"""The fetch layer: Maildir, mbox and IMAP hand each message's raw bytes to the save
-service for a mailbox (refunds, support), one message at a time, and a message leaves
-its mailbox only once `services.mail_receive` has returned (the row is committed: call
+"""The fetch layer: Maildir, mbox and IMAP hand the messages' raw bytes to the save
+service for a mailbox (refunds, support), in batches (`services.mail_receive_many`), and
+a message leaves its mailbox only once that has returned (the row is committed: call
 these outside any transaction). A mail the save service cannot take is left where it is, logged, and
 the next one goes on. Each function returns {"stored", "duplicates", "failed"}.
 """
@@ -30,7 +30,21 @@ class FetchError(Exception):
     """A mailbox that cannot be read or emptied: a bad path or URL, a lock held."""
 
 
-def _drain(
+def batches(messages: Iterable[tuple[object, bytes]], limit: int | None):
+    """The messages in batches for services.mail_receive_many: at most BATCH mails and
+    BATCH_BYTES (a bigger mail goes alone), so memory stays small."""
+    batch, size = [], 0
+    for key, raw in islice(messages, limit):
+        if batch and (len(batch) >= services.BATCH or size + len(raw) > services.BATCH_BYTES):
+            yield batch
+            batch, size = [], 0
+        batch.append((key, raw))
+        size += len(raw)
+    if batch:
+        yield batch
+
+
+def drain(
     messages: Iterable[tuple[object, bytes]],
     *,
     source: str,
@@ -38,23 +52,50 @@ def _drain(
     remove: Callable[[object], None],
     limit: int | None = None,
 ) -> dict:
+    """Hand (key, raw) messages to `mailbox` in batches, and `remove` each from its
+    mailbox once stored. Returns the counts."""
     counts = {"stored": 0, "duplicates": 0, "failed": 0}
-    for key, raw in islice(messages, limit):
+    for batch in batches(messages, limit):
         try:
-            _, created = services.mail_receive(raw=raw, source=source, mailbox=mailbox)
+            outcomes = [
+                created
+                for _, created in services.mail_receive_many(
+                    [raw for _, raw in batch], source=source, mailbox=mailbox
+                )
+            ]
         except SoftTimeLimitExceeded:  # the task's time is up: stop, the rest waits
             raise
         except Exception:
-            # It stays in the mailbox for the next run; the ones after it go on.
-            logger.exception(
-                "Mail %s from %s could not be stored; left in the mailbox", key, source
+            logger.warning(
+                "A batch of %s mails from %s could not be stored together; one by one",
+                len(batch),
+                source,
+                exc_info=True,
             )
-            counts["failed"] += 1
-            continue
-        # Stored now (or already, for a duplicate): only now may it leave the mailbox.
-        remove(key)
-        counts["stored" if created else "duplicates"] += 1
+            outcomes = [
+                _receive_one(key, raw, source=source, mailbox=mailbox) for key, raw in batch
+            ]
+        for (key, _), created in zip(batch, outcomes, strict=True):
+            if created is None:  # it stays in the mailbox for the next run
+                counts["failed"] += 1
+                continue
+            # Stored now (or already, for a duplicate): only now may it leave the mailbox.
+            remove(key)
+            counts["stored" if created else "duplicates"] += 1
     return counts
+
+
+def _receive_one(key, raw: bytes, *, source: str, mailbox: str) -> bool | None:
+    """mail_receive for one mail: whether it was new, None if it could not be stored."""
+    try:
+        _, created = services.mail_receive(raw=raw, source=source, mailbox=mailbox)
+    except SoftTimeLimitExceeded:
+        raise
+    except Exception:
+        # The ones after it go on.
+        logger.exception("Mail %s from %s could not be stored; left in the mailbox", key, source)
+        return None
+    return created
 
 
 # Maildir ----------------------------------------------------------------------------
@@ -92,7 +133,7 @@ def fetch_maildir(path, *, mailbox: str, limit: int | None = None) -> dict:
         with contextlib.suppress(KeyError, FileNotFoundError):  # already gone
             box.remove(key)
 
-    return _drain(messages(), source="maildir", mailbox=mailbox, remove=remove, limit=limit)
+    return drain(messages(), source="maildir", mailbox=mailbox, remove=remove, limit=limit)
 
 
 # mbox -------------------------------------------------------------------------------
@@ -119,7 +160,7 @@ def fetch_mbox(path, *, mailbox: str, limit: int | None = None) -> dict:
             for key in list(box.iterkeys()):  # offsets only: memory stays small
                 yield key, box.get_bytes(key)
 
-        return _drain(messages(), source="mbox", mailbox=mailbox, remove=taken.append, limit=limit)
+        return drain(messages(), source="mbox", mailbox=mailbox, remove=taken.append, limit=limit)
     finally:
         for key in taken:
             box.remove(key)
@@ -219,7 +260,7 @@ def fetch_imap(url: str, *, mailbox: str, limit: int | None = None, timeout: flo
             elif uidplus:
                 conn.uid("EXPUNGE", uid)
 
-        counts = _drain(messages(), source="imap", mailbox=mailbox, remove=remove, limit=limit)
+        counts = drain(messages(), source="imap", mailbox=mailbox, remove=remove, limit=limit)
         if not uidplus:
             conn.expunge()
         conn.close()

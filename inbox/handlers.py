@@ -12,6 +12,9 @@
 - describe(mail) -> str: what confirming does, to end a sentence ("file a refund request
   for ORD-2026-000004").
 - complete_view(model_admin, request, mail): the staff console's "complete" page.
+- batch(messages) -> context manager: entered around the handling of a batch of mails
+  (services.mail_process_many, in its transaction), for what the handler can read once
+  for all of them (their senders' users, say) rather than once per mail.
 """
 
 from collections.abc import Callable
@@ -26,6 +29,7 @@ class Handler:
     accept: Callable | None = None
     describe: Callable | None = None
     complete_view: Callable | None = None
+    batch: Callable | None = None
 
 
 HANDLERS: dict[str, Handler] = {}

@@ -12,6 +12,9 @@ import hashlib
 import logging
 import secrets
 from contextlib import contextmanager, nullcontext
+from contextvars import ContextVar
+from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 
 from django.conf import settings
 from django.core import signing
@@ -25,6 +28,7 @@ from accounts.emails import send_templated
 from accounts.errors import PortalError
 from accounts.services import audit_record, require_staff
 from core import outbox
+from core.bulk import together_or_none, update_rows
 
 from . import proof
 from .handlers import handler_for
@@ -45,21 +49,14 @@ def message_id_of(message: MailMessage, raw: bytes, digest: str | None = None) -
     return f"sha256:{digest or hashlib.sha256(raw).hexdigest()}"
 
 
-def mail_receive(
-    *, raw: bytes, source: str, mailbox: str, verdict: str = "", now=None
-) -> tuple[InboundMail, bool]:
-    """Store a mail as received (once per Message-ID), then process it. Returns the row
-    as its outcome left it (what jobs do after the commit is not in it) and whether it
-    was new. Never raises for a bad mail: it lands in triage. `verdict` is the
-    provider's own sender verdict (proof.provider_verdict), when it gave one."""
-    now = now or timezone.now()
-    handler_for(mailbox)  # an unknown mailbox is a programming error: before storing
-    message = read(raw)  # the one parse: the handler gets it too
+def _row(raw: bytes, *, source: str, mailbox: str, verdict: str, now) -> tuple:
+    """The row a mail is stored as, not saved yet, and the mail as read (the one parse:
+    the handler gets it too)."""
+    message = read(raw)
     digest = hashlib.sha256(raw).hexdigest()
-    message_id = message_id_of(message, raw, digest)
     row = InboundMail(
         mailbox=mailbox,
-        message_id=message_id,
+        message_id=message_id_of(message, raw, digest),
         source=source,
         # A name of its own, so that a duplicate's file can go without touching another's.
         raw=ContentFile(raw, name=f"{digest[:32]}-{secrets.token_hex(6)}.eml"),
@@ -69,6 +66,11 @@ def mail_receive(
         proof=proof.server_verdict(message) or verdict,
         received_at=now,
     )
+    return row, message
+
+
+def _store(row: InboundMail) -> tuple[InboundMail, bool]:
+    """Save the row, or find the one stored before under its Message-ID: (row, new)."""
     try:
         # One statement, committed on its own (autocommit); a savepoint only inside a
         # caller's transaction, so that a duplicate does not break it. The unique
@@ -77,8 +79,80 @@ def mail_receive(
             row.save(force_insert=True)
     except IntegrityError:  # stored already (or arriving twice at once)
         row.raw.delete(save=False)
-        return InboundMail.objects.get(message_id=message_id), False
+        return InboundMail.objects.get(message_id=row.message_id), False
+    return row, True
+
+
+def mail_receive(
+    *, raw: bytes, source: str, mailbox: str, verdict: str = "", now=None
+) -> tuple[InboundMail, bool]:
+    """Store a mail as received (once per Message-ID), then process it. Returns the row
+    as its outcome left it (what jobs do after the commit is not in it) and whether it
+    was new. Never raises for a bad mail: it lands in triage. `verdict` is the
+    provider's own sender verdict (proof.provider_verdict), when it gave one."""
+    now = now or timezone.now()
+    handler_for(mailbox)  # an unknown mailbox is a programming error: before storing
+    row, message = _row(raw, source=source, mailbox=mailbox, verdict=verdict, now=now)
+    row, created = _store(row)
+    if not created:
+        return row, False
     return mail_process(row, message=message, now=now), True
+
+
+# A fetch hands its mails over in batches of at most this many, and of this many bytes
+# unless one mail is bigger (it goes alone): mail_receive_many.
+BATCH = 50
+BATCH_BYTES = 8 * 1024 * 1024
+
+
+def mail_receive_many(
+    raws: list[bytes], *, source: str, mailbox: str, now=None
+) -> list[tuple[InboundMail, bool]]:
+    """mail_receive for a batch of mails that a fetch read: the new ones stored in one
+    INSERT, committed before anything else happens to them, then processed together
+    (mail_process_many). Returns (row, new) for each mail, in order; a mail seen before,
+    or twice in the batch, is (the row stored first, False)."""
+    now = now or timezone.now()
+    handler_for(mailbox)
+    built = [_row(raw, source=source, mailbox=mailbox, verdict="", now=now) for raw in raws]
+    stored = _store_many([row for row, _ in built])
+    new_rows, new_messages = [], []
+    for (row, message), (_, new) in zip(built, stored, strict=True):
+        if new:
+            new_rows.append(row)
+            new_messages.append(message)
+    processed = {row.pk: row for row in mail_process_many(new_rows, messages=new_messages, now=now)}
+    # A mail twice in the batch is, the second time, the row the first one became.
+    return [(processed.get(row.pk, row), new) for row, new in stored]
+
+
+def _store_many(rows: list[InboundMail]) -> list[tuple[InboundMail, bool]]:
+    """_store for a batch: the Message-IDs known already found in one query, the others
+    saved in one INSERT (each once, if the batch holds it twice)."""
+    known = InboundMail.objects.in_bulk([row.message_id for row in rows], field_name="message_id")
+    first: dict[str, InboundMail] = {}
+    for row in rows:
+        if row.message_id not in known:
+            first.setdefault(row.message_id, row)
+    try:
+        if first:
+            with transaction.atomic():
+                InboundMail.objects.bulk_create(first.values())
+    except IntegrityError:
+        # One arrived meanwhile through another fetch: each is stored on its own. The
+        # files were written by the INSERT that failed, and are kept or deleted there.
+        stored = {message_id: _store(row) for message_id, row in first.items()}
+    else:
+        stored = {message_id: (row, True) for message_id, row in first.items()}
+    out = []
+    for row in rows:
+        if row.message_id in known:
+            out.append((known[row.message_id], False))
+        elif first[row.message_id] is row:
+            out.append(stored[row.message_id])
+        else:  # twice in the batch: the first one stands
+            out.append((stored[row.message_id][0], False))
+    return out
 
 
 def mail_process(mail: InboundMail, *, message: MailMessage | None = None, now=None) -> InboundMail:
@@ -86,8 +160,7 @@ def mail_process(mail: InboundMail, *, message: MailMessage | None = None, now=N
     the row as the outcome left it."""
     now = now or timezone.now()
     if message is None:
-        with mail.raw.open("rb") as file:
-            message = read(file.read())
+        message = _read_stored(mail)
     try:
         with transaction.atomic():
             locked = InboundMail.objects.select_for_update().get(pk=mail.pk)
@@ -107,18 +180,133 @@ def mail_process(mail: InboundMail, *, message: MailMessage | None = None, now=N
         return mail
 
 
+def mail_process_many(
+    mails: list[InboundMail], *, messages: list[MailMessage] | None = None, now=None
+) -> list[InboundMail]:
+    """mail_process for several stored mails, in one transaction: their rows locked in
+    one statement, each mail handled in turn, what they settled written together (one
+    executemany per set of fields), and the jobs they queued (their answers) written in
+    one INSERT and published together once it commits. If anything in it fails, all of it is rolled back and the mails are
+    processed one by one (mail_process), so that one bad mail never holds back the
+    others. Returns the rows as their outcomes left them, in order.
+
+    The refund and support handlers lock the account they file for (billing.locks); a
+    batch holds those locks, in the mails' order, until it commits (see billing.locks).
+    """
+    now = now or timezone.now()
+    messages = messages if messages is not None else [None] * len(mails)
+    if len(mails) < 2:
+        return [
+            mail_process(m, message=msg, now=now) for m, msg in zip(mails, messages, strict=True)
+        ]
+    rows = together_or_none(
+        lambda: _process_together(mails, messages, now),
+        what="Inbound mails",
+        first=mails[0].pk,
+        last=mails[-1].pk,
+    )
+    if rows is None:
+        rows = [
+            mail_process(m, message=msg, now=now) for m, msg in zip(mails, messages, strict=True)
+        ]
+    return rows
+
+
+def _process_together(mails: list[InboundMail], messages: list, now) -> list[InboundMail]:
+    with outbox.published_together(), transaction.atomic():
+        locked = {
+            row.pk: row
+            for row in InboundMail.objects.select_for_update()
+            .filter(pk__in=[mail.pk for mail in mails])
+            .order_by("pk")
+        }
+        rows = [locked[mail.pk] for mail in mails]
+        messages = [
+            message or _read_stored(row) for row, message in zip(rows, messages, strict=True)
+        ]
+        handlers = {handler_for(row.mailbox) for row in rows}
+        handler = handlers.pop() if len(handlers) == 1 else None
+        with (
+            _together() as batch,
+            handler.batch(messages) if handler and handler.batch else nullcontext(),
+        ):
+            for row, message in zip(rows, messages, strict=True):
+                if row.status == InboundMail.Status.RECEIVED:
+                    with _settled_once(row, into=batch.settled):
+                        handler_for(row.mailbox).handle(row, message, now)
+    return rows
+
+
+def _read_stored(mail: InboundMail) -> MailMessage:
+    with mail.raw.open("rb") as file:
+        return read(file.read())
+
+
 @contextmanager
-def _settled_once(mail: InboundMail):
+def _settled_once(mail: InboundMail, *, into: list | None = None):
     """What the handler settles (mail_settle, mail_answer...) is written in one UPDATE
-    when it returns, rather than one per call: the same transaction, fewer queries."""
+    when it returns, rather than one per call: the same transaction, fewer queries.
+    With `into` (a batch's), it is left there to be written with the batch's."""
     mail._settling = {}
     try:
         yield
         fields = mail._settling
     finally:
         del mail._settling
-    if fields:
+    if not fields:
+        return
+    if into is None:
         InboundMail.objects.filter(pk=mail.pk).update(**fields)
+    else:
+        into.append((mail, fields))
+
+
+@dataclass
+class _Batch:
+    """What the mails of a batch settled, and the jobs they queued (their answers and
+    confirmation links), written when the batch's handling ends: the rows that settled
+    the same fields in one executemany, each task's jobs in one INSERT."""
+
+    settled: list[tuple[InboundMail, dict]] = dataclass_field(default_factory=list)
+    jobs: dict = dataclass_field(default_factory=dict)  # task -> [mail id, ...]
+
+    def write_settled(self) -> None:
+        groups: dict[tuple, list[InboundMail]] = {}
+        for mail, fields in self.settled:
+            groups.setdefault(tuple(sorted(fields)), []).append(mail)
+        for names, rows in groups.items():
+            update_rows(rows, names)
+        self.settled.clear()
+
+    def write_jobs(self) -> None:
+        for task, mail_ids in self.jobs.items():
+            outbox.enqueue_many(task, [(mail_id,) for mail_id in mail_ids])
+        self.jobs.clear()
+
+
+# The batch being handled (mail_process_many), if any.
+_BATCH: ContextVar[_Batch | None] = ContextVar("inbox_batch", default=None)
+
+
+@contextmanager
+def _together():
+    batch = _Batch()
+    token = _BATCH.set(batch)
+    try:
+        yield batch
+    finally:
+        _BATCH.reset(token)
+    batch.write_settled()
+    batch.write_jobs()
+
+
+def _queue(task, mail_id: int) -> None:
+    """A mail's job (its answer, its confirmation link), queued with the outcome."""
+    batch = _BATCH.get()
+    if batch is None:
+        outbox.enqueue(task, mail_id)
+    else:
+        batch.jobs.setdefault(task, []).append(mail_id)
 
 
 def mail_process_stale(now=None) -> int:
@@ -167,7 +355,7 @@ def mail_answer(mail: InboundMail, *, body: str, subject: str = "") -> None:
         return
     subject = subject or (f"Re: {mail.subject}" if mail.subject else "Your mail")
     mail_settle(mail, mail.status, answer_subject=" ".join(subject.split())[:200], answer=body)
-    outbox.enqueue(send_mail_answer, mail.pk)
+    _queue(send_mail_answer, mail.pk)
 
 
 def _claim(mail_id: int, field: str) -> InboundMail | None:
@@ -224,7 +412,7 @@ def mail_await_confirmation(mail: InboundMail, *, user, account, reasons=()) -> 
         reasons=list(reasons)
         or ["The sender is not proven: waiting for the account to confirm the mail."],
     )
-    outbox.enqueue(send_mail_confirmation, mail.pk)
+    _queue(send_mail_confirmation, mail.pk)
 
 
 def confirm_token(mail: InboundMail) -> str:
@@ -345,6 +533,9 @@ def thread_of_references(mailbox: str, references) -> str | None:
     refs = [ref[:998] for ref in references if ref]
     if not refs:
         return None
+    batch = _BATCH.get()
+    if batch and not {mail.message_id for mail, _ in batch.settled}.isdisjoint(refs):
+        batch.write_settled()  # it quotes a mail of its batch, not written yet
     return (
         InboundMail.objects.filter(mailbox=mailbox, message_id__in=refs)
         .exclude(thread="")

@@ -509,18 +509,15 @@ def refund_request_submit(
                 )
         if full_order:
             lines = whole_orders(lines)
-        line = (
+        taken = (
             RefundLine.objects.filter(
                 order_line__in=lines, request__state__in=RefundRequest.OPEN_STATES
             )
-            .select_related("request", "order_line")
+            .values_list("order_line__description", "request__number")
             .first()
         )
-        if line is not None:
-            raise PortalError(
-                f"“{line.order_line.description}” is already in {line.request.number}.",
-                field="lines",
-            )
+        if taken is not None:
+            raise PortalError(f"“{taken[0]}” is already in {taken[1]}.", field="lines")
         today = account_today(account, now)
         decisions = decisions_for(
             account=account,

@@ -141,7 +141,7 @@ def handle(mail: InboundMail, message: MailMessage, now) -> None:
         mail_settle(mail, _S.IGNORED, reasons=["no sender to answer"])
         _record(mail, "ignored", reason="no sender to answer")
         return
-    user = User.objects.filter(email__iexact=message.sender_email, is_active=True).first()
+    user = User.objects.with_email(message.sender_email).filter(is_active=True).first()
     incident = _thread_of(message)
     if incident is not None:
         if (

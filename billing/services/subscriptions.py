@@ -25,6 +25,7 @@ from accounts.errors import PortalError
 from accounts.models import Account
 from accounts.services import audit_batch, audit_record
 from core import outbox
+from core.bulk import together_or_none
 
 from ..locks import lock_account, lock_subscription
 from ..models import (
@@ -530,18 +531,12 @@ def subscriptions_renew_chunk(*, ids: list[int], now=None) -> int:
     # are written together (core.outbox.sent_marks_batch).
     try:
         with outbox.sent_marks_batch():
-            try:
-                changed, left = _renew_together(subscriptions, now=now, reads=reads)
-            except SoftTimeLimitExceeded:
-                raise
-            except Exception:
-                logger.warning(
-                    "Renewing chunk %s..%s together failed; renewing one by one",
-                    subscriptions[0].pk,
-                    subscriptions[-1].pk,
-                    exc_info=True,
-                )
-                left = subscriptions
+            changed, left = together_or_none(
+                lambda: _renew_together(subscriptions, now=now, reads=reads),
+                what="Renewals of subscriptions",
+                first=subscriptions[0].pk,
+                last=subscriptions[-1].pk,
+            ) or (0, subscriptions)
             for before in left:
                 try:
                     after = subscription_renew(subscription=before, now=now)

@@ -15,9 +15,13 @@ that records the outcome; answers are sent once that is committed.
 """
 
 import logging
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Prefetch, prefetch_related_objects
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
@@ -26,7 +30,7 @@ from accounts.errors import PortalError
 from accounts.models import Membership, User
 from accounts.selectors import BILLING_ROLES, acts_on_billing
 from accounts.uploads import mail_uploads
-from billing.models import Order
+from billing.models import Order, OrderLine
 from inbox import proof
 from inbox.handlers import Handler
 from inbox.models import InboundMail
@@ -57,7 +61,7 @@ def _parsed(mail: InboundMail) -> tuple[MailMessage, ParsedMail]:
 
 
 def handle(mail: InboundMail, message: MailMessage, now) -> None:
-    parsed = parse_message(message)
+    parsed = _parse(message)
     mail_settle(mail, _S.RECEIVED, parsed=parsed.as_dict() | {"body": parsed.body[:20_000]})
     if parsed.is_auto:
         mail_settle(mail, _S.AUTO, reasons=[parsed.auto_reason or "auto-reply"])
@@ -73,10 +77,87 @@ def handle(mail: InboundMail, message: MailMessage, now) -> None:
         _new_request(mail, parsed, user, now)
 
 
+@dataclass(frozen=True)
+class _Batch:
+    """What a batch of mails needs, read once for all of them (see `batch`)."""
+
+    parsed: dict  # id() of each mail as read -> its refund fields
+    addresses: frozenset[str]  # the senders' addresses (lower-cased) looked up
+    users: dict  # address -> the active user of it, for those who have one
+    billing: dict  # user id -> ids of the accounts whose billing they act on
+    numbers: frozenset[str]  # the order numbers looked up
+    orders: dict  # number -> the order, with its account and its lines
+
+
+_BATCH: ContextVar[_Batch | None] = ContextVar("refund_mail_batch", default=None)
+LINES = Prefetch("lines", queryset=OrderLine.objects.select_related("product"))
+
+
+@contextmanager
+def batch(messages: list[MailMessage]):
+    """A batch of mails (inbox.handlers.Handler.batch): their senders' active users, the
+    accounts whose billing each acts on and the orders the mails name, read in four
+    queries for all of them rather than in up to four per mail."""
+    parsed = {id(message): parse_message(message) for message in messages}
+    addresses = frozenset(p.sender_email.lower() for p in parsed.values() if p.sender_email)
+    users = {
+        user.email.lower(): user
+        for user in User.objects.with_emails(addresses).filter(is_active=True)
+    }
+    billing: dict[int, set[int]] = {user.pk: set() for user in users.values()}
+    for user_id, account_id in Membership.objects.filter(
+        user__in=list(users.values()), is_active=True, role__in=BILLING_ROLES
+    ).values_list("user_id", "account_id"):
+        billing[user_id].add(account_id)
+    numbers = frozenset(p.order_number for p in parsed.values() if p.order_number)
+    orders = {
+        order.number: order
+        for order in Order.objects.filter(number__in=numbers)
+        .select_related("account")
+        .prefetch_related(LINES)
+    }
+    token = _BATCH.set(
+        _Batch(
+            parsed=parsed,
+            addresses=addresses,
+            users=users,
+            billing=billing,
+            numbers=numbers,
+            orders=orders,
+        )
+    )
+    try:
+        yield
+    finally:
+        _BATCH.reset(token)
+
+
+def _parse(message: MailMessage) -> ParsedMail:
+    known = _BATCH.get()
+    if known is not None and id(message) in known.parsed:
+        return known.parsed[id(message)]
+    return parse_message(message)
+
+
 def _user_for(parsed: ParsedMail) -> User | None:
     if not parsed.sender_email:
         return None
-    return User.objects.filter(email__iexact=parsed.sender_email, is_active=True).first()
+    known = _BATCH.get()
+    if known is not None and parsed.sender_email.lower() in known.addresses:
+        return known.users.get(parsed.sender_email.lower())
+    return User.objects.with_email(parsed.sender_email).filter(is_active=True).first()
+
+
+def _billing_accounts(user: User) -> set[int]:
+    """The ids of the accounts whose billing `user` acts on."""
+    known = _BATCH.get()
+    if known is not None and user.pk in known.billing:
+        return known.billing[user.pk]
+    return set(
+        Membership.objects.filter(user=user, is_active=True, role__in=BILLING_ROLES).values_list(
+            "account_id", flat=True
+        )
+    )
 
 
 def _thread_of(message: MailMessage, parsed: ParsedMail) -> RefundRequest | None:
@@ -158,7 +239,11 @@ def _order_of(parsed: ParsedMail, user, billing_accounts=None) -> Order | None:
     (`billing_accounts`: the ids of the accounts they do, when already known)."""
     if not parsed.order_number:
         return None
-    order = Order.objects.filter(number=parsed.order_number).select_related("account").first()
+    known = _BATCH.get()
+    if known is not None and parsed.order_number in known.numbers:
+        order = known.orders.get(parsed.order_number)
+    else:
+        order = Order.objects.filter(number=parsed.order_number).select_related("account").first()
     if order is None:
         return None
     if billing_accounts is not None:
@@ -169,13 +254,7 @@ def _order_of(parsed: ParsedMail, user, billing_accounts=None) -> Order | None:
 def _new_request(mail, parsed, user, now) -> None:
     # Who may ask comes first, and the answers reveal nothing: a stranger hears the same
     # thing whether or not an order exists, and a customer learns only of their own.
-    billing_accounts = set()
-    if user is not None:
-        billing_accounts = set(
-            Membership.objects.filter(
-                user=user, is_active=True, role__in=BILLING_ROLES
-            ).values_list("account_id", flat=True)
-        )
+    billing_accounts = _billing_accounts(user) if user is not None else set()
     if not billing_accounts:
         _triage(
             mail, ["The sender is not an owner or billing admin of any account."], tell="sender"
@@ -204,7 +283,8 @@ def _new_request(mail, parsed, user, now) -> None:
 
 def _lines(parsed: ParsedMail, order: Order) -> list[int]:
     """The purchases the mail names on a multi-item order, else all of them."""
-    purchases = [line for line in order.lines.select_related("product") if line.amount > 0]
+    prefetch_related_objects([order], LINES)  # read with the batch's orders, or now
+    purchases = [line for line in order.lines.all() if line.amount > 0]
     named = named_items(
         parsed.body,
         {line.pk: [line.description, line.product.name] for line in purchases},
@@ -297,7 +377,7 @@ def mail_complete(
     order = Order.objects.filter(number=order_number.strip().upper()).first()
     if order is None:
         raise PortalError(f"No order {order_number}.", field="order_number")
-    user = User.objects.filter(email__iexact=requester_email.strip()).first()
+    user = User.objects.with_email(requester_email.strip()).first()
     if user is None or not acts_on_billing(user=user, account=order.account):
         raise PortalError(
             f"{requester_email} is not an owner or billing admin of {order.account.name}.",
@@ -335,6 +415,7 @@ def handler() -> Handler:
         accept=accept,
         describe=describe,
         complete_view=complete_view,
+        batch=batch,
     )
 
 

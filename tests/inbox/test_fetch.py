@@ -148,14 +148,22 @@ def test_an_mbox_is_fetched_the_same_and_rewritten_empty(inbox, tmp_path):
 
 
 def fail_on(monkeypatch, marker: bytes):
-    real = services.mail_receive
+    """The mail holding `marker` cannot be stored (its file, say): nor can a batch that
+    holds it, which the fetch then hands over one mail at a time."""
+    real, real_many = services.mail_receive, services.mail_receive_many
 
     def receive(*, raw, source, mailbox, now=None):
         if marker in raw:
             raise RuntimeError("disk full")
         return real(raw=raw, source=source, mailbox=mailbox, now=now)
 
+    def receive_many(raws, *, source, mailbox, now=None):
+        if any(marker in raw for raw in raws):
+            raise RuntimeError("disk full")
+        return real_many(raws, source=source, mailbox=mailbox, now=now)
+
     monkeypatch.setattr(services, "mail_receive", receive)
+    monkeypatch.setattr(services, "mail_receive_many", receive_many)
 
 
 def test_a_mail_that_cannot_be_stored_stays_in_the_maildir_and_the_rest_go_on(
@@ -315,11 +323,12 @@ def test_imap_flags_a_mail_deleted_only_after_it_is_stored(inbox, monkeypatch, u
     assert seen == {"host": "mail.example", "port": 993, "verifies": True}
     assert server.log[0] == ("LOGIN", "billing@vendor.example", "p:ss")
     assert server.flagged_after_store == [True] * 6
-    # Read with PEEK, then flagged, one message at a time.
+    # Read with PEEK (the six make one batch), then, once the batch is stored, each is
+    # flagged.
     commands = [entry[0] for entry in server.log[3:]]
-    per_mail = ["FETCH", "STORE", "EXPUNGE"] if uidplus else ["FETCH", "STORE"]
+    per_mail = ["STORE", "EXPUNGE"] if uidplus else ["STORE"]
     tail = ["CLOSE", "LOGOUT"] if uidplus else ["EXPUNGE", "CLOSE", "LOGOUT"]
-    assert commands == per_mail * 6 + tail
+    assert commands == ["FETCH"] * 6 + per_mail * 6 + tail
     assert all(entry[2] == "(BODY.PEEK[])" for entry in server.log if entry[0] == "FETCH")
     assert server.mails == {}
 
