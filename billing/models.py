@@ -256,6 +256,19 @@ class Subscription(models.Model):
             models.CheckConstraint(condition=Q(quantity__gte=1), name="subscription_quantity_min"),
         ]
         indexes = [
+            # An account's subscriptions of a kind (its plan, its support contract: a few
+            # prices), newest first, without reading its thousand add-ons.
+            models.Index(
+                fields=["account", "price", "-created_at"], name="subscription_account_price"
+            ),
+            # An account's next renewal day and what renews on it (selectors.next_charge),
+            # read from the index alone, however many add-ons renew that day.
+            models.Index(
+                fields=["account", "current_period_end"],
+                name="subscription_account_renewal",
+                condition=Q(status__in=["active", "trialing"], cancel_at_period_end=False),
+                include=["price", "pending_price", "quantity"],
+            ),
             # The reminder sweep's windows (services/reminders.py) over live periods.
             models.Index(
                 fields=["current_period_end"],

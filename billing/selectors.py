@@ -11,10 +11,10 @@ from decimal import Decimal
 from django.conf import settings
 from django.db.models import (
     Case,
-    Exists,
+    Count,
     F,
     IntegerField,
-    OuterRef,
+    Min,
     Prefetch,
     Q,
     Sum,
@@ -210,7 +210,8 @@ def order_unpaid_list(*, account: Account):
 class NextCharge:
     on: date  # the day the renewals are charged
     total: Money  # tax included, before any credit
-    what: list[str]  # the products renewed that day
+    what: list[str]  # the products renewed that day, each once, with its count if > 1
+    renewals: int  # how many subscriptions renew that day
 
 
 def next_charge(*, account: Account, today: date) -> NextCharge | None:
@@ -228,8 +229,8 @@ def next_charge(*, account: Account, today: date) -> NextCharge | None:
         return None
     on = first.current_period_end
     currency = (first.pending_price or first.price).currency
-    # Every subscription renewing that day is summed: read as plain rows, not models
-    # (an account with a thousand add-ons renews them all on one day).
+    # Every subscription renewing that day is summed, in groups of one product, price
+    # and quantity (an account with a thousand add-ons renews them all on one day).
     due = (
         live.filter(current_period_end=on)
         .annotate(
@@ -239,18 +240,28 @@ def next_charge(*, account: Account, today: date) -> NextCharge | None:
             renew_name=Coalesce("pending_price__product__name", "price__product__name"),
         )
         .filter(renew_currency=currency)
-        .order_by("current_period_end", "id")
-        .values_list("quantity", "renew_amount", "renew_scheme", "renew_name")
+        .values("renew_name", "renew_amount", "renew_scheme", "quantity")
+        .annotate(renewals=Count("id"), first=Min("id"))
+        .order_by("first")
     )
-    what, charges = [], Counter()
-    for quantity, amount, scheme, name in due:
-        charges[amount * (quantity if scheme == Price.Scheme.PER_SEAT else 1)] += 1
-        what.append(name)
+    names, charges = Counter(), Counter()
+    for row in due:
+        per = row["quantity"] if row["renew_scheme"] == Price.Scheme.PER_SEAT else 1
+        charges[row["renew_amount"] * per] += row["renewals"]
+        names[row["renew_name"]] += row["renewals"]
     net = Money.zero(currency)
     for charge, times in charges.items():  # each subscription's charge rounded, as billed
         net = net + Money(charge, currency).rounded() * times
     _, total, _ = tax_preview(account, net, on)
-    return NextCharge(on=on, total=total, what=what)
+    return NextCharge(
+        on=on,
+        total=total,
+        what=[
+            name if times == 1 else f"{name} \N{MULTIPLICATION SIGN} {times:,}"
+            for name, times in names.items()
+        ],
+        renewals=sum(names.values()),
+    )
 
 
 def line_refunds(*, line_ids) -> dict[int, list[LineRefund]]:
@@ -571,15 +582,13 @@ def support_contract(account: Account) -> Subscription | None:
     """The account's support contract for its licences: the newest one."""
 
     # A contract that never started (its first order cancelled) does not count, and a
-    # running one wins over one that ended.
-    started = OrderLine.objects.filter(
-        subscription=OuterRef("pk"), effect=OrderLine.Effect.START, order__paid_at__isnull=False
-    )
-    return (
+    # running one wins over one that ended. The account's few contracts are read first
+    # (index subscription_account_price), then whether they started: one EXISTS over
+    # the order lines let PostgreSQL scan every account's lines for a 'start'.
+    contracts = list(
         Subscription.objects.support_contracts()
         .filter(account=account)
         .exclude(status=Subscription.Status.PENDING)
-        .filter(Exists(started))
         .annotate(
             rank=Case(
                 When(status=Subscription.Status.ACTIVE, then=Value(0)),
@@ -590,8 +599,17 @@ def support_contract(account: Account) -> Subscription | None:
         )
         .select_related("price__product")
         .order_by("rank", "-created_at", "-id")
-        .first()
     )
+    if not contracts:
+        return None
+    started = set(
+        OrderLine.objects.filter(
+            subscription__in=contracts,
+            effect=OrderLine.Effect.START,
+            order__paid_at__isnull=False,
+        ).values_list("subscription_id", flat=True)
+    )
+    return next((contract for contract in contracts if contract.pk in started), None)
 
 
 def support_is_active(contract: Subscription | None, today: date) -> bool:
