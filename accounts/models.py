@@ -69,12 +69,13 @@ class UserManager(BaseUserManager):
         return self.with_email(username).get()
 
     def with_email(self, email: str):
-        """The user of this address, whatever its case, found through the index of the
-        lower-cased addresses (user_email_ci_unique), which `email__iexact` cannot use."""
-        return self.alias(email_lower=Lower("email")).filter(email_lower=email.lower())
+        """The user of this address, whatever its case."""
+        return self.with_emails([email])
 
     def with_emails(self, emails):
-        """with_email for several addresses at once."""
+        """The users of these addresses, whatever their case, found through the index of
+        the lower-cased addresses (user_email_ci_unique), which `email__iexact` cannot
+        use."""
         return self.alias(email_lower=Lower("email")).filter(
             email_lower__in={email.lower() for email in emails}
         )

@@ -174,6 +174,17 @@ def billing_accounts_q(*, user, prefix: str = "") -> Q:
     )
 
 
+def billing_account_ids(*, users) -> dict[int, set[int]]:
+    """For each of `users`, the ids of the accounts whose billing they act on: one query
+    for all of them (a batch of mails reads its senders' at once)."""
+    found: dict[int, set[int]] = {user.pk: set() for user in users}
+    for user_id, account_id in Membership.objects.filter(
+        user__in=list(users), is_active=True, role__in=BILLING_ROLES
+    ).values_list("user_id", "account_id"):
+        found[user_id].add(account_id)
+    return found
+
+
 def acts_on_billing(*, user, account: Account) -> bool:
     """Owners and billing admins act on an account's billing (and ask for its refunds)."""
     return Membership.objects.filter(

@@ -186,26 +186,25 @@ def mail_process_many(
     """mail_process for several stored mails, in one transaction: their rows locked in
     one statement, each mail handled in turn, what they settled written together (one
     executemany per set of fields), and the jobs they queued (their answers) written in
-    one INSERT and published together once it commits. If anything in it fails, all of it is rolled back and the mails are
-    processed one by one (mail_process), so that one bad mail never holds back the
-    others. Returns the rows as their outcomes left them, in order.
+    one INSERT and published together once it commits. If anything in it fails, all of
+    it is rolled back and the mails are processed one by one (mail_process), so that
+    one bad mail never holds back the others. Returns the rows as their outcomes left
+    them, in order.
 
     The refund and support handlers lock the account they file for (billing.locks); a
     batch holds those locks, in the mails' order, until it commits (see billing.locks).
     """
     now = now or timezone.now()
     messages = messages if messages is not None else [None] * len(mails)
-    if len(mails) < 2:
-        return [
-            mail_process(m, message=msg, now=now) for m, msg in zip(mails, messages, strict=True)
-        ]
-    rows = together_or_none(
-        lambda: _process_together(mails, messages, now),
-        what="Inbound mails",
-        first=mails[0].pk,
-        last=mails[-1].pk,
-    )
-    if rows is None:
+    rows = None
+    if len(mails) > 1:
+        rows = together_or_none(
+            lambda: _process_together(mails, messages, now),
+            what="Inbound mails",
+            first=mails[0].pk,
+            last=mails[-1].pk,
+        )
+    if rows is None:  # one mail, or the batch failed
         rows = [
             mail_process(m, message=msg, now=now) for m, msg in zip(mails, messages, strict=True)
         ]

@@ -27,8 +27,8 @@ from django.urls import reverse
 from django.utils import timezone
 
 from accounts.errors import PortalError
-from accounts.models import Membership, User
-from accounts.selectors import BILLING_ROLES, acts_on_billing
+from accounts.models import User
+from accounts.selectors import acts_on_billing, billing_account_ids
 from accounts.uploads import mail_uploads
 from billing.models import Order, OrderLine
 from inbox import proof
@@ -104,11 +104,7 @@ def batch(messages: list[MailMessage]):
         user.email.lower(): user
         for user in User.objects.with_emails(addresses).filter(is_active=True)
     }
-    billing: dict[int, set[int]] = {user.pk: set() for user in users.values()}
-    for user_id, account_id in Membership.objects.filter(
-        user__in=list(users.values()), is_active=True, role__in=BILLING_ROLES
-    ).values_list("user_id", "account_id"):
-        billing[user_id].add(account_id)
+    billing = billing_account_ids(users=list(users.values()))
     numbers = frozenset(p.order_number for p in parsed.values() if p.order_number)
     orders = {
         order.number: order
@@ -153,11 +149,7 @@ def _billing_accounts(user: User) -> set[int]:
     known = _BATCH.get()
     if known is not None and user.pk in known.billing:
         return known.billing[user.pk]
-    return set(
-        Membership.objects.filter(user=user, is_active=True, role__in=BILLING_ROLES).values_list(
-            "account_id", flat=True
-        )
-    )
+    return billing_account_ids(users=[user])[user.pk]
 
 
 def _thread_of(message: MailMessage, parsed: ParsedMail) -> RefundRequest | None:
